@@ -1,0 +1,17 @@
+//! sea-orm entities, one module per table.
+
+pub mod prelude;
+
+pub mod api_keys;
+pub mod coupon_events;
+pub mod coupons;
+pub mod customers;
+pub mod idempotency_keys;
+pub mod import_issues;
+pub mod imports;
+pub mod market_products;
+pub mod orgs;
+pub mod outbox;
+pub mod points_ledger;
+pub mod pools;
+pub mod redemptions;

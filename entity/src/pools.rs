@@ -1,0 +1,37 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "pools")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub org_id: i64,
+    pub name: String,
+    pub source: String,
+    pub pattern: Option<String>,
+    pub discount_type: String,
+    pub value: Option<i64>,
+    pub currency: Option<String>,
+    pub gift_card_min_value: Option<i64>,
+    pub gift_card_min_redemption: Option<i64>,
+    pub purchase_min: Option<i64>,
+    pub starts_at: Option<DateTimeUtc>,
+    pub ends_at: Option<DateTimeUtc>,
+    pub state: String,
+    pub code_options: Json,
+    pub issuance: Json,
+    pub redemption: Json,
+    pub expiry: Json,
+    pub reminders: Json,
+    pub remote: Option<Json>,
+    pub claimed: bool,
+    pub generation_key: Option<String>,
+    pub generated_count: i64,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

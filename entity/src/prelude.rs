@@ -1,0 +1,13 @@
+pub use super::api_keys::Entity as ApiKeys;
+pub use super::coupon_events::Entity as CouponEvents;
+pub use super::coupons::Entity as Coupons;
+pub use super::customers::Entity as Customers;
+pub use super::idempotency_keys::Entity as IdempotencyKeys;
+pub use super::import_issues::Entity as ImportIssues;
+pub use super::imports::Entity as Imports;
+pub use super::market_products::Entity as MarketProducts;
+pub use super::orgs::Entity as Orgs;
+pub use super::outbox::Entity as Outbox;
+pub use super::points_ledger::Entity as PointsLedger;
+pub use super::pools::Entity as Pools;
+pub use super::redemptions::Entity as Redemptions;

@@ -1,0 +1,28 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "redemptions")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub org_id: i64,
+    pub coupon_id: i64,
+    pub pool_id: i64,
+    pub customer_id: Option<i64>,
+    pub store_id: Option<String>,
+    pub zone: Option<String>,
+    pub concept: Option<String>,
+    pub till: Option<String>,
+    pub basket_total: i64,
+    pub currency: Option<String>,
+    pub discount: i64,
+    pub active: bool,
+    pub reserved_until: Option<DateTimeUtc>,
+    pub redeemed_at: DateTimeUtc,
+    pub reversed_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,40 @@
+//! Schema migrations, one file per table, applied in order by `coupond migrate` and at start-up.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_create_orgs;
+mod m20261121_000002_create_api_keys;
+mod m20261121_000003_create_pools;
+mod m20261121_000004_create_customers;
+mod m20261121_000005_create_coupons;
+mod m20261121_000006_create_points_ledger;
+mod m20261121_000007_create_market_products;
+mod m20261121_000008_create_redemptions;
+mod m20261121_000009_create_coupon_events;
+mod m20261121_000010_create_imports;
+mod m20261121_000011_create_import_issues;
+mod m20261121_000012_create_outbox;
+mod m20261121_000013_create_idempotency_keys;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261121_000001_create_orgs::Migration),
+            Box::new(m20261121_000002_create_api_keys::Migration),
+            Box::new(m20261121_000003_create_pools::Migration),
+            Box::new(m20261121_000004_create_customers::Migration),
+            Box::new(m20261121_000005_create_coupons::Migration),
+            Box::new(m20261121_000006_create_points_ledger::Migration),
+            Box::new(m20261121_000007_create_market_products::Migration),
+            Box::new(m20261121_000008_create_redemptions::Migration),
+            Box::new(m20261121_000009_create_coupon_events::Migration),
+            Box::new(m20261121_000010_create_imports::Migration),
+            Box::new(m20261121_000011_create_import_issues::Migration),
+            Box::new(m20261121_000012_create_outbox::Migration),
+            Box::new(m20261121_000013_create_idempotency_keys::Migration),
+        ]
+    }
+}

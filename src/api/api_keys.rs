@@ -1,0 +1,143 @@
+//! `/v1/api-keys`: scoped keys of the caller's org (admin only).
+
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
+
+use super::{
+    ApiTags, AppState,
+    auth::ApiKeyAuth,
+    error::{ApiError, ApiResult},
+};
+use crate::{domain::api_key::Scope, store};
+
+#[derive(Object)]
+pub struct CreateApiKey {
+    /// What the key is for, e.g. "checkout eu-west".
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub name: String,
+    /// At least one of admin, pos, workflow, market, remote.
+    pub scopes: Vec<Scope>,
+    /// The pool a `remote` key issues from.
+    pub pool_id: Option<i64>,
+    /// When set, requests made with this key must be signed with it (HMAC-SHA256).
+    #[oai(validator(min_length = 16, max_length = 256))]
+    pub signing_secret: Option<String>,
+}
+
+/// A key as listed: never its secret.
+#[derive(Object)]
+pub struct ApiKey {
+    pub id: i64,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub pool_id: Option<i64>,
+    /// The first characters of the key, to tell keys apart.
+    pub key_hint: String,
+    /// Whether requests must be signed.
+    pub signed: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A key just created: the only response that ever carries the secret.
+#[derive(Object)]
+pub struct CreatedApiKey {
+    #[oai(flatten)]
+    pub key: ApiKey,
+    /// The secret to send as `Authorization: Bearer <api_key>`. Shown once.
+    pub api_key: String,
+}
+
+#[derive(Object)]
+pub struct ApiKeyList {
+    pub items: Vec<ApiKey>,
+}
+
+#[derive(ApiResponse)]
+pub enum CreateApiKeyResponse {
+    /// The key was created.
+    #[oai(status = 201)]
+    Created(Json<CreatedApiKey>),
+}
+
+#[derive(ApiResponse)]
+pub enum RevokeApiKeyResponse {
+    /// The key was revoked and no longer authenticates.
+    #[oai(status = 204)]
+    Revoked,
+}
+
+impl From<entity::api_keys::Model> for ApiKey {
+    fn from(m: entity::api_keys::Model) -> ApiKey {
+        ApiKey {
+            scopes: store::api_keys::scopes_of(&m),
+            id: m.id,
+            name: m.name,
+            pool_id: m.pool_id,
+            key_hint: m.key_hint,
+            signed: m.signing_secret.is_some(),
+            created_at: m.created_at,
+        }
+    }
+}
+
+pub struct ApiKeysApi;
+
+#[OpenApi(prefix_path = "/v1/api-keys", tag = "ApiTags::ApiKeys")]
+impl ApiKeysApi {
+    /// Creates a scoped key for the caller's org. The secret is in this response only.
+    #[oai(path = "/", method = "post", operation_id = "createApiKey")]
+    async fn create(
+        &self,
+        auth: ApiKeyAuth,
+        state: Data<&AppState>,
+        body: Json<CreateApiKey>,
+    ) -> ApiResult<CreateApiKeyResponse> {
+        auth.0.require(Scope::Admin)?;
+        let body = body.0;
+        if body.scopes.is_empty() {
+            return Err(ApiError::invalid("scopes", "give at least one scope"));
+        }
+        let (row, secret) = store::api_keys::create(
+            &state.db,
+            store::api_keys::NewApiKey {
+                org_id: auth.0.org_id,
+                name: body.name,
+                scopes: body.scopes,
+                pool_id: body.pool_id,
+                signing_secret: body.signing_secret,
+            },
+        )
+        .await?;
+        Ok(CreateApiKeyResponse::Created(Json(CreatedApiKey {
+            key: row.into(),
+            api_key: secret,
+        })))
+    }
+
+    /// Lists the org's live keys, without secrets.
+    #[oai(path = "/", method = "get", operation_id = "listApiKeys")]
+    async fn list(&self, auth: ApiKeyAuth, state: Data<&AppState>) -> ApiResult<Json<ApiKeyList>> {
+        auth.0.require(Scope::Admin)?;
+        let rows = store::api_keys::list(&state.db, auth.0.org_id).await?;
+        Ok(Json(ApiKeyList {
+            items: rows.into_iter().map(ApiKey::from).collect(),
+        }))
+    }
+
+    /// Revokes a key at once; requests made with it are refused with 401 from then on.
+    #[oai(path = "/:id", method = "delete", operation_id = "revokeApiKey")]
+    async fn revoke(
+        &self,
+        auth: ApiKeyAuth,
+        state: Data<&AppState>,
+        id: Path<i64>,
+    ) -> ApiResult<RevokeApiKeyResponse> {
+        auth.0.require(Scope::Admin)?;
+        if store::api_keys::revoke(&state.db, auth.0.org_id, id.0).await? {
+            Ok(RevokeApiKeyResponse::Revoked)
+        } else {
+            Err(ApiError::not_found("api key", id.0))
+        }
+    }
+}

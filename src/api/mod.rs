@@ -1,0 +1,84 @@
+//! The HTTP layer: one `#[OpenApi]` struct per tag, thin handlers, one error type.
+
+pub mod api_keys;
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod org;
+
+use std::sync::Arc;
+
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, http::StatusCode};
+use poem_openapi::{OpenApiService, OperationId, Tags, payload::Json};
+use sea_orm::DatabaseConnection;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+#[derive(Tags)]
+pub enum ApiTags {
+    /// The caller's tenant.
+    Org,
+    /// Scoped API keys.
+    ApiKeys,
+}
+
+type Apis = (org::OrgApi, api_keys::ApiKeysApi);
+
+pub fn openapi_service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (org::OrgApi, api_keys::ApiKeysApi),
+        "coupond",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Coupon pools, issuance, redemption and notifications for loyalty programs. \
+         Authenticate with `Authorization: Bearer <api key>`; errors are \
+         `application/problem+json` with a stable `code`.",
+    )
+}
+
+/// The whole HTTP surface: the versioned API, its spec and docs, health and metrics.
+pub fn routes(state: AppState) -> impl Endpoint {
+    let api = openapi_service();
+    Route::new()
+        .at("/healthz", get(health::healthz))
+        .at("/readyz", get(health::readyz))
+        .at("/metrics", get(health::metrics))
+        .at("/openapi.json", api.spec_endpoint())
+        .nest("/docs", api.swagger_ui())
+        .nest("/", api)
+        .around(problem_errors)
+        .around(metrics::track)
+        .data(state)
+}
+
+/// Renders every error that is not already one of our problem responses (parse failures,
+/// unknown routes, missing credentials) as problem+json, keeping its status.
+async fn problem_errors<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    match next.call(req).await {
+        Ok(resp) => Ok(resp.into_response()),
+        Err(err) if err.is_from_response() => Ok(err.into_response()),
+        Err(err) => {
+            let operation = err.data::<OperationId>().copied();
+            let problem = error::problem_from_poem_error(&err);
+            if problem.status >= 500 {
+                tracing::error!(cause = %err, "request failed");
+            }
+            let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);
+            let mut resp = Json(problem)
+                .with_content_type("application/problem+json")
+                .with_status(status)
+                .into_response();
+            if let Some(op) = operation {
+                resp.set_data(op);
+            }
+            Ok(resp)
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! Service configuration: every setting is a flag with a `COUPOND_*` environment variable.
+
+use clap::Args;
+
+/// The SQLite file the service uses when nothing else is configured.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://coupond.db?mode=rwc";
+
+#[derive(Args, Debug, Clone)]
+pub struct DatabaseConfig {
+    /// Database URL: sqlite://PATH?mode=rwc (embedded) or postgres://USER@HOST/DB (production).
+    #[arg(long, env = "COUPOND_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    pub database_url: String,
+
+    /// Largest number of pooled database connections (PostgreSQL; SQLite always uses one writer).
+    #[arg(
+        long,
+        env = "COUPOND_DATABASE_MAX_CONNECTIONS",
+        default_value_t = 32,
+        global = true
+    )]
+    pub database_max_connections: u32,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeConfig {
+    /// Address and port to listen on.
+    #[arg(long, env = "COUPOND_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+
+    /// Seconds to let in-flight requests finish after SIGTERM or Ctrl-C.
+    #[arg(long, env = "COUPOND_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+}

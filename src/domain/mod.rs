@@ -1,0 +1,4 @@
+//! Pure domain logic: no I/O, unit-tested.
+
+pub mod api_key;
+pub mod org;

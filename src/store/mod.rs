@@ -1,0 +1,81 @@
+//! The only module that touches the database. Functions take a connection (or transaction), so
+//! callers decide the transaction boundary.
+
+pub mod api_keys;
+pub mod orgs;
+
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, SqlErr,
+    Statement,
+};
+
+use crate::config::DatabaseConfig;
+
+/// Opens the connection pool. SQLite gets WAL, a busy timeout and one connection: SQLite has one
+/// writer at a time anyway, and a single connection makes every transaction serialisable, which
+/// is what the claim and limit paths rely on there.
+pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(config.database_url.clone());
+    options
+        .sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(30));
+    if is_sqlite(&config.database_url) {
+        options
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None::<Duration>)
+            .max_lifetime(None::<Duration>)
+            .map_sqlx_sqlite_opts(|opts| {
+                opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+                    .create_if_missing(true)
+            });
+    } else {
+        options.max_connections(config.database_max_connections);
+    }
+    Database::connect(options).await
+}
+
+fn is_sqlite(url: &str) -> bool {
+    url.starts_with("sqlite:")
+}
+
+/// Applies pending migrations. On PostgreSQL an advisory lock makes replicas that start together
+/// take turns instead of racing to create the same tables.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    const LOCK_KEY: i64 = 0x0063_6f75_706f_6e64; // "coupond" in ASCII
+    let postgres = db.get_database_backend() == DbBackend::Postgres;
+    if !postgres {
+        return Migrator::up(db, None).await;
+    }
+    // Session-level advisory locks belong to one connection, so hold one for the whole run.
+    let conn = db.clone();
+    let lock =
+        |sql: &str| Statement::from_sql_and_values(DbBackend::Postgres, sql, [LOCK_KEY.into()]);
+    let txn = sea_orm::TransactionTrait::begin(&conn).await?;
+    txn.execute_raw(lock("SELECT pg_advisory_xact_lock($1)"))
+        .await?;
+    let result = Migrator::up(&txn, None).await;
+    match result {
+        Ok(()) => txn.commit().await,
+        Err(err) => {
+            txn.rollback().await?;
+            Err(err)
+        }
+    }
+}
+
+/// Whether the database answers; used by `/readyz`.
+pub async fn ping(db: &DatabaseConnection) -> bool {
+    db.ping().await.is_ok()
+}
+
+/// Whether an error is a unique-constraint violation, which callers turn into a 409.
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}

@@ -1,0 +1,46 @@
+//! Tenants.
+
+use chrono::Utc;
+use entity::orgs;
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, Set,
+    TransactionTrait,
+};
+
+use super::api_keys;
+use crate::domain::api_key::Scope;
+
+/// Creates an org with one admin key and returns both; the key's secret is never stored.
+pub async fn create(
+    db: &DatabaseConnection,
+    name: String,
+    timezone: String,
+) -> Result<(orgs::Model, String), DbErr> {
+    let txn = db.begin().await?;
+    let org = orgs::ActiveModel {
+        name: Set(name),
+        timezone: Set(timezone),
+        poc_emails: Set(serde_json::json!([])),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    let (_, secret) = api_keys::create(
+        &txn,
+        api_keys::NewApiKey {
+            org_id: org.id,
+            name: "admin".into(),
+            scopes: vec![Scope::Admin],
+            pool_id: None,
+            signing_secret: None,
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok((org, secret))
+}
+
+pub async fn get<C: ConnectionTrait>(db: &C, id: i64) -> Result<Option<orgs::Model>, DbErr> {
+    orgs::Entity::find_by_id(id).one(db).await
+}

@@ -1,0 +1,209 @@
+//! Test harness: every test spawns the real service on a random port over a fresh database and
+//! talks HTTP to it. `both_databases!` runs each test on SQLite and on PostgreSQL (when
+//! `COUPOND_TEST_DATABASE_URL` names a server; each test gets its own database).
+
+#![allow(dead_code)]
+
+use coupond::{
+    app::Application,
+    config::{DatabaseConfig, ServeConfig},
+};
+use reqwest::{Client, Method, RequestBuilder, Response};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub backend: Backend,
+    pub base: String,
+    pub client: Client,
+    pub db: DatabaseConnection,
+    pub database_url: String,
+    pub org_id: i64,
+    /// The admin key of the test's org.
+    pub key: String,
+}
+
+/// Runs each listed test body once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! both_databases {
+    ($(async fn $name:ident($app:ident) $body:block)*) => {$(
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let $app = common::TestApp::spawn(common::Backend::Sqlite).await.unwrap();
+                $body
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some($app) = common::TestApp::spawn(common::Backend::Postgres).await else {
+                    return;
+                };
+                $body
+            }
+        }
+    )*};
+}
+
+impl TestApp {
+    /// None when the backend is PostgreSQL and no server is configured.
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        let database_url = match backend {
+            Backend::Sqlite => sqlite_url(),
+            Backend::Postgres => postgres_database().await?,
+        };
+        let db_config = DatabaseConfig {
+            database_url: database_url.clone(),
+            database_max_connections: 16,
+        };
+        let serve = ServeConfig {
+            bind: "127.0.0.1:0".into(),
+            shutdown_grace_secs: 1,
+        };
+        let app = Application::build(&db_config, &serve)
+            .await
+            .expect("build app");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let db = app.db().clone();
+        tokio::spawn(app.run_until_stopped());
+        let (org, key) =
+            coupond::store::orgs::create(&db, "Test Org".into(), "Europe/Madrid".into())
+                .await
+                .expect("create org");
+        Some(TestApp {
+            backend,
+            base,
+            client: Client::new(),
+            db,
+            database_url,
+            org_id: org.id,
+            key,
+        })
+    }
+
+    /// A second org with its own admin key, for isolation tests.
+    pub async fn other_org(&self) -> (i64, String) {
+        let (org, key) = coupond::store::orgs::create(&self.db, "Other".into(), "UTC".into())
+            .await
+            .expect("create org");
+        (org.id, key)
+    }
+
+    pub fn request(&self, method: Method, path: &str, key: Option<&str>) -> RequestBuilder {
+        let req = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
+        match key {
+            Some(k) => req.bearer_auth(k),
+            None => req,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.request(Method::GET, path, Some(&self.key))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.request(Method::POST, path, Some(&self.key))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Response {
+        self.request(Method::PATCH, path, Some(&self.key))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.request(Method::DELETE, path, Some(&self.key))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates a key with the given scopes and returns its secret.
+    pub async fn key_with(&self, scopes: &[&str]) -> String {
+        let resp = self
+            .post(
+                "/v1/api-keys",
+                serde_json::json!({"name": "test", "scopes": scopes}),
+            )
+            .await;
+        assert_eq!(resp.status(), 201);
+        json(resp).await["api_key"].as_str().unwrap().to_string()
+    }
+}
+
+pub async fn json(resp: Response) -> Value {
+    resp.json().await.expect("JSON body")
+}
+
+/// Asserts a problem+json response with this status and code, and returns the problem.
+pub async fn expect_problem(resp: Response, status: u16, code: &str) -> Value {
+    assert_eq!(resp.status().as_u16(), status, "status");
+    let content_type = resp.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(
+        content_type.starts_with("application/problem+json"),
+        "{content_type}"
+    );
+    let body = json(resp).await;
+    assert_eq!(body["code"], code, "problem code in {body}");
+    assert_eq!(body["status"], status);
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    body
+}
+
+fn sqlite_url() -> String {
+    let path = std::env::temp_dir().join(format!("coupond-test-{}.db", uuid::Uuid::new_v4()));
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+/// Creates a fresh database on the configured server and returns its URL.
+async fn postgres_database() -> Option<String> {
+    let Ok(server) = std::env::var("COUPOND_TEST_DATABASE_URL") else {
+        eprintln!("COUPOND_TEST_DATABASE_URL is not set: skipping the PostgreSQL run");
+        return None;
+    };
+    let name = format!("coupond_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = Database::connect(&server)
+        .await
+        .expect("connect to PostgreSQL");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
+    admin.close().await.ok();
+    Some(with_database(&server, &name))
+}
+
+/// Replaces the database name in a PostgreSQL URL, keeping any query string.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_part = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{host_part}/{name}?{q}"),
+        None => format!("{host_part}/{name}"),
+    }
+}

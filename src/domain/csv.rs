@@ -60,7 +60,10 @@ mod tests {
     #[test]
     fn recognises_headers_case_insensitively() {
         assert!(is_header(&fields("Code"), &["code"]));
-        assert!(is_header(&fields("external_id,count"), &["external_id", "email"]));
+        assert!(is_header(
+            &fields("external_id,count"),
+            &["external_id", "email"]
+        ));
         assert!(!is_header(&fields("SUMMER50"), &["code"]));
     }
 

@@ -15,9 +15,13 @@ const MOBILE_DIGITS: std::ops::RangeInclusive<usize> = 6..=15;
 /// One way of naming a customer, already normalised.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum CustomerIdentifier {
+    /// The brand's own id, trimmed.
     ExternalId(String),
+    /// Lowercased email address.
     Email(String),
+    /// Digits with an optional leading `+`.
     Mobile(String),
+    /// coupond's internal id.
     UserId(i64),
 }
 

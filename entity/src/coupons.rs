@@ -8,6 +8,7 @@ pub struct Model {
     pub org_id: i64,
     pub pool_id: i64,
     pub code: String,
+    pub share_key: i64,
     pub status: i16,
     pub customer_id: Option<i64>,
     pub value: Option<i64>,

@@ -13,5 +13,6 @@ pub mod market_products;
 pub mod orgs;
 pub mod outbox;
 pub mod points_ledger;
+pub mod pool_allowed_customers;
 pub mod pools;
 pub mod redemptions;

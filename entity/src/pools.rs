@@ -27,6 +27,9 @@ pub struct Model {
     pub claimed: bool,
     pub generation_key: Option<String>,
     pub generated_count: i64,
+    /// Coupons issued so far; kept only for pools with a total issual limit, where it is
+    /// the counter that limit is enforced on.
+    pub issued_count: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

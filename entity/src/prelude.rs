@@ -9,5 +9,6 @@ pub use super::market_products::Entity as MarketProducts;
 pub use super::orgs::Entity as Orgs;
 pub use super::outbox::Entity as Outbox;
 pub use super::points_ledger::Entity as PointsLedger;
+pub use super::pool_allowed_customers::Entity as PoolAllowedCustomers;
 pub use super::pools::Entity as Pools;
 pub use super::redemptions::Entity as Redemptions;

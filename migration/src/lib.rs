@@ -15,6 +15,7 @@ mod m20261121_000010_create_imports;
 mod m20261121_000011_create_import_issues;
 mod m20261121_000012_create_outbox;
 mod m20261121_000013_create_idempotency_keys;
+mod m20261121_000014_create_pool_allowed_customers;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000011_create_import_issues::Migration),
             Box::new(m20261121_000012_create_outbox::Migration),
             Box::new(m20261121_000013_create_idempotency_keys::Migration),
+            Box::new(m20261121_000014_create_pool_allowed_customers::Migration),
         ]
     }
 }

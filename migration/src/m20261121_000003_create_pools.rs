@@ -35,6 +35,7 @@ impl MigrationTrait for Migration {
                     .col(boolean(Pools::Claimed).default(false))
                     .col(string_null(Pools::GenerationKey))
                     .col(big_integer(Pools::GeneratedCount).default(0))
+                    .col(big_integer(Pools::IssuedCount).default(0))
                     .col(timestamp_with_time_zone(Pools::CreatedAt))
                     .col(timestamp_with_time_zone(Pools::UpdatedAt))
                     .foreign_key(
@@ -92,6 +93,7 @@ pub enum Pools {
     Claimed,
     GenerationKey,
     GeneratedCount,
+    IssuedCount,
     CreatedAt,
     UpdatedAt,
 }

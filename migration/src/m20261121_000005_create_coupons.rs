@@ -18,6 +18,7 @@ impl MigrationTrait for Migration {
                     .col(big_integer(Coupons::OrgId))
                     .col(big_integer(Coupons::PoolId))
                     .col(string(Coupons::Code))
+                    .col(big_integer(Coupons::ShareKey).default(0))
                     .col(small_integer(Coupons::Status))
                     .col(big_integer_null(Coupons::CustomerId))
                     .col(big_integer_null(Coupons::Value))
@@ -35,7 +36,10 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        // A code lives once in an org; codes are case-sensitive.
+        // A code lives once in an org (codes are case-sensitive). The one exception is a common
+        // code, handed to many customers: its pool keeps the code itself at share key 0 (so no
+        // other pool can take it) and each customer's copy at share key = customer id, which
+        // also makes "a common code at most once per customer" a constraint.
         manager
             .create_index(
                 Index::create()
@@ -43,6 +47,7 @@ impl MigrationTrait for Migration {
                     .table(Coupons::Table)
                     .col(Coupons::OrgId)
                     .col(Coupons::Code)
+                    .col(Coupons::ShareKey)
                     .unique()
                     .to_owned(),
             )
@@ -88,6 +93,7 @@ pub enum Coupons {
     OrgId,
     PoolId,
     Code,
+    ShareKey,
     Status,
     CustomerId,
     Value,

@@ -17,6 +17,20 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// 403 unless the key carries one of `scopes` (or `admin`).
+    pub fn require_any(&self, scopes: &[Scope]) -> Result<(), ApiError> {
+        match scopes.iter().find(|s| Scope::granted(&self.scopes, **s)) {
+            Some(_) => Ok(()),
+            None => Err(ApiError::forbidden(
+                &scopes
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join("` or `"),
+            )),
+        }
+    }
+
     /// 403 unless the key carries `scope` (or `admin`).
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
         if Scope::granted(&self.scopes, scope) {

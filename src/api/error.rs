@@ -170,8 +170,8 @@ impl From<DbErr> for ApiError {
     }
 }
 
-impl From<crate::domain::org::Invalid> for ApiError {
-    fn from(err: crate::domain::org::Invalid) -> ApiError {
+impl From<crate::domain::Invalid> for ApiError {
+    fn from(err: crate::domain::Invalid) -> ApiError {
         ApiError::invalid(err.field, err.reason)
     }
 }

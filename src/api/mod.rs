@@ -2,10 +2,15 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod customers;
 pub mod error;
 pub mod health;
+pub mod imports;
+pub mod issuance;
 pub mod metrics;
 pub mod org;
+pub mod patterns;
+pub mod pools;
 
 use std::sync::Arc;
 
@@ -26,13 +31,41 @@ pub enum ApiTags {
     Org,
     /// Scoped API keys.
     ApiKeys,
+    /// Coupon pools and their codes.
+    Pools,
+    /// Issuing coupons to customers.
+    Issuance,
+    /// Customers and their coupons.
+    Customers,
+    /// Uploaded files and their issues.
+    Imports,
+    /// Background jobs and their progress.
+    Jobs,
 }
 
-type Apis = (org::OrgApi, api_keys::ApiKeysApi);
+type Apis = (
+    org::OrgApi,
+    api_keys::ApiKeysApi,
+    imports::ImportsApi,
+    imports::JobsApi,
+    pools::PoolsApi,
+    patterns::PatternsApi,
+    issuance::IssuanceApi,
+    customers::CustomersApi,
+);
 
 pub fn openapi_service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (org::OrgApi, api_keys::ApiKeysApi),
+        (
+            org::OrgApi,
+            api_keys::ApiKeysApi,
+            imports::ImportsApi,
+            imports::JobsApi,
+            pools::PoolsApi,
+            patterns::PatternsApi,
+            issuance::IssuanceApi,
+            customers::CustomersApi,
+        ),
         "coupond",
         env!("CARGO_PKG_VERSION"),
     )

@@ -1,11 +1,18 @@
-//! `GET /v1/org`: the caller's own tenant.
+//! `/v1/org`: the caller's own tenant.
 
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{Object, OpenApi, payload::Json};
 
-use super::{ApiTags, AppState, auth::ApiKeyAuth, error::ApiResult};
-use crate::store;
+use super::{
+    ApiTags, AppState,
+    auth::ApiKeyAuth,
+    error::{ApiError, ApiResult},
+};
+use crate::{
+    domain::{api_key::Scope, org, pattern},
+    store,
+};
 
 /// A tenant of the service.
 #[derive(Object)]
@@ -18,7 +25,20 @@ pub struct Org {
     pub code_prefix: Option<String>,
     /// Default code suffix pools may use.
     pub code_suffix: Option<String>,
+    /// Brand points of contact: they get issual-limit notifications.
+    pub poc_emails: Vec<String>,
     pub created_at: DateTime<Utc>,
+}
+
+/// Changes to the org; absent fields stay as they are. An empty prefix or suffix clears it.
+#[derive(Object)]
+pub struct UpdateOrg {
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub name: Option<String>,
+    pub timezone: Option<String>,
+    pub code_prefix: Option<String>,
+    pub code_suffix: Option<String>,
+    pub poc_emails: Option<Vec<String>>,
 }
 
 impl From<entity::orgs::Model> for Org {
@@ -29,6 +49,7 @@ impl From<entity::orgs::Model> for Org {
             timezone: m.timezone,
             code_prefix: m.code_prefix,
             code_suffix: m.code_suffix,
+            poc_emails: serde_json::from_value(m.poc_emails).unwrap_or_default(),
             created_at: m.created_at,
         }
     }
@@ -43,7 +64,51 @@ impl OrgApi {
     async fn get(&self, auth: ApiKeyAuth, state: Data<&AppState>) -> ApiResult<Json<Org>> {
         let org = store::orgs::get(&state.db, auth.0.org_id)
             .await?
-            .ok_or_else(|| super::error::ApiError::not_found("org", auth.0.org_id))?;
+            .ok_or_else(|| ApiError::not_found("org", auth.0.org_id))?;
         Ok(Json(org.into()))
+    }
+
+    /// Changes the org's name, time zone, default code prefix/suffix or POC emails (admin).
+    #[oai(path = "/", method = "patch", operation_id = "updateOrg")]
+    async fn update(
+        &self,
+        auth: ApiKeyAuth,
+        state: Data<&AppState>,
+        body: Json<UpdateOrg>,
+    ) -> ApiResult<Json<Org>> {
+        auth.0.require(Scope::Admin)?;
+        let body = body.0;
+        let mut changes = store::orgs::OrgChanges::default();
+        if let Some(name) = body.name {
+            changes.name = Some(org::validate_name(&name)?);
+        }
+        if let Some(tz) = body.timezone {
+            org::parse_timezone(&tz)?;
+            changes.timezone = Some(tz);
+        }
+        changes.code_prefix = affix("code_prefix", body.code_prefix)?;
+        changes.code_suffix = affix("code_suffix", body.code_suffix)?;
+        if let Some(emails) = body.poc_emails {
+            for e in &emails {
+                crate::domain::customer::normalize_email(e).map_err(|_| {
+                    ApiError::invalid("poc_emails", format!("`{e}` is not an email address"))
+                })?;
+            }
+            changes.poc_emails = Some(emails);
+        }
+        let org = store::orgs::update(&state.db, auth.0.org_id, changes).await?;
+        Ok(Json(org.into()))
+    }
+}
+
+/// Some(None) clears the default, Some(Some(v)) sets it, None leaves it.
+fn affix(field: &'static str, value: Option<String>) -> ApiResult<Option<Option<String>>> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_empty() => Ok(Some(None)),
+        Some(v) => {
+            pattern::validate_affix(field, &v)?;
+            Ok(Some(Some(v)))
+        }
     }
 }

@@ -4,7 +4,7 @@
 use poem_openapi::Object;
 use serde::{Deserialize, Serialize};
 
-use super::org::Invalid;
+use super::Invalid;
 
 const MAX_EXTERNAL_ID_CHARS: usize = 255;
 /// The longest address SMTP can carry (RFC 5321).

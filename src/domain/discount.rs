@@ -4,7 +4,7 @@
 use poem_openapi::{Enum, Object};
 use serde::{Deserialize, Serialize};
 
-use super::redemption::Invalid;
+use super::Invalid;
 
 /// 100% in basis points.
 const FULL_BPS: i64 = 10_000;

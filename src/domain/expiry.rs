@@ -10,7 +10,7 @@ use poem_openapi::{Enum, Object};
 use serde::{Deserialize, Serialize};
 
 /// Pool and issuance settings share one refusal type, so the API maps all of them the same way.
-pub use super::org::Invalid;
+pub use super::Invalid;
 
 /// Longest "days from issual" or "redemption starts N days after issual" accepted. Far beyond any
 /// real offer; it only keeps date arithmetic inside the calendar.

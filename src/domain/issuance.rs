@@ -7,8 +7,8 @@ use chrono_tz::Tz;
 use poem_openapi::{Enum, Object};
 use serde::{Deserialize, Serialize};
 
+use super::Invalid;
 use super::expiry::local_date;
-use super::org::Invalid;
 
 /// How far back "Restrict based on past coupon issuals" looks.
 const EXCLUSION_MONTHS: u32 = 6;
@@ -245,6 +245,16 @@ pub enum RefusalCode {
 }
 
 impl RefusalCode {
+    pub const ALL: [RefusalCode; 7] = [
+        RefusalCode::PoolExhausted,
+        RefusalCode::CustomerLimit,
+        RefusalCode::MinGap,
+        RefusalCode::SeriesLimit,
+        RefusalCode::AlreadyIssued,
+        RefusalCode::NotEligible,
+        RefusalCode::PoolInactive,
+    ];
+
     /// The snake_case code used in problem documents and upload reports.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -1,6 +1,7 @@
 //! Pure domain logic: no I/O, unit-tested.
 
 pub mod api_key;
+pub mod coupon;
 pub mod csv;
 pub mod customer;
 pub mod discount;
@@ -9,6 +10,14 @@ pub mod generator;
 pub mod issuance;
 pub mod org;
 pub mod pattern;
+pub mod pool;
 pub mod redemption;
 pub mod remote;
 pub mod signature;
+
+/// Why a setting or request field was refused, naming the field (a 422 at the API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub field: &'static str,
+    pub reason: String,
+}

@@ -2,12 +2,7 @@
 
 use chrono_tz::Tz;
 
-/// Why an org's settings were refused, naming the field.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Invalid {
-    pub field: &'static str,
-    pub reason: String,
-}
+use super::Invalid;
 
 pub fn validate_name(name: &str) -> Result<String, Invalid> {
     let name = name.trim();

@@ -22,74 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::discount::{
     self, Basket, Discount, DiscountType, GiftCard, GiftCardRefusal, ItemFilter,
 };
-
-/// Why redemption settings were refused, naming the field.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Invalid {
-    pub field: &'static str,
-    pub reason: String,
-}
-
-/// A coupon's life cycle.
-#[derive(Enum, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[oai(rename_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum CouponStatus {
-    /// In the pool, not issued to anyone yet; redeemable only if anyone may redeem the pool's codes.
-    Available,
-    /// Issued to a customer and not used up.
-    Issued,
-    /// No redemptions left: its code-level limit is reached or its gift card balance is spent.
-    Redeemed,
-    /// Past its expiry date without being used up.
-    Expired,
-    /// Invalidated by a program manager, or a gift card voided under its minimum value.
-    Invalidated,
-    /// Withdrawn by a revocation (Capillary's "Revoke coupons").
-    Revoked,
-}
-
-impl CouponStatus {
-    const ALL: [CouponStatus; 6] = [
-        CouponStatus::Available,
-        CouponStatus::Issued,
-        CouponStatus::Redeemed,
-        CouponStatus::Expired,
-        CouponStatus::Invalidated,
-        CouponStatus::Revoked,
-    ];
-
-    /// The stored value; never renumber, rows hold these.
-    pub fn as_i16(self) -> i16 {
-        match self {
-            CouponStatus::Available => 0,
-            CouponStatus::Issued => 1,
-            CouponStatus::Redeemed => 2,
-            CouponStatus::Expired => 3,
-            CouponStatus::Invalidated => 4,
-            CouponStatus::Revoked => 5,
-        }
-    }
-
-    pub fn from_i16(v: i16) -> Option<CouponStatus> {
-        Self::ALL.into_iter().find(|s| s.as_i16() == v)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CouponStatus::Available => "available",
-            CouponStatus::Issued => "issued",
-            CouponStatus::Redeemed => "redeemed",
-            CouponStatus::Expired => "expired",
-            CouponStatus::Invalidated => "invalidated",
-            CouponStatus::Revoked => "revoked",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<CouponStatus> {
-        Self::ALL.into_iter().find(|st| st.as_str() == s)
-    }
-}
+use super::{Invalid, coupon::CouponStatus};
 
 /// A day of the week, by its three-letter English abbreviation.
 #[derive(Enum, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -2,7 +2,14 @@
 //! callers decide the transaction boundary.
 
 pub mod api_keys;
+pub mod coupons;
+pub mod customers;
+pub mod events;
+pub mod idempotency;
+pub mod imports;
+pub mod issuance;
 pub mod orgs;
+pub mod pools;
 
 use std::time::Duration;
 

@@ -44,3 +44,40 @@ pub async fn create(
 pub async fn get<C: ConnectionTrait>(db: &C, id: i64) -> Result<Option<orgs::Model>, DbErr> {
     orgs::Entity::find_by_id(id).one(db).await
 }
+
+/// Fields to change on an org; None leaves a field as it is.
+#[derive(Default)]
+pub struct OrgChanges {
+    pub name: Option<String>,
+    pub timezone: Option<String>,
+    pub code_prefix: Option<Option<String>>,
+    pub code_suffix: Option<Option<String>>,
+    pub poc_emails: Option<Vec<String>>,
+}
+
+pub async fn update<C: ConnectionTrait>(
+    db: &C,
+    id: i64,
+    changes: OrgChanges,
+) -> Result<orgs::Model, DbErr> {
+    let org = get(db, id)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("org {id}")))?;
+    let mut row: orgs::ActiveModel = org.into();
+    if let Some(v) = changes.name {
+        row.name = Set(v);
+    }
+    if let Some(v) = changes.timezone {
+        row.timezone = Set(v);
+    }
+    if let Some(v) = changes.code_prefix {
+        row.code_prefix = Set(v);
+    }
+    if let Some(v) = changes.code_suffix {
+        row.code_suffix = Set(v);
+    }
+    if let Some(v) = changes.poc_emails {
+        row.poc_emails = Set(serde_json::json!(v));
+    }
+    row.update(db).await
+}

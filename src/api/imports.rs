@@ -1,0 +1,155 @@
+//! `/v1/imports` (uploaded files and their issues CSV) and `/v1/jobs` (background work progress).
+//! Both read the same records: an import is a job whose input was a file.
+
+use chrono::{DateTime, Utc};
+use poem::Body;
+use poem::web::Data;
+use poem_openapi::{
+    ApiRequest, ApiResponse, Object, OpenApi,
+    param::Path,
+    payload::{Binary, Json},
+};
+
+use super::{
+    ApiTags, AppState,
+    auth::ApiKeyAuth,
+    error::{ApiError, ApiResult},
+};
+use crate::{domain::api_key::Scope, domain::csv, store};
+
+/// An uploaded file or a background job, with its progress and outcome.
+#[derive(Object)]
+pub struct Import {
+    pub id: i64,
+    /// What was imported or done: codes, customers, revocation, issue_batch, generate.
+    pub kind: String,
+    /// running, done or failed.
+    pub state: String,
+    pub pool_id: Option<i64>,
+    /// Rows (or codes) to process; for a streamed upload, known once it is done.
+    pub total: i64,
+    /// Rows (or codes) processed so far.
+    pub done: i64,
+    /// Rows that went in.
+    pub accepted: i64,
+    /// Duplicate rows skipped.
+    pub skipped: i64,
+    /// Malformed or refused rows.
+    pub rejected: i64,
+    /// Why a failed job stopped.
+    pub error: Option<String>,
+    /// Where the issues CSV is ("Download Issues").
+    pub issues_url: String,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<entity::imports::Model> for Import {
+    fn from(m: entity::imports::Model) -> Import {
+        Import {
+            issues_url: format!("/v1/imports/{}/issues", m.id),
+            id: m.id,
+            kind: m.kind,
+            state: m.state,
+            pool_id: m.pool_id,
+            total: m.total,
+            done: m.done,
+            accepted: m.accepted,
+            skipped: m.skipped,
+            rejected: m.rejected,
+            error: m.error,
+            created_at: m.created_at,
+            finished_at: m.finished_at,
+        }
+    }
+}
+
+/// An uploaded CSV file, read as a stream.
+#[derive(ApiRequest)]
+pub enum CsvFile {
+    #[oai(content_type = "text/csv")]
+    Csv(Binary<Body>),
+}
+
+#[derive(ApiResponse)]
+pub enum IssuesCsv {
+    /// `row,value,code,reason`, one line per problem row, in file order.
+    #[oai(status = 200, content_type = "text/csv")]
+    Csv(poem_openapi::payload::PlainText<String>),
+}
+
+async fn find(
+    state: &AppState,
+    org_id: i64,
+    id: i64,
+    what: &str,
+) -> ApiResult<entity::imports::Model> {
+    store::imports::get(&state.db, org_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(what, id))
+}
+
+pub struct ImportsApi;
+
+#[OpenApi(prefix_path = "/v1/imports", tag = "ApiTags::Imports")]
+impl ImportsApi {
+    /// An import's counts: accepted, skipped (duplicates), rejected (malformed).
+    #[oai(path = "/:id", method = "get", operation_id = "getImport")]
+    async fn get(
+        &self,
+        auth: ApiKeyAuth,
+        state: Data<&AppState>,
+        id: Path<i64>,
+    ) -> ApiResult<Json<Import>> {
+        auth.0.require(Scope::Admin)?;
+        Ok(Json(
+            find(&state, auth.0.org_id, id.0, "import").await?.into(),
+        ))
+    }
+
+    /// Downloads every problem row of an import as CSV.
+    #[oai(path = "/:id/issues", method = "get", operation_id = "getImportIssues")]
+    async fn issues(
+        &self,
+        auth: ApiKeyAuth,
+        state: Data<&AppState>,
+        id: Path<i64>,
+    ) -> ApiResult<IssuesCsv> {
+        auth.0.require(Scope::Admin)?;
+        let import = find(&state, auth.0.org_id, id.0, "import").await?;
+        let mut out = String::from("row,value,code,reason\n");
+        let mut after = 0;
+        loop {
+            let page = store::imports::issues_after(&state.db, import.id, after, 5_000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            for issue in &page {
+                out.push_str(&format!(
+                    "{},{},{},{}\n",
+                    issue.row_number,
+                    csv::quote(&issue.value),
+                    issue.code,
+                    csv::quote(&issue.reason)
+                ));
+            }
+        }
+        Ok(IssuesCsv::Csv(poem_openapi::payload::PlainText(out)))
+    }
+}
+
+pub struct JobsApi;
+
+#[OpenApi(prefix_path = "/v1/jobs", tag = "ApiTags::Jobs")]
+impl JobsApi {
+    /// A background job's progress (`done` of `total`) and state.
+    #[oai(path = "/:id", method = "get", operation_id = "getJob")]
+    async fn get(
+        &self,
+        auth: ApiKeyAuth,
+        state: Data<&AppState>,
+        id: Path<i64>,
+    ) -> ApiResult<Json<Import>> {
+        auth.0.require(Scope::Admin)?;
+        Ok(Json(find(&state, auth.0.org_id, id.0, "job").await?.into()))
+    }
+}

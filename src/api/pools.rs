@@ -1,0 +1,404 @@
+//! `/v1/pools`: coupon pools (offers, coupon series) and the ways codes get into them.
+
+use chrono::{DateTime, Utc};
+use poem::{Body, web::Data};
+use poem_openapi::{
+    ApiRequest, ApiResponse, Object, OpenApi,
+    param::{Path, Query},
+    payload::{Binary, Json},
+};
+
+use super::{
+    ApiTags, AppState,
+    auth::ApiKeyAuth,
+    error::{ApiError, ApiResult},
+    imports::Import,
+};
+use crate::{
+    domain::{
+        api_key::Scope,
+        discount::DiscountType,
+        expiry::ExpiryRules,
+        issuance::IssuanceRules,
+        pool::{PoolSource, PoolState, Reminder, UpdateCriterion},
+        redemption::RedemptionRules,
+    },
+    service::{self, pools::CodeOptions},
+    store,
+};
+
+/// Where a `remote` pool fetches codes from at issue time.
+#[derive(Object, Clone)]
+pub struct RemoteSource {
+    /// The URL coupond POSTs the Antavo-shaped request to.
+    pub url: String,
+    /// Shared secret to sign the request with (Standard Webhooks); write-only.
+    #[oai(write_only)]
+    pub secret: Option<String>,
+    /// Per-attempt timeout in milliseconds (default 2000).
+    pub timeout_ms: Option<u32>,
+    /// Further attempts after a failure (default 2).
+    pub retries: Option<u32>,
+}
+
+/// A new pool. Money is in minor units, percentages in basis points.
+#[derive(Object)]
+pub struct CreatePool {
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub name: String,
+    pub source: PoolSource,
+    /// Code pattern for generated, bulk and common pools: `#` digit, `@` a-z, `^` A-Z,
+    /// `*` alphanumeric, `$` A-Z0-9, `\` escapes; anything else is literal. A pattern without
+    /// placeholders is a common code. Unique in the org.
+    pub pattern: Option<String>,
+    /// randomized_common: a 5 to 10 character sample; its first half is kept, the rest randomised.
+    pub sample_code: Option<String>,
+    pub discount_type: DiscountType,
+    /// Minor units (amount, gift card) or basis points (percentage); none for free shipping.
+    pub value: Option<i64>,
+    /// ISO 4217 currency of `value`.
+    pub currency: Option<String>,
+    /// Gift cards: a balance left under this voids the card.
+    pub gift_card_min_value: Option<i64>,
+    /// Gift cards: the least that may be spent in one redemption.
+    pub gift_card_min_redemption: Option<i64>,
+    /// The least basket total the coupon may be used on.
+    pub purchase_min: Option<i64>,
+    /// Validity window; no end means "along with the campaign".
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    /// Defaults to active.
+    pub state: Option<PoolState>,
+    #[oai(flatten)]
+    pub codes: CodeOptions,
+    #[oai(default)]
+    pub issuance: IssuanceRules,
+    #[oai(default)]
+    pub redemption: RedemptionRules,
+    #[oai(default)]
+    pub expiry: ExpiryRules,
+    #[oai(default)]
+    pub reminders: Vec<Reminder>,
+    /// Required for source `remote`.
+    pub remote: Option<RemoteSource>,
+}
+
+/// Changes to a pool; absent fields stay as they are.
+#[derive(Object)]
+pub struct UpdatePool {
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub name: Option<String>,
+    pub state: Option<PoolState>,
+    /// Refused once the pool has codes.
+    pub source: Option<PoolSource>,
+    /// Refused once the pool has codes.
+    pub pattern: Option<String>,
+    pub value: Option<i64>,
+    pub currency: Option<String>,
+    pub gift_card_min_value: Option<i64>,
+    pub gift_card_min_redemption: Option<i64>,
+    pub purchase_min: Option<i64>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub issuance: Option<IssuanceRules>,
+    pub redemption: Option<RedemptionRules>,
+    pub expiry: Option<ExpiryRules>,
+    pub reminders: Option<Vec<Reminder>>,
+    /// Which existing coupons take a new `value`: none (only future ones), unassigned,
+    /// not_redeemed or all.
+    #[oai(default)]
+    pub update_criterion: UpdateCriterion,
+    /// Only coupons whose value still equals the old one follow the change.
+    #[oai(default)]
+    pub match_value: bool,
+}
+
+/// A coupon pool.
+#[derive(Object)]
+pub struct Pool {
+    pub id: i64,
+    pub name: String,
+    pub source: PoolSource,
+    pub pattern: Option<String>,
+    pub discount_type: DiscountType,
+    pub value: Option<i64>,
+    pub currency: Option<String>,
+    pub gift_card_min_value: Option<i64>,
+    pub gift_card_min_redemption: Option<i64>,
+    pub purchase_min: Option<i64>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub state: PoolState,
+    #[oai(flatten)]
+    pub codes: CodeOptions,
+    pub issuance: IssuanceRules,
+    pub redemption: RedemptionRules,
+    pub expiry: ExpiryRules,
+    pub reminders: Vec<Reminder>,
+    pub remote: Option<RemoteSource>,
+    /// Claimed for workflows: only claimed pools appear in the workflow plugin descriptor.
+    pub claimed: bool,
+    /// Codes made from the pattern so far (the generator's position).
+    pub generated: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Object)]
+pub struct PoolList {
+    pub items: Vec<Pool>,
+    pub page: u64,
+    pub per_page: u64,
+    pub total: u64,
+}
+
+/// Coupon counts of a pool.
+#[derive(Object)]
+pub struct PoolStats {
+    /// Every coupon row of the pool.
+    pub total: i64,
+    pub available: i64,
+    pub issued: i64,
+    pub redeemed: i64,
+    pub expired: i64,
+    pub invalidated: i64,
+    pub revoked: i64,
+    /// Codes that can still be issued: available ones, plus what the pattern can still mint
+    /// for pools that mint on demand (capped by the issual limit when one is set).
+    pub remaining: i64,
+}
+
+/// A list of codes, for small uploads; use CSV for large ones.
+#[derive(Object)]
+pub struct CodeList {
+    pub codes: Vec<String>,
+}
+
+#[derive(ApiRequest)]
+pub enum CodesUpload {
+    /// One code a row, optional header (`code`); streamed.
+    #[oai(content_type = "text/csv")]
+    Csv(Binary<Body>),
+    Json(Json<CodeList>),
+}
+
+#[derive(Object)]
+pub struct GenerateRequest {
+    /// Codes to make in this batch: 1 to 5,000,000.
+    #[oai(validator(minimum(value = "1"), maximum(value = "5000000")))]
+    pub count: u64,
+}
+
+#[derive(ApiResponse)]
+pub enum PoolCreated {
+    #[oai(status = 201)]
+    Created(Json<Pool>),
+}
+
+#[derive(ApiResponse)]
+pub enum ImportCreated {
+    /// The upload was processed; see the counts and the issues CSV.
+    #[oai(status = 201)]
+    Created(Json<Import>),
+}
+
+#[derive(ApiResponse)]
+pub enum JobAccepted {
+    /// The job runs in the background; follow it at `/v1/jobs/{id}`.
+    #[oai(status = 202)]
+    Accepted(Json<Import>),
+}
+
+pub struct PoolsApi;
+
+#[OpenApi(prefix_path = "/v1/pools", tag = "ApiTags::Pools")]
+impl PoolsApi {
+    /// Creates a pool.
+    #[oai(path = "/", method = "post", operation_id = "createPool")]
+    async fn create(
+        &self,
+        auth: ApiKeyAuth,
+        state: Data<&AppState>,
+        body: Json<CreatePool>,
+    ) -> ApiResult<PoolCreated> {
+        auth.0.require(Scope::Admin)?;
+        let pool = service::pools::create(&state.db, auth.0.org_id, body.0).await?;
+        Ok(PoolCreated::Created(Json(to_view(pool)?)))
+    }
+
+    /// Lists pools, newest first. Archived pools are left out unless asked for.
+    #[oai(path = "/", method = "get", operation_id = "listPools")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        auth: ApiKeyAuth,
+        state: Data<&AppState>,
+        /// Only pools in this state (archived included when asked for).
+        #[oai(name = "state")]
+        pool_state: Query<Option<PoolState>>,
+        source: Query<Option<PoolSource>>,
+        discount_type: Query<Option<DiscountType>>,
+        /// Include archived pools.
+        #[oai(default)]
+        include_archived: Query<bool>,
+        #[oai(default = "first_page", validator(minimum(value = "1")))] page: Query<u64>,
+        #[oai(
+            default = "default_per_page",
+            validator(minimum(value = "1"), maximum(value = "200"))
+        )]
+        per_page: Query<u64>,
+    ) -> ApiResult<Json<PoolList>> {
+        auth.0.require(Scope::Admin)?;
+        let filter = store::pools::ListFilter {
+            state: pool_state.0,
+            source: source.0.map(|s| s.as_str().to_string()),
+            discount_type: discount_type.0.map(|d| d.as_str().to_string()),
+            include_archived: include_archived.0,
+            claimed: None,
+        };
+        let (rows, total) =
+            store::pools::list(&state.db, auth.0.org_id, &filter, page.0, per_page.0).await?;
+        Ok(Json(PoolList {
+            items: rows.into_iter().map(to_view).collect::<ApiResult<_>>()?,
+            page: page.0,
+            per_page: per_page.0,
+            total,
+        }))
+    }
+
+    #[oai(path = "/:id", method = "get", operation_id = "getPool")]
+    async fn get(
+        &self,
+        auth: ApiKeyAuth,
+        state: Data<&AppState>,
+        id: Path<i64>,
+    ) -> ApiResult<Json<Pool>> {
+        auth.0.require(Scope::Admin)?;
+        Ok(Json(to_view(find(&state, auth.0.org_id, id.0).await?)?))
+    }
+
+    /// Edits a pool. A new `value` reaches existing coupons as `update_criterion` says.
+    #[oai(path = "/:id", method = "patch", operation_id = "updatePool")]
+    async fn update(
+        &self,
+        auth: ApiKeyAuth,
+        state: Data<&AppState>,
+        id: Path<i64>,
+        body: Json<UpdatePool>,
+    ) -> ApiResult<Json<Pool>> {
+        auth.0.require(Scope::Admin)?;
+        let pool = find(&state, auth.0.org_id, id.0).await?;
+        let pool = service::pools::update(&state.db, pool, body.0).await?;
+        Ok(Json(to_view(pool)?))
+    }
+
+    /// Coupon counts by status.
+    #[oai(path = "/:id/stats", method = "get", operation_id = "getPoolStats")]
+    async fn stats(
+        &self,
+        auth: ApiKeyAuth,
+        state: Data<&AppState>,
+        id: Path<i64>,
+    ) -> ApiResult<Json<PoolStats>> {
+        auth.0.require(Scope::Admin)?;
+        let pool = find(&state, auth.0.org_id, id.0).await?;
+        Ok(Json(service::pools::stats(&state.db, &pool).await?))
+    }
+
+    /// Uploads codes (CSV or JSON) into an `uploaded` pool. Duplicates (in the file or anywhere
+    /// in the org) are skipped and malformed rows rejected, each reported in the issues CSV.
+    #[oai(path = "/:id/codes", method = "post", operation_id = "uploadCodes")]
+    async fn upload(
+        &self,
+        auth: ApiKeyAuth,
+        state: Data<&AppState>,
+        id: Path<i64>,
+        body: CodesUpload,
+    ) -> ApiResult<ImportCreated> {
+        auth.0.require(Scope::Admin)?;
+        let pool = find(&state, auth.0.org_id, id.0).await?;
+        service::pools::check_uploadable(&pool)?;
+        let import = match body {
+            CodesUpload::Csv(body) => {
+                let reader = tokio::io::BufReader::new(body.0.into_async_read());
+                service::codes::upload_csv(&state.db, &pool, reader).await?
+            }
+            CodesUpload::Json(list) => {
+                service::codes::upload_list(&state.db, &pool, list.0.codes).await?
+            }
+        };
+        Ok(ImportCreated::Created(Json(import.into())))
+    }
+
+    /// Generates a batch of codes from the pool's pattern in the background.
+    #[oai(
+        path = "/:id/generate",
+        method = "post",
+        operation_id = "generateCodes"
+    )]
+    async fn generate(
+        &self,
+        auth: ApiKeyAuth,
+        state: Data<&AppState>,
+        id: Path<i64>,
+        body: Json<GenerateRequest>,
+    ) -> ApiResult<JobAccepted> {
+        auth.0.require(Scope::Admin)?;
+        let pool = find(&state, auth.0.org_id, id.0).await?;
+        let job = service::generation::start(&state.db, pool, body.0.count).await?;
+        Ok(JobAccepted::Accepted(Json(job.into())))
+    }
+}
+
+fn first_page() -> u64 {
+    1
+}
+
+fn default_per_page() -> u64 {
+    50
+}
+
+pub async fn find(state: &AppState, org_id: i64, id: i64) -> ApiResult<entity::pools::Model> {
+    store::pools::get(&state.db, org_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("pool", id))
+}
+
+/// The stored row as the API shows it. Stored JSON that no longer parses is a server fault.
+fn to_view(m: entity::pools::Model) -> ApiResult<Pool> {
+    use service::stored as parse;
+    let remote: Option<service::pools::StoredRemote> = m.remote.as_ref().map(parse).transpose()?;
+    Ok(Pool {
+        id: m.id,
+        name: m.name,
+        source: PoolSource::parse(&m.source)
+            .ok_or_else(|| ApiError::internal("unknown pool source"))?,
+        pattern: m.pattern,
+        discount_type: DiscountType::parse(&m.discount_type)
+            .ok_or_else(|| ApiError::internal("unknown discount type"))?,
+        value: m.value,
+        currency: m.currency,
+        gift_card_min_value: m.gift_card_min_value,
+        gift_card_min_redemption: m.gift_card_min_redemption,
+        purchase_min: m.purchase_min,
+        starts_at: m.starts_at,
+        ends_at: m.ends_at,
+        state: PoolState::parse(&m.state)
+            .ok_or_else(|| ApiError::internal("unknown pool state"))?,
+        codes: parse(&m.code_options)?,
+        issuance: parse(&m.issuance)?,
+        redemption: parse(&m.redemption)?,
+        expiry: parse(&m.expiry)?,
+        reminders: parse(&m.reminders)?,
+        remote: remote.map(|r| RemoteSource {
+            url: r.url,
+            secret: None,
+            timeout_ms: Some(r.timeout_ms),
+            retries: Some(r.retries),
+        }),
+        claimed: m.claimed,
+        generated: m.generated_count,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+    })
+}

@@ -1,0 +1,278 @@
+//! Pools (an offer, a coupon series): where codes come from, what they are worth, and the checks
+//! a pool's settings must pass.
+
+use chrono::{DateTime, Utc};
+use poem_openapi::{Enum, Object};
+use serde::{Deserialize, Serialize};
+
+pub use super::Invalid;
+
+/// Where a pool's codes come from.
+#[derive(Enum, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum PoolSource {
+    /// Codes uploaded as CSV or JSON.
+    Uploaded,
+    /// Codes made from the pattern, on demand at issue time or ahead with `generate`.
+    Generated,
+    /// Codes made from the pattern ahead of time in batches (at least 4 placeholders, 1% rule).
+    Bulk,
+    /// One code for everyone (a pattern without placeholders).
+    Common,
+    /// Half fixed, half random codes derived from a sample code.
+    RandomizedCommon,
+    /// Codes fetched from an external URL at issue time.
+    Remote,
+}
+
+impl PoolSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoolSource::Uploaded => "uploaded",
+            PoolSource::Generated => "generated",
+            PoolSource::Bulk => "bulk",
+            PoolSource::Common => "common",
+            PoolSource::RandomizedCommon => "randomized_common",
+            PoolSource::Remote => "remote",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PoolSource> {
+        [
+            PoolSource::Uploaded,
+            PoolSource::Generated,
+            PoolSource::Bulk,
+            PoolSource::Common,
+            PoolSource::RandomizedCommon,
+            PoolSource::Remote,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
+    }
+
+    /// Sources whose codes come from a pattern.
+    pub fn has_pattern(self) -> bool {
+        !matches!(self, PoolSource::Uploaded | PoolSource::Remote)
+    }
+
+    /// Sources that mint a fresh code at issue time when none is waiting in the pool.
+    pub fn mints_on_issue(self) -> bool {
+        matches!(self, PoolSource::Generated | PoolSource::RandomizedCommon)
+    }
+}
+
+/// A pool's lifecycle. Pools are never deleted: `archived` stops issuing.
+#[derive(Enum, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum PoolState {
+    /// Being set up: codes can be added, nothing is issued.
+    Draft,
+    /// Issuing and redeeming.
+    #[default]
+    Active,
+    /// Retired: no more issuing; still listed on request.
+    Archived,
+}
+
+impl PoolState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoolState::Draft => "draft",
+            PoolState::Active => "active",
+            PoolState::Archived => "archived",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PoolState> {
+        [PoolState::Draft, PoolState::Active, PoolState::Archived]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+    }
+}
+
+/// Which existing coupons follow a change of the pool's value (Antavo's update criteria).
+#[derive(Enum, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateCriterion {
+    /// Only coupons made from now on get the new value.
+    #[default]
+    None,
+    /// Also coupons nobody holds yet.
+    Unassigned,
+    /// Also coupons not redeemed (available and issued).
+    NotRedeemed,
+    /// Every coupon of the pool.
+    All,
+}
+
+/// An expiry reminder: sent `days_before` the coupon expires, at `time` (HH:MM, org time).
+#[derive(Object, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Reminder {
+    /// Days before expiry.
+    pub days_before: u32,
+    /// `email` or `sms`.
+    pub channel: String,
+    /// Local time of day to send, HH:MM in the org's time zone.
+    pub time: String,
+}
+
+/// Checks the money fields of a pool against its discount type.
+pub fn validate_value(
+    discount_type: &str,
+    value: Option<i64>,
+    currency: Option<&str>,
+) -> Result<(), Invalid> {
+    let invalid = |field: &'static str, reason: &str| {
+        Err(Invalid {
+            field,
+            reason: reason.to_string(),
+        })
+    };
+    match (discount_type, value) {
+        ("free_shipping", Some(_)) => {
+            return invalid("value", "free shipping coupons carry no value");
+        }
+        ("free_shipping", None) => {}
+        (_, None) => return invalid("value", "required for this discount type"),
+        (_, Some(v)) if v <= 0 => return invalid("value", "must be positive"),
+        ("percentage", Some(v)) if v > 10_000 => {
+            return invalid(
+                "value",
+                "a percentage is in basis points, at most 10000 (100%)",
+            );
+        }
+        _ => {}
+    }
+    let needs_currency = matches!(discount_type, "amount" | "gift_card");
+    match currency {
+        None if needs_currency => invalid("currency", "required for amount and gift card coupons"),
+        Some(c) if c.len() != 3 || !c.chars().all(|ch| ch.is_ascii_uppercase()) => {
+            invalid("currency", "an ISO 4217 code such as EUR")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Checks a validity window: the end, when set, comes after the start.
+pub fn validate_window(
+    starts_at: Option<DateTime<Utc>>,
+    ends_at: Option<DateTime<Utc>>,
+) -> Result<(), Invalid> {
+    match (starts_at, ends_at) {
+        (Some(s), Some(e)) if e <= s => Err(Invalid {
+            field: "ends_at",
+            reason: "must be after starts_at".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+pub fn validate_reminders(reminders: &[Reminder]) -> Result<(), Invalid> {
+    for r in reminders {
+        let time_ok = chrono::NaiveTime::parse_from_str(&r.time, "%H:%M").is_ok();
+        if !matches!(r.channel.as_str(), "email" | "sms") {
+            return Err(Invalid {
+                field: "reminders.channel",
+                reason: format!("`{}` is not email or sms", r.channel),
+            });
+        }
+        if !time_ok {
+            return Err(Invalid {
+                field: "reminders.time",
+                reason: format!("`{}` is not a time of day as HH:MM", r.time),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_rules_follow_the_discount_type() {
+        assert!(validate_value("amount", Some(500), Some("EUR")).is_ok());
+        assert_eq!(
+            validate_value("amount", Some(500), None).unwrap_err().field,
+            "currency"
+        );
+        assert_eq!(
+            validate_value("amount", None, Some("EUR"))
+                .unwrap_err()
+                .field,
+            "value"
+        );
+        assert_eq!(
+            validate_value("amount", Some(0), Some("EUR"))
+                .unwrap_err()
+                .field,
+            "value"
+        );
+        assert!(validate_value("percentage", Some(2000), None).is_ok());
+        assert!(validate_value("percentage", Some(10_001), None).is_err());
+        assert!(validate_value("free_shipping", None, None).is_ok());
+        assert!(validate_value("free_shipping", Some(1), None).is_err());
+        assert_eq!(
+            validate_value("gift_card", Some(10_000), Some("eur"))
+                .unwrap_err()
+                .field,
+            "currency"
+        );
+    }
+
+    #[test]
+    fn windows_end_after_they_start() {
+        let now = Utc::now();
+        assert!(validate_window(Some(now), Some(now + chrono::Duration::days(1))).is_ok());
+        assert!(validate_window(Some(now), Some(now)).is_err());
+        assert!(validate_window(None, Some(now)).is_ok());
+    }
+
+    #[test]
+    fn reminders_need_a_channel_and_a_time() {
+        let ok = Reminder {
+            days_before: 3,
+            channel: "sms".into(),
+            time: "09:30".into(),
+        };
+        assert!(validate_reminders(std::slice::from_ref(&ok)).is_ok());
+        let bad_time = Reminder {
+            time: "25:00".into(),
+            ..ok.clone()
+        };
+        assert_eq!(
+            validate_reminders(&[bad_time]).unwrap_err().field,
+            "reminders.time"
+        );
+        let bad_channel = Reminder {
+            channel: "fax".into(),
+            ..ok
+        };
+        assert_eq!(
+            validate_reminders(&[bad_channel]).unwrap_err().field,
+            "reminders.channel"
+        );
+    }
+
+    #[test]
+    fn sources_round_trip_and_know_their_patterns() {
+        for s in [
+            "uploaded",
+            "generated",
+            "bulk",
+            "common",
+            "randomized_common",
+            "remote",
+        ] {
+            assert_eq!(PoolSource::parse(s).map(PoolSource::as_str), Some(s));
+        }
+        assert!(!PoolSource::Uploaded.has_pattern());
+        assert!(PoolSource::Bulk.has_pattern());
+        assert!(PoolSource::Generated.mints_on_issue());
+        assert!(!PoolSource::Bulk.mints_on_issue());
+    }
+}

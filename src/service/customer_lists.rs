@@ -1,0 +1,244 @@
+//! Customer lists uploaded as CSV: a header naming the identifier column (external_id, email,
+//! mobile or user_id), then one customer a row. Used for the allow-list of "specific customers
+//! only" pools and for batch issuing.
+
+use chrono::Utc;
+use entity::{imports, orgs, pools};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, Lines};
+
+use crate::{
+    domain::{Invalid, csv, customer::CustomerIdentifier, issuance::RefusalCode},
+    store::{
+        self,
+        imports::{Issue, Progress},
+    },
+};
+
+/// Rows handled per transaction.
+pub const CHUNK: usize = 1_000;
+
+/// One data row: its line number, the raw value, and the identifier it names.
+pub struct Row {
+    pub number: i64,
+    pub value: String,
+    pub identifier: Result<CustomerIdentifier, Invalid>,
+}
+
+/// Reads a customer list a chunk at a time.
+pub struct CustomerRows<R> {
+    lines: Lines<R>,
+    column: Option<String>,
+    number: i64,
+}
+
+impl<R: AsyncBufRead + Unpin> CustomerRows<R> {
+    pub fn new(reader: R) -> CustomerRows<R> {
+        CustomerRows {
+            lines: reader.lines(),
+            column: None,
+            number: 0,
+        }
+    }
+
+    /// The next rows, at most `max`; empty at the end. The first line must be the header.
+    pub async fn next_chunk(&mut self, max: usize) -> Result<Vec<Row>, DbErr> {
+        let mut rows = Vec::with_capacity(max);
+        while rows.len() < max {
+            let Some(line) = self
+                .lines
+                .next_line()
+                .await
+                .map_err(|e| DbErr::Custom(format!("reading the upload failed: {e}")))?
+            else {
+                break;
+            };
+            self.number += 1;
+            let fields = csv::fields(&line);
+            let Some(column) = &self.column else {
+                self.column = Some(fields.into_iter().next().unwrap_or_default());
+                continue;
+            };
+            let value = fields.into_iter().next().unwrap_or_default();
+            if value.is_empty() && line.trim().is_empty() {
+                continue;
+            }
+            let identifier = CustomerIdentifier::from_column(column, &value);
+            rows.push(Row {
+                number: self.number,
+                value,
+                identifier,
+            });
+        }
+        Ok(rows)
+    }
+}
+
+/// Puts the listed customers on the pool's allow-list. Unknown customers and bad identifiers
+/// are rejected, customers already listed skipped, each with an issue row.
+pub async fn upload_allow_list<R: AsyncBufRead + Unpin>(
+    db: &DatabaseConnection,
+    pool: &pools::Model,
+    reader: R,
+) -> Result<imports::Model, DbErr> {
+    let import = store::imports::create(db, pool.org_id, Some(pool.id), "allow_list", 0).await?;
+    let mut rows = CustomerRows::new(reader);
+    let outcome: Result<(), DbErr> = async {
+        loop {
+            let chunk = rows.next_chunk(CHUNK).await?;
+            if chunk.is_empty() {
+                return Ok(());
+            }
+            let txn = db.begin().await?;
+            let mut progress = Progress {
+                done: chunk.len() as i64,
+                ..Progress::default()
+            };
+            let mut issues = Vec::new();
+            for row in chunk {
+                let customer = match &row.identifier {
+                    Ok(id) => store::customers::find(&txn, pool.org_id, id)
+                        .await?
+                        .ok_or_else(|| id.not_found_message().to_string()),
+                    Err(e) => Err(e.reason.clone()),
+                };
+                match customer {
+                    Ok(c) if store::issuance::allow(&txn, pool.id, c.id).await? => {
+                        progress.accepted += 1
+                    }
+                    Ok(_) => {
+                        progress.skipped += 1;
+                        issues.push(Issue {
+                            row_number: row.number,
+                            value: row.value,
+                            code: "duplicate",
+                            reason: "already on the list".into(),
+                        });
+                    }
+                    Err(reason) => {
+                        progress.rejected += 1;
+                        issues.push(Issue {
+                            row_number: row.number,
+                            value: row.value,
+                            code: "invalid_customer",
+                            reason,
+                        });
+                    }
+                }
+            }
+            store::imports::record(&txn, import.id, progress, issues).await?;
+            txn.commit().await?;
+        }
+    }
+    .await;
+    store::imports::finish(db, import.id, outcome.as_ref().err().map(|e| e.to_string())).await?;
+    outcome?;
+    store::imports::get(db, pool.org_id, import.id)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("import".into()))
+}
+
+/// Starts issuing one coupon per row of a customer list in the background. A customer may
+/// appear on several rows to receive several coupons; every row is issued or rejected with
+/// the rule that refused it, so re-uploading a file never issues beyond the limits.
+pub async fn start_batch_issue(
+    db: &DatabaseConnection,
+    org: orgs::Model,
+    pool: pools::Model,
+    file: Vec<u8>,
+) -> Result<imports::Model, DbErr> {
+    let job = store::imports::create(db, pool.org_id, Some(pool.id), "issue_batch", 0).await?;
+    let (db, job_id) = (db.clone(), job.id);
+    tokio::spawn(async move {
+        let outcome = issue_rows(&db, &org, &pool, job_id, &file[..]).await;
+        if let Err(err) = &outcome {
+            tracing::error!(job = job_id, %err, "batch issue failed");
+        }
+        if let Err(err) =
+            store::imports::finish(&db, job_id, outcome.err().map(|e| e.to_string())).await
+        {
+            tracing::error!(job = job_id, %err, "could not record the end of a batch issue");
+        }
+    });
+    Ok(job)
+}
+
+async fn issue_rows<R: AsyncBufRead + Unpin>(
+    db: &DatabaseConnection,
+    org: &orgs::Model,
+    pool: &pools::Model,
+    job_id: i64,
+    reader: R,
+) -> Result<(), DbErr> {
+    let mut rows = CustomerRows::new(reader);
+    loop {
+        let chunk = rows.next_chunk(CHUNK).await?;
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let txn = db.begin().await?;
+        let mut progress = Progress {
+            done: chunk.len() as i64,
+            ..Progress::default()
+        };
+        let mut issues = Vec::new();
+        for row in chunk {
+            match issue_row(&txn, org, pool, &row).await? {
+                Ok(()) => progress.accepted += 1,
+                Err((code, reason)) => {
+                    progress.rejected += 1;
+                    issues.push(Issue {
+                        row_number: row.number,
+                        value: row.value,
+                        code,
+                        reason,
+                    });
+                }
+            }
+        }
+        store::imports::record(&txn, job_id, progress, issues).await?;
+        txn.commit().await?;
+    }
+}
+
+/// Issues one row inside a savepoint, so a refused row leaves nothing behind. The outer
+/// error is a database failure; the inner one the row's refusal.
+async fn issue_row(
+    txn: &DatabaseTransaction,
+    org: &orgs::Model,
+    pool: &pools::Model,
+    row: &Row,
+) -> Result<Result<(), (&'static str, String)>, DbErr> {
+    let identifier = match &row.identifier {
+        Ok(id) => id,
+        Err(e) => return Ok(Err(("invalid_customer", e.reason.clone()))),
+    };
+    let Some(customer) = store::customers::find(txn, pool.org_id, identifier).await? else {
+        return Ok(Err((
+            "invalid_customer",
+            identifier.not_found_message().to_string(),
+        )));
+    };
+    let savepoint = txn.begin().await?;
+    match super::issuance::issue_in(&savepoint, org, pool, &customer, Utc::now()).await {
+        Ok(_) => {
+            savepoint.commit().await?;
+            Ok(Ok(()))
+        }
+        Err(refused) if refused.problem().status == 422 => {
+            savepoint.rollback().await?;
+            let p = refused.problem();
+            Ok(Err((refusal_code(&p.code), p.detail.clone())))
+        }
+        Err(other) => Err(DbErr::Custom(other.problem().detail.clone())),
+    }
+}
+
+/// The refusal codes as static strings for the issue rows.
+fn refusal_code(code: &str) -> &'static str {
+    RefusalCode::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .find(|c| *c == code)
+        .unwrap_or("refused")
+}

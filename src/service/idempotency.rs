@@ -1,0 +1,51 @@
+//! Idempotency-Key handling shared by keyed operations: replay what the key answered first,
+//! refuse the key for a different request, and spot the loser of a race on a new key.
+
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+
+use crate::{
+    api::error::{ApiError, ApiResult},
+    store::{self, idempotency::Keyed},
+};
+
+/// Problem code for "a concurrent request with this key committed first"; callers replay.
+pub const RACE_LOST: &str = "idempotency_race_lost";
+
+/// The coupon a keyed request already produced, if the key was used before for the same
+/// request; a 409 if it was used for another.
+pub async fn replay(db: &DatabaseConnection, k: &Keyed) -> ApiResult<Option<i64>> {
+    let Some(saved) = store::idempotency::find(db, k).await? else {
+        return Ok(None);
+    };
+    if saved.request_hash != k.request_hash {
+        return Err(ApiError::conflict(
+            "idempotency_key_reused",
+            "this Idempotency-Key was already used for a different request",
+        ));
+    }
+    saved.response["coupon_id"]
+        .as_i64()
+        .map(Some)
+        .ok_or_else(|| ApiError::internal("stored idempotent response without coupon_id"))
+}
+
+/// Records the key in the caller's transaction.
+pub async fn record<C: ConnectionTrait>(
+    db: &C,
+    k: &Keyed,
+    status: u16,
+    response: serde_json::Value,
+) -> ApiResult<()> {
+    store::idempotency::record(db, k, status, response)
+        .await
+        .map_err(|e| {
+            if store::is_unique_violation(&e) {
+                ApiError::conflict(
+                    RACE_LOST,
+                    "a concurrent request with this Idempotency-Key finished first",
+                )
+            } else {
+                e.into()
+            }
+        })
+}

@@ -1,0 +1,18 @@
+//! Use cases that span several store calls and transactions (streamed uploads, background
+//! jobs). Handlers call these; these call `domain` for decisions and `store` for data.
+
+pub mod codes;
+pub mod customer_lists;
+pub mod customers;
+pub mod generation;
+pub mod idempotency;
+pub mod issuance;
+pub mod pools;
+
+/// Reads a settings object stored as JSON on a row. Stored JSON that no longer parses is a
+/// server fault, not the caller's.
+pub fn stored<T: serde::de::DeserializeOwned>(
+    v: &serde_json::Value,
+) -> crate::api::error::ApiResult<T> {
+    serde_json::from_value(v.clone()).map_err(crate::api::error::ApiError::internal)
+}

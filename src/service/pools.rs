@@ -1,0 +1,407 @@
+//! Creating and editing pools: settings are checked against each other and the org before
+//! anything is written, and a pool's row and its common code go in together.
+
+use entity::pools;
+use poem::http::StatusCode;
+use poem_openapi::Object;
+use sea_orm::{ActiveValue::Set, DatabaseConnection, IntoActiveModel, TransactionTrait};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    api::{
+        error::{ApiError, ApiResult},
+        pools::{CreatePool, PoolStats, RemoteSource, UpdatePool},
+    },
+    domain::{
+        coupon::CouponStatus,
+        generator::Generator,
+        pattern::{self, Pattern, PatternError, PatternSpec},
+        pool::{self, PoolSource, PoolState},
+    },
+    store,
+};
+
+/// How a pool's codes are made and matched (flat in the pool's JSON).
+#[derive(Object, Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+#[serde(default)]
+pub struct CodeOptions {
+    /// Characters never used at placeholder positions, e.g. ["O", "0", "I", "1"]. List lower-
+    /// and upper-case letters separately.
+    #[oai(default)]
+    pub exclude_chars: Vec<String>,
+    /// Phrases that never appear anywhere in a code (case-insensitive).
+    #[oai(default)]
+    pub exclude_phrases: Vec<String>,
+    /// Whether codes carry a prefix. `false` wins over every other prefix setting.
+    pub prefix_enabled: Option<bool>,
+    /// Custom prefix (at most 10 of A-Z a-z 0-9 _ -, case-sensitive). Shown resolved.
+    pub prefix: Option<String>,
+    /// Use the org's default prefix instead of a custom one (422 if the org has none).
+    #[oai(default)]
+    pub use_org_prefix: bool,
+    /// Whether codes carry a suffix. `false` wins over every other suffix setting.
+    pub suffix_enabled: Option<bool>,
+    /// Custom suffix (same rules as the prefix). Shown resolved.
+    pub suffix: Option<String>,
+    /// Use the org's default suffix.
+    #[oai(default)]
+    pub use_org_suffix: bool,
+    /// Append a check character so a mistyped code is refused without a database look-up.
+    #[oai(default)]
+    pub check_char: bool,
+    /// Forgiving entry: match codes ignoring case and separators (`abcd-1234` finds `ABCD1234`).
+    #[oai(default)]
+    pub case_insensitive: bool,
+    /// randomized_common: the sample the pattern was derived from.
+    pub sample_code: Option<String>,
+}
+
+/// What is stored of a remote source (the secret stays server-side).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct StoredRemote {
+    pub url: String,
+    pub secret: Option<String>,
+    pub timeout_ms: u32,
+    pub retries: u32,
+}
+
+impl From<PatternError> for ApiError {
+    fn from(e: PatternError) -> ApiError {
+        let mut p = crate::api::error::problem(StatusCode::UNPROCESSABLE_ENTITY, e.code, e.message);
+        p.field = Some(e.field.to_string());
+        ApiError::from_problem(p)
+    }
+}
+
+fn json<T: Serialize>(value: &T) -> ApiResult<serde_json::Value> {
+    serde_json::to_value(value).map_err(ApiError::internal)
+}
+
+pub async fn create(
+    db: &DatabaseConnection,
+    org_id: i64,
+    input: CreatePool,
+) -> ApiResult<pools::Model> {
+    let org = store::orgs::get(db, org_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("org", org_id))?;
+    validate_settings(&input)?;
+    let mut codes = input.codes.clone();
+    codes.prefix = pattern::resolve_affix(
+        "prefix",
+        codes.prefix_enabled,
+        codes.prefix.as_deref(),
+        codes.use_org_prefix,
+        org.code_prefix.as_deref(),
+    )?;
+    codes.suffix = pattern::resolve_affix(
+        "suffix",
+        codes.suffix_enabled,
+        codes.suffix.as_deref(),
+        codes.use_org_suffix,
+        org.code_suffix.as_deref(),
+    )?;
+    let pattern_text = pattern_for(&input)?;
+    codes.sample_code = input.sample_code.clone();
+    let parsed = pattern_text
+        .as_deref()
+        .map(|p| parse_pattern(p, &codes))
+        .transpose()?;
+    check_source(input.source, parsed.as_ref())?;
+    let remote = input.remote.as_ref().map(stored_remote).transpose()?;
+    let row = pools::ActiveModel {
+        org_id: Set(org_id),
+        name: Set(input.name.trim().to_string()),
+        source: Set(input.source.as_str().into()),
+        pattern: Set(pattern_text),
+        discount_type: Set(input.discount_type.as_str().into()),
+        value: Set(input.value),
+        currency: Set(input.currency.clone()),
+        gift_card_min_value: Set(input.gift_card_min_value),
+        gift_card_min_redemption: Set(input.gift_card_min_redemption),
+        purchase_min: Set(input.purchase_min),
+        starts_at: Set(input.starts_at),
+        ends_at: Set(input.ends_at),
+        state: Set(input.state.unwrap_or_default().as_str().into()),
+        code_options: Set(json(&codes)?),
+        issuance: Set(json(&input.issuance)?),
+        redemption: Set(json(&input.redemption)?),
+        expiry: Set(json(&input.expiry)?),
+        reminders: Set(json(&input.reminders)?),
+        remote: Set(remote.as_ref().map(json).transpose()?),
+        claimed: Set(false),
+        generation_key: Set(parsed
+            .as_ref()
+            .filter(|p| !p.is_common())
+            .map(|_| Generator::new_key())),
+        generated_count: Set(0),
+        ..Default::default()
+    };
+    let txn = db.begin().await?;
+    let pool = store::pools::insert(&txn, row).await.map_err(|e| {
+        if store::is_unique_violation(&e) {
+            ApiError::conflict(
+                "pattern_taken",
+                "another pool of this org already uses this pattern",
+            )
+        } else {
+            e.into()
+        }
+    })?;
+    if let Some(code) = parsed.as_ref().and_then(Pattern::common_code) {
+        let inserted = store::coupons::insert_available(
+            &txn,
+            super::codes::new_codes(&pool),
+            std::slice::from_ref(&code),
+        )
+        .await?;
+        if inserted.is_empty() {
+            return Err(ApiError::conflict(
+                "code_taken",
+                format!("the code {code} already exists in this org"),
+            ));
+        }
+    }
+    txn.commit().await?;
+    Ok(pool)
+}
+
+fn validate_settings(input: &CreatePool) -> ApiResult<()> {
+    pool::validate_value(
+        input.discount_type.as_str(),
+        input.value,
+        input.currency.as_deref(),
+    )?;
+    pool::validate_window(input.starts_at, input.ends_at)?;
+    pool::validate_reminders(&input.reminders)?;
+    input.issuance.validate()?;
+    input.redemption.validate()?;
+    input.expiry.validate_with_offer_end(input.ends_at)?;
+    let gift_card = input.discount_type.as_str() == "gift_card";
+    if !gift_card
+        && (input.gift_card_min_value.is_some() || input.gift_card_min_redemption.is_some())
+    {
+        return Err(ApiError::invalid(
+            "gift_card_min_value",
+            "only gift card pools have gift card minimums",
+        ));
+    }
+    Ok(())
+}
+
+/// The pattern a pool will use: given, derived from a sample, or none.
+fn pattern_for(input: &CreatePool) -> ApiResult<Option<String>> {
+    match (input.source, &input.pattern, &input.sample_code) {
+        (PoolSource::RandomizedCommon, None, Some(sample)) => {
+            Ok(Some(pattern::randomized_common_pattern(sample)?))
+        }
+        (PoolSource::RandomizedCommon, _, _) => Err(ApiError::invalid(
+            "sample_code",
+            "a randomized_common pool takes a sample_code (5 to 10 characters) and no pattern",
+        )),
+        (PoolSource::Uploaded | PoolSource::Remote, Some(_), _) => Err(ApiError::invalid(
+            "pattern",
+            "uploaded and remote pools have no pattern",
+        )),
+        (PoolSource::Uploaded | PoolSource::Remote, None, _) => Ok(None),
+        (_, None, _) => Err(ApiError::invalid("pattern", "this source needs a pattern")),
+        (_, Some(p), _) => Ok(Some(p.clone())),
+    }
+}
+
+pub fn parse_pattern(text: &str, codes: &CodeOptions) -> ApiResult<Pattern> {
+    let mut exclude = Vec::with_capacity(codes.exclude_chars.len());
+    for s in &codes.exclude_chars {
+        let mut chars = s.chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) => exclude.push(c),
+            _ => {
+                return Err(ApiError::invalid(
+                    "exclude_chars",
+                    format!("`{s}` is not a single character"),
+                ));
+            }
+        }
+    }
+    Ok(Pattern::parse(&PatternSpec {
+        pattern: text,
+        exclude_chars: &exclude,
+        exclude_phrases: &codes.exclude_phrases,
+        prefix: codes.prefix.as_deref(),
+        suffix: codes.suffix.as_deref(),
+        check_char: codes.check_char,
+    })?)
+}
+
+fn check_source(source: PoolSource, parsed: Option<&Pattern>) -> ApiResult<()> {
+    let Some(p) = parsed else { return Ok(()) };
+    match source {
+        PoolSource::Common if !p.is_common() => Err(ApiError::invalid(
+            "pattern",
+            "a common pool's pattern is the code itself: no placeholders",
+        )),
+        PoolSource::Generated | PoolSource::Bulk | PoolSource::RandomizedCommon
+            if p.is_common() =>
+        {
+            Err(ApiError::invalid(
+                "pattern",
+                "this pattern has no placeholders: use source `common`",
+            ))
+        }
+        PoolSource::Bulk if p.placeholders() < 4 => Err(ApiError::refused(
+            "too_few_placeholders",
+            format!(
+                "a bulk pattern needs at least 4 placeholders; this one has {}",
+                p.placeholders()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn stored_remote(r: &RemoteSource) -> ApiResult<StoredRemote> {
+    if !(r.url.starts_with("http://") || r.url.starts_with("https://")) {
+        return Err(ApiError::invalid(
+            "remote.url",
+            "an http:// or https:// URL",
+        ));
+    }
+    Ok(StoredRemote {
+        url: r.url.clone(),
+        secret: r.secret.clone(),
+        timeout_ms: r.timeout_ms.unwrap_or(2_000).clamp(100, 30_000),
+        retries: r.retries.unwrap_or(2).min(5),
+    })
+}
+
+pub async fn update(
+    db: &DatabaseConnection,
+    pool: pools::Model,
+    input: UpdatePool,
+) -> ApiResult<pools::Model> {
+    let txn = db.begin().await?;
+    let freezes = input.source.is_some() || input.pattern.is_some();
+    if freezes && store::pools::has_codes(&txn, pool.id).await? {
+        return Err(ApiError::conflict(
+            "codes_exist",
+            "source and pattern cannot change once the pool has codes",
+        ));
+    }
+    let old_value = pool.value;
+    let discount_type = pool.discount_type.clone();
+    let mut row = pool.into_active_model();
+    if let Some(v) = input.name {
+        row.name = Set(v.trim().to_string());
+    }
+    if let Some(v) = input.state {
+        row.state = Set(v.as_str().into());
+    }
+    if let Some(v) = input.source {
+        row.source = Set(v.as_str().into());
+    }
+    if let Some(v) = input.pattern {
+        row.pattern = Set(Some(v));
+    }
+    let new_value = input.value.or(old_value);
+    let currency = input.currency.clone().or(row.currency.clone().unwrap());
+    pool::validate_value(&discount_type, new_value, currency.as_deref())?;
+    row.value = Set(new_value);
+    row.currency = Set(currency);
+    if input.gift_card_min_value.is_some() {
+        row.gift_card_min_value = Set(input.gift_card_min_value);
+    }
+    if input.gift_card_min_redemption.is_some() {
+        row.gift_card_min_redemption = Set(input.gift_card_min_redemption);
+    }
+    if input.purchase_min.is_some() {
+        row.purchase_min = Set(input.purchase_min);
+    }
+    if input.starts_at.is_some() {
+        row.starts_at = Set(input.starts_at);
+    }
+    if input.ends_at.is_some() {
+        row.ends_at = Set(input.ends_at);
+    }
+    pool::validate_window(row.starts_at.clone().unwrap(), row.ends_at.clone().unwrap())?;
+    if let Some(v) = input.issuance {
+        v.validate()?;
+        row.issuance = Set(json(&v)?);
+    }
+    if let Some(v) = input.redemption {
+        v.validate()?;
+        row.redemption = Set(json(&v)?);
+    }
+    if let Some(v) = input.expiry {
+        v.validate_with_offer_end(row.ends_at.clone().unwrap())?;
+        row.expiry = Set(json(&v)?);
+    }
+    if let Some(v) = input.reminders {
+        pool::validate_reminders(&v)?;
+        row.reminders = Set(json(&v)?);
+    }
+    let saved = store::pools::save(&txn, row).await?;
+    if new_value != old_value {
+        let match_old = input.match_value.then_some(old_value);
+        let gift_card = discount_type == "gift_card";
+        store::pools::apply_value(
+            &txn,
+            saved.id,
+            new_value,
+            input.update_criterion,
+            match_old,
+            gift_card,
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(saved)
+}
+
+/// Refuses uploads into pools whose codes come from elsewhere.
+pub fn check_uploadable(pool: &pools::Model) -> ApiResult<()> {
+    if pool.source != PoolSource::Uploaded.as_str() {
+        return Err(ApiError::conflict(
+            "wrong_source",
+            format!(
+                "codes can be uploaded only into `uploaded` pools; this one is `{}`",
+                pool.source
+            ),
+        ));
+    }
+    if pool.state == PoolState::Archived.as_str() {
+        return Err(ApiError::conflict("pool_archived", "the pool is archived"));
+    }
+    Ok(())
+}
+
+pub async fn stats(db: &DatabaseConnection, pool: &pools::Model) -> ApiResult<PoolStats> {
+    let counts = store::coupons::count_by_status(db, pool.id).await?;
+    let count = |s: CouponStatus| counts.iter().find(|(c, _)| *c == s).map_or(0, |(_, n)| *n);
+    let mut stats = PoolStats {
+        total: counts.iter().map(|(_, n)| n).sum(),
+        available: count(CouponStatus::Available),
+        issued: count(CouponStatus::Issued),
+        redeemed: count(CouponStatus::Redeemed),
+        expired: count(CouponStatus::Expired),
+        invalidated: count(CouponStatus::Invalidated),
+        revoked: count(CouponStatus::Revoked),
+        remaining: count(CouponStatus::Available),
+    };
+    let source = PoolSource::parse(&pool.source);
+    if source.is_some_and(PoolSource::mints_on_issue) {
+        let codes: CodeOptions = super::stored(&pool.code_options)?;
+        if let Some(p) = pool.pattern.as_deref() {
+            let space = parse_pattern(p, &codes)?.combinations();
+            let mintable = space.saturating_sub(pool.generated_count as u128);
+            stats.remaining = stats
+                .remaining
+                .saturating_add(i64::try_from(mintable).unwrap_or(i64::MAX));
+        }
+    }
+    let rules: crate::domain::issuance::IssuanceRules = super::stored(&pool.issuance)?;
+    if let Some(max) = rules.max_total {
+        let issued_ever = stats.issued + stats.redeemed + stats.expired;
+        stats.remaining = stats.remaining.min((max as i64 - issued_ever).max(0));
+    }
+    Ok(stats)
+}

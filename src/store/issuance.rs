@@ -1,0 +1,225 @@
+//! The database side of issuing: what the rules need to know about a customer, the series
+//! counter, and the claim of a code. Every function runs inside the caller's issuing
+//! transaction, after the customer's row lock.
+
+use chrono::{DateTime, Utc};
+use entity::{coupons, pool_allowed_customers, pools};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect, Set, Statement,
+    sea_query::{Expr, ExprTrait},
+};
+
+use crate::domain::coupon::CouponStatus;
+
+/// What a customer already has from a pool.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct History {
+    pub issued_count: u64,
+    pub last_issued_at: Option<DateTime<Utc>>,
+    /// An issued, unexpired coupon the customer still holds.
+    pub valid_coupon: Option<i64>,
+}
+
+pub async fn history<C: ConnectionTrait>(
+    db: &C,
+    pool_id: i64,
+    customer_id: i64,
+    now: DateTime<Utc>,
+) -> Result<History, DbErr> {
+    type Row = (i64, i16, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+    let rows: Vec<Row> = coupons::Entity::find()
+        .select_only()
+        .columns([
+            coupons::Column::Id,
+            coupons::Column::Status,
+            coupons::Column::IssuedAt,
+            coupons::Column::ExpiresAt,
+        ])
+        .filter(coupons::Column::CustomerId.eq(customer_id))
+        .filter(coupons::Column::PoolId.eq(pool_id))
+        .order_by_asc(coupons::Column::Id)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let issued = CouponStatus::Issued.as_i16();
+    Ok(History {
+        issued_count: rows.len() as u64,
+        last_issued_at: rows.iter().filter_map(|r| r.2).max(),
+        valid_coupon: rows
+            .iter()
+            .find(|(_, status, _, expires)| *status == issued && expires.is_none_or(|e| e > now))
+            .map(|r| r.0),
+    })
+}
+
+/// Whether the customer received any coupon of these pools since `since`.
+pub async fn issued_from_since<C: ConnectionTrait>(
+    db: &C,
+    customer_id: i64,
+    pool_ids: &[i64],
+    since: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    if pool_ids.is_empty() {
+        return Ok(false);
+    }
+    let hit: Option<i64> = coupons::Entity::find()
+        .select_only()
+        .column(coupons::Column::Id)
+        .filter(coupons::Column::CustomerId.eq(customer_id))
+        .filter(coupons::Column::PoolId.is_in(pool_ids.iter().copied()))
+        .filter(coupons::Column::IssuedAt.gte(since))
+        .limit(1)
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(hit.is_some())
+}
+
+pub async fn on_allow_list<C: ConnectionTrait>(
+    db: &C,
+    pool_id: i64,
+    customer_id: i64,
+) -> Result<bool, DbErr> {
+    Ok(
+        pool_allowed_customers::Entity::find_by_id((pool_id, customer_id))
+            .one(db)
+            .await?
+            .is_some(),
+    )
+}
+
+/// Takes one slot of the pool's total issual limit: one conditional increment, so concurrent
+/// issuers can never take more slots than the limit. False when the limit is reached.
+pub async fn take_series_slot<C: ConnectionTrait>(
+    db: &C,
+    pool_id: i64,
+    max_total: u64,
+) -> Result<bool, DbErr> {
+    let result = pools::Entity::update_many()
+        .col_expr(
+            pools::Column::IssuedCount,
+            Expr::col(pools::Column::IssuedCount).add(1),
+        )
+        .filter(pools::Column::Id.eq(pool_id))
+        .filter(pools::Column::IssuedCount.lt(max_total as i64))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// The facts stamped on a coupon when it is issued.
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp {
+    pub customer_id: i64,
+    pub now: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub redeemable_from: Option<DateTime<Utc>>,
+}
+
+/// Hands the pool's next available code to the customer in one statement. On PostgreSQL the
+/// inner `FOR UPDATE SKIP LOCKED` lets concurrent issuers take different rows without waiting;
+/// SQLite runs one writer at a time, so the same statement without the lock clause is enough.
+pub async fn claim_available<C: ConnectionTrait>(
+    db: &C,
+    pool_id: i64,
+    s: Stamp,
+) -> Result<Option<coupons::Model>, DbErr> {
+    let backend = db.get_database_backend();
+    let lock = if backend == DbBackend::Postgres {
+        "FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "UPDATE coupons SET status = $1, customer_id = $2, issued_at = $3, expires_at = $4, \
+         redeemable_from = $5, last_status_change_at = $3 \
+         WHERE id = (SELECT id FROM coupons WHERE pool_id = $6 AND status = $7 ORDER BY id LIMIT 1 {lock}) \
+         RETURNING *"
+    );
+    let stmt = Statement::from_sql_and_values(
+        backend,
+        sql,
+        [
+            CouponStatus::Issued.as_i16().into(),
+            s.customer_id.into(),
+            s.now.into(),
+            s.expires_at.into(),
+            s.redeemable_from.into(),
+            pool_id.into(),
+            CouponStatus::Available.as_i16().into(),
+        ],
+    );
+    match db.query_one_raw(stmt).await? {
+        Some(row) => Ok(Some(coupons::Model::from_query_result(&row, "")?)),
+        None => Ok(None),
+    }
+}
+
+/// Inserts a coupon issued straight to the customer (a freshly minted code, or a customer's copy
+/// of a common code at share key = customer id). None when the code (at that share key) is
+/// taken: for a common code, that means this customer already has it.
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_issued<C: ConnectionTrait>(
+    db: &C,
+    pool: &pools::Model,
+    code: String,
+    share_key: i64,
+    s: Stamp,
+) -> Result<Option<coupons::Model>, DbErr> {
+    let balance = (pool.discount_type == "gift_card")
+        .then_some(pool.value)
+        .flatten();
+    let row = coupons::ActiveModel {
+        org_id: Set(pool.org_id),
+        pool_id: Set(pool.id),
+        code: Set(code),
+        share_key: Set(share_key),
+        status: Set(CouponStatus::Issued.as_i16()),
+        customer_id: Set(Some(s.customer_id)),
+        value: Set(pool.value),
+        balance: Set(balance),
+        redemption_count: Set(0),
+        issued_at: Set(Some(s.now)),
+        expires_at: Set(s.expires_at),
+        redeemable_from: Set(s.redeemable_from),
+        last_status_change_at: Set(s.now),
+        ..Default::default()
+    };
+    let result = coupons::Entity::insert(row)
+        .on_conflict_do_nothing_on([
+            coupons::Column::OrgId,
+            coupons::Column::Code,
+            coupons::Column::ShareKey,
+        ])
+        .exec_with_returning(db)
+        .await?;
+    Ok(match result {
+        sea_orm::TryInsertResult::Inserted(m) => Some(m),
+        _ => None,
+    })
+}
+
+pub async fn get<C: ConnectionTrait>(db: &C, id: i64) -> Result<Option<coupons::Model>, DbErr> {
+    coupons::Entity::find_by_id(id).one(db).await
+}
+
+/// Adds a customer to a pool's allow-list; false when already there.
+pub async fn allow<C: ConnectionTrait>(
+    db: &C,
+    pool_id: i64,
+    customer_id: i64,
+) -> Result<bool, DbErr> {
+    let row = pool_allowed_customers::ActiveModel {
+        pool_id: Set(pool_id),
+        customer_id: Set(customer_id),
+    };
+    let result = pool_allowed_customers::Entity::insert(row)
+        .on_conflict_do_nothing_on([
+            pool_allowed_customers::Column::PoolId,
+            pool_allowed_customers::Column::CustomerId,
+        ])
+        .exec(db)
+        .await?;
+    Ok(matches!(result, sea_orm::TryInsertResult::Inserted(_)))
+}

@@ -184,11 +184,10 @@ impl Pattern {
                 }
             }
         }
-        let check = if spec.check_char {
-            Some(check_char(template.len(), &slots)?)
-        } else {
-            None
-        };
+        let check = spec
+            .check_char
+            .then(|| check_char(template.len(), &slots))
+            .transpose()?;
         if check.is_some() {
             template.push(VARIABLE);
         }

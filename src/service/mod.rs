@@ -1,6 +1,7 @@
 //! Use cases that span several store calls and transactions (streamed uploads, background
 //! jobs). Handlers call these; these call `domain` for decisions and `store` for data.
 
+pub mod batch_issue;
 pub mod codes;
 pub mod customer_lists;
 pub mod customers;

@@ -157,6 +157,15 @@ both_databases! {
         issue_ok(&app, series, "ana").await;
         expect_problem(issue(&app, series, json!({"external_id": "bob"})).await, 422, "series_limit").await;
 
+        // A limit set later counts what was already issued.
+        let later = uploaded_pool(&app, 5, json!({})).await;
+        issue_ok(&app, later, "ana").await;
+        issue_ok(&app, later, "bob").await;
+        let resp = app.patch(&format!("/v1/pools/{later}"), json!({"issuance": {"max_total": 3}})).await;
+        assert_eq!(resp.status(), 200);
+        issue_ok(&app, later, "ana").await;
+        expect_problem(issue(&app, later, json!({"external_id": "bob"})).await, 422, "series_limit").await;
+
         let gold = uploaded_pool(&app, 5, json!({"allowed_levels": ["gold"]})).await;
         issue_ok(&app, gold, "ana").await;
         expect_problem(issue(&app, gold, json!({"external_id": "bob"})).await, 422, "not_eligible").await;

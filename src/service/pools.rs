@@ -15,6 +15,7 @@ use crate::{
     domain::{
         coupon::CouponStatus,
         generator::Generator,
+        issuance::IssuanceRules,
         pattern::{self, Pattern, PatternError, PatternSpec},
         pool::{self, PoolSource, PoolState},
     },
@@ -323,8 +324,13 @@ pub async fn update(
         row.ends_at = Set(input.ends_at);
     }
     pool::validate_window(row.starts_at.clone().unwrap(), row.ends_at.clone().unwrap())?;
+    let mut recount = false;
     if let Some(v) = input.issuance {
         v.validate()?;
+        let old: IssuanceRules = super::stored(row.issuance.as_ref())?;
+        // The series counter is kept only while a total limit exists; a new limit starts from
+        // what was really issued.
+        recount = v.max_total.is_some() && old.max_total.is_none();
         row.issuance = Set(json(&v)?);
     }
     if let Some(v) = input.redemption {
@@ -340,6 +346,9 @@ pub async fn update(
         row.reminders = Set(json(&v)?);
     }
     let saved = store::pools::save(&txn, row).await?;
+    if recount {
+        store::pools::recount_issued(&txn, saved.id).await?;
+    }
     if new_value != old_value {
         let match_old = input.match_value.then_some(old_value);
         let gift_card = discount_type == "gift_card";
@@ -398,7 +407,7 @@ pub async fn stats(db: &DatabaseConnection, pool: &pools::Model) -> ApiResult<Po
                 .saturating_add(i64::try_from(mintable).unwrap_or(i64::MAX));
         }
     }
-    let rules: crate::domain::issuance::IssuanceRules = super::stored(&pool.issuance)?;
+    let rules: IssuanceRules = super::stored(&pool.issuance)?;
     if let Some(max) = rules.max_total {
         let issued_ever = stats.issued + stats.redeemed + stats.expired;
         stats.remaining = stats.remaining.min((max as i64 - issued_ever).max(0));

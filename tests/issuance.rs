@@ -309,13 +309,7 @@ async fn batch(app: &TestApp, pool_id: i64, csv: &str) -> (i64, i64, Vec<String>
         .unwrap();
     assert_eq!(resp.status(), 202);
     let id = json(resp).await["id"].as_i64().unwrap();
-    let job = loop {
-        let job = json(app.get(&format!("/v1/jobs/{id}")).await).await;
-        if job["state"] != "running" {
-            break job;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let job = app.wait_for_job(id).await;
     assert_eq!(job["state"], "done", "{job}");
     let issues = app
         .get(&format!("/v1/imports/{id}/issues"))

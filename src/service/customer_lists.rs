@@ -130,9 +130,5 @@ pub async fn upload_allow_list<R: AsyncBufRead + Unpin>(
         }
     }
     .await;
-    store::imports::finish(db, import.id, outcome.as_ref().err().map(|e| e.to_string())).await?;
-    outcome?;
-    store::imports::get(db, pool.org_id, import.id)
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("import".into()))
+    store::imports::conclude(db, &import, outcome).await
 }

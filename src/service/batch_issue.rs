@@ -16,14 +16,15 @@ use tokio::io::AsyncBufRead;
 
 use super::{
     customer_lists::{CustomerRows, Row},
+    issuance::{CustomerFacts, context},
     stored,
 };
 use crate::{
     domain::{
         customer::CustomerIdentifier,
         expiry::{self, ExpiryRules},
-        issuance::{self, Decision, IssuanceRules, IssueContext, RefusalCode},
-        pool::{PoolSource, PoolState},
+        issuance::{self, Decision, IssuanceRules, RefusalCode},
+        pool::PoolSource,
     },
     store::{
         self,
@@ -247,21 +248,13 @@ async fn issue_chunk_in_bulk(
             }
         };
         let history = facts.histories.entry(customer.id).or_default();
-        let ctx = IssueContext {
-            now,
-            tz,
-            pool_active: pool.state == PoolState::Active.as_str(),
-            pool_starts_at: pool.starts_at,
-            pool_ends_at: pool.ends_at,
-            is_common: false,
-            customer_level: customer.level.clone(),
+        let facts_of = CustomerFacts {
+            customer,
+            history,
             on_allow_list: facts.allowed.contains(&customer.id),
-            customer_issued_count: history.issued_count,
-            customer_last_issued_at: history.last_issued_at,
-            existing_valid_coupon: history.valid_coupon,
-            issued_from_excluded_recently: facts.excluded.contains(&customer.id),
-            pool_issued_total: facts.pool_issued,
+            excluded_recently: facts.excluded.contains(&customer.id),
         };
+        let ctx = context(pool, tz, now, &facts_of, facts.pool_issued);
         match issuance::decide(&rules, &ctx) {
             Decision::Refuse(r) => {
                 reject(&mut progress, &mut issues, row, (r.code.as_str(), r.reason))

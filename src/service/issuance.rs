@@ -5,6 +5,7 @@
 //! limit exact; the claim statement makes a code go to one customer only.
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use entity::{coupons, customers, orgs, pools};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 
@@ -16,7 +17,12 @@ use crate::{
         pool::{PoolSource, PoolState},
     },
     service::{generation::pool_pattern, stored as parse},
-    store::{self, events::EventKind, idempotency::Keyed, issuance::Stamp},
+    store::{
+        self,
+        events::EventKind,
+        idempotency::Keyed,
+        issuance::{History, Stamp},
+    },
 };
 
 /// The result of an issue: the coupon, and whether it was made now or is one the customer
@@ -61,28 +67,20 @@ pub async fn issue_in(
     let source =
         PoolSource::parse(&pool.source).ok_or_else(|| ApiError::internal("unknown pool source"))?;
     let history = store::issuance::history(txn, pool.id, customer.id, now).await?;
-    let ctx = IssueContext {
-        now,
-        tz,
-        pool_active: pool.state == PoolState::Active.as_str(),
-        pool_starts_at: pool.starts_at,
-        pool_ends_at: pool.ends_at,
-        is_common: source == PoolSource::Common,
-        customer_level: customer.level.clone(),
-        on_allow_list: !rules.specific_customers_only
-            || store::issuance::on_allow_list(txn, pool.id, customer.id).await?,
-        customer_issued_count: history.issued_count,
-        customer_last_issued_at: history.last_issued_at,
-        existing_valid_coupon: history.valid_coupon,
-        issued_from_excluded_recently: store::issuance::issued_from_since(
+    let facts = CustomerFacts {
+        customer,
+        history: &history,
+        on_allow_list: rules.specific_customers_only
+            && store::issuance::on_allow_list(txn, pool.id, customer.id).await?,
+        excluded_recently: store::issuance::issued_from_since(
             txn,
             customer.id,
             &rules.exclude_if_issued_from,
             issuance::six_months_before(now),
         )
         .await?,
-        pool_issued_total: pool.issued_count as u64,
     };
+    let ctx = context(pool, tz, now, &facts, pool.issued_count as u64);
     match issuance::decide(&rules, &ctx) {
         Decision::Refuse(r) => return Err(ApiError::refused(r.code.as_str(), r.reason)),
         Decision::ReturnExisting(id) => return existing(txn, id).await,
@@ -109,6 +107,39 @@ pub async fn issue_in(
         coupon,
         existing: false,
     })
+}
+
+/// What the issuance rules see of one customer.
+pub struct CustomerFacts<'a> {
+    pub customer: &'a customers::Model,
+    pub history: &'a History,
+    pub on_allow_list: bool,
+    pub excluded_recently: bool,
+}
+
+/// The rules' view of an issue of `pool` to a customer at `now`.
+pub fn context(
+    pool: &pools::Model,
+    tz: Tz,
+    now: DateTime<Utc>,
+    facts: &CustomerFacts,
+    pool_issued: u64,
+) -> IssueContext {
+    IssueContext {
+        now,
+        tz,
+        pool_active: pool.state == PoolState::Active.as_str(),
+        pool_starts_at: pool.starts_at,
+        pool_ends_at: pool.ends_at,
+        is_common: pool.source == PoolSource::Common.as_str(),
+        customer_level: facts.customer.level.clone(),
+        on_allow_list: facts.on_allow_list,
+        customer_issued_count: facts.history.issued_count,
+        customer_last_issued_at: facts.history.last_issued_at,
+        existing_valid_coupon: facts.history.valid_coupon,
+        issued_from_excluded_recently: facts.excluded_recently,
+        pool_issued_total: pool_issued,
+    }
 }
 
 /// Takes a code for the customer the way the pool's source makes codes.

@@ -21,7 +21,7 @@ use crate::{
 
 /// Codes made and written per chunk: large enough for COPY to pay off, small enough to keep
 /// memory flat and progress fresh.
-const CHUNK: usize = 50_000;
+const CHUNK: usize = 250_000;
 
 /// Checks the request and starts the job; the returned job record is followed at `/v1/jobs/{id}`.
 pub async fn start(

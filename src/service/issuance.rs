@@ -61,12 +61,17 @@ pub async fn issue_in(
     customer: &customers::Model,
     now: DateTime<Utc>,
 ) -> ApiResult<Issued> {
-    store::customers::lock(txn, customer.id).await?;
     let rules: IssuanceRules = parse(&pool.issuance)?;
     let tz = org.timezone.parse().unwrap_or(chrono_tz::UTC);
     let source =
         PoolSource::parse(&pool.source).ok_or_else(|| ApiError::internal("unknown pool source"))?;
-    let history = store::issuance::history(txn, pool.id, customer.id, now).await?;
+    // A common code needs no history either: its unique index refuses a second copy.
+    let history = if rules.depends_on_history() {
+        store::customers::lock(txn, customer.id).await?;
+        store::issuance::history(txn, pool.id, customer.id, now).await?
+    } else {
+        History::default()
+    };
     let facts = CustomerFacts {
         customer,
         history: &history,
@@ -159,7 +164,7 @@ async fn claim(
                 .ok_or_else(|| {
                     refusal(
                         RefusalCode::AlreadyIssued,
-                        "the common code has already been issued to this customer",
+                        "Generic coupon code has already been issued to this customer",
                     )
                 })
         }

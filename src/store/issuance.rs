@@ -161,7 +161,6 @@ pub async fn claim_available<C: ConnectionTrait>(
 /// Inserts a coupon issued straight to the customer (a freshly minted code, or a customer's copy
 /// of a common code at share key = customer id). None when the code (at that share key) is
 /// taken: for a common code, that means this customer already has it.
-#[allow(clippy::too_many_arguments)]
 pub async fn insert_issued<C: ConnectionTrait>(
     db: &C,
     pool: &pools::Model,
@@ -169,37 +168,54 @@ pub async fn insert_issued<C: ConnectionTrait>(
     share_key: i64,
     s: Stamp,
 ) -> Result<Option<coupons::Model>, DbErr> {
+    use coupons::Column as C;
     let balance = (pool.discount_type == "gift_card")
         .then_some(pool.value)
         .flatten();
-    let row = coupons::ActiveModel {
-        org_id: Set(pool.org_id),
-        pool_id: Set(pool.id),
-        code: Set(code),
-        share_key: Set(share_key),
-        status: Set(CouponStatus::Issued.as_i16()),
-        customer_id: Set(Some(s.customer_id)),
-        value: Set(pool.value),
-        balance: Set(balance),
-        redemption_count: Set(0),
-        issued_at: Set(Some(s.now)),
-        expires_at: Set(s.expires_at),
-        redeemable_from: Set(s.redeemable_from),
-        last_status_change_at: Set(s.now),
-        ..Default::default()
-    };
-    let result = coupons::Entity::insert(row)
-        .on_conflict_do_nothing_on([
-            coupons::Column::OrgId,
-            coupons::Column::Code,
-            coupons::Column::ShareKey,
+    // RETURNING in SQL on both backends: sea-orm's SQLite fallback re-reads by last insert id,
+    // which says nothing useful when the conflict clause skipped the row.
+    let mut stmt = sea_orm::sea_query::Query::insert();
+    stmt.into_table(coupons::Entity)
+        .columns([
+            C::OrgId,
+            C::PoolId,
+            C::Code,
+            C::ShareKey,
+            C::Status,
+            C::CustomerId,
+            C::Value,
+            C::Balance,
+            C::RedemptionCount,
+            C::IssuedAt,
+            C::ExpiresAt,
+            C::RedeemableFrom,
+            C::LastStatusChangeAt,
         ])
-        .exec_with_returning(db)
-        .await?;
-    Ok(match result {
-        sea_orm::TryInsertResult::Inserted(m) => Some(m),
-        _ => None,
-    })
+        .values_panic([
+            pool.org_id.into(),
+            pool.id.into(),
+            code.into(),
+            share_key.into(),
+            CouponStatus::Issued.as_i16().into(),
+            s.customer_id.into(),
+            pool.value.into(),
+            balance.into(),
+            0i32.into(),
+            s.now.into(),
+            s.expires_at.into(),
+            s.redeemable_from.into(),
+            s.now.into(),
+        ])
+        .on_conflict(
+            sea_orm::sea_query::OnConflict::columns([C::OrgId, C::Code, C::ShareKey])
+                .do_nothing()
+                .to_owned(),
+        )
+        .returning_all();
+    match db.query_one(&stmt).await? {
+        Some(row) => Ok(Some(coupons::Model::from_query_result(&row, "")?)),
+        None => Ok(None),
+    }
 }
 
 pub async fn get<C: ConnectionTrait>(db: &C, id: i64) -> Result<Option<coupons::Model>, DbErr> {

@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod coupons;
 pub mod customers;
 pub mod error;
 pub mod health;
@@ -11,6 +12,7 @@ pub mod metrics;
 pub mod org;
 pub mod patterns;
 pub mod pools;
+pub mod redemption;
 
 use std::sync::Arc;
 
@@ -41,6 +43,10 @@ pub enum ApiTags {
     Imports,
     /// Background jobs and their progress.
     Jobs,
+    /// Checkout: validating, redeeming and reversing codes against a basket.
+    Redemption,
+    /// Looking up, searching and changing coupons.
+    Coupons,
 }
 
 type Apis = (
@@ -52,6 +58,8 @@ type Apis = (
     patterns::PatternsApi,
     issuance::IssuanceApi,
     customers::CustomersApi,
+    redemption::RedemptionApi,
+    coupons::CouponsApi,
 );
 
 pub fn openapi_service() -> OpenApiService<Apis, ()> {
@@ -65,6 +73,8 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
             patterns::PatternsApi,
             issuance::IssuanceApi,
             customers::CustomersApi,
+            redemption::RedemptionApi,
+            coupons::CouponsApi,
         ),
         "coupond",
         env!("CARGO_PKG_VERSION"),

@@ -2,13 +2,16 @@
 //! jobs). Handlers call these; these call `domain` for decisions and `store` for data.
 
 pub mod batch_issue;
+pub mod checkout;
 pub mod codes;
 pub mod customer_lists;
 pub mod customers;
 pub mod generation;
 pub mod idempotency;
 pub mod issuance;
+pub mod lifecycle;
 pub mod pools;
+pub mod redemption;
 
 /// Reads a settings object stored as JSON on a row. Stored JSON that no longer parses is a
 /// server fault, not the caller's.

@@ -57,6 +57,11 @@ pub struct CodeOptions {
     pub sample_code: Option<String>,
 }
 
+/// A pool's stored code options.
+pub fn code_options(pool: &pools::Model) -> ApiResult<CodeOptions> {
+    super::stored(&pool.code_options)
+}
+
 /// What is stored of a remote source (the secret stays server-side).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct StoredRemote {
@@ -333,6 +338,10 @@ pub async fn update(
         recount = v.max_total.is_some() && old.max_total.is_none();
         row.issuance = Set(json(&v)?);
     }
+    let series_limited = input
+        .redemption
+        .as_ref()
+        .is_some_and(|r| r.max_total.is_some());
     if let Some(v) = input.redemption {
         v.validate()?;
         row.redemption = Set(json(&v)?);
@@ -348,6 +357,13 @@ pub async fn update(
     let saved = store::pools::save(&txn, row).await?;
     if recount {
         store::pools::recount_issued(&txn, saved.id).await?;
+    }
+    // The redemption series counter is kept only while the pool has a series limit, so a new
+    // limit starts from the rows. Saving took the pool row's lock, which redemptions of a
+    // limited pool take first; a redemption that began before the limit existed does not take
+    // it, and may be missed by this count if it commits while the edit runs.
+    if series_limited {
+        store::redemptions::recount(&txn, saved.id).await?;
     }
     if new_value != old_value {
         let match_old = input.match_value.then_some(old_value);

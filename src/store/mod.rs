@@ -10,6 +10,7 @@ pub mod imports;
 pub mod issuance;
 pub mod orgs;
 pub mod pools;
+pub mod redemptions;
 
 use std::time::Duration;
 

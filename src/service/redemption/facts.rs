@@ -52,19 +52,33 @@ pub async fn lock(
     }
     let series = lock_series(txn, located, now).await?;
     let mut fresh = lock_rows(txn, located).await?;
-    let closed =
-        store::redemptions::expire_holds(txn, Scope::Coupon(fresh.target().id), now).await?;
-    give_back(txn, &fresh.pool, &closed, series.is_some()).await?;
-    if fresh.is_gift_card() {
-        let back: i64 = closed.iter().map(|r| r.discount).sum();
-        let target = fresh.copy.as_mut().unwrap_or(&mut fresh.code_row);
-        target.balance = target.balance.map(|b| b + back);
+    // Counts leave run-out holds out already; closing them matters only where they keep
+    // something: gift card money or a place in the series counter.
+    if fresh.is_gift_card() || series.is_some() {
+        close_run_out(txn, &mut fresh, series.is_some(), now).await?;
     }
     Ok(Locked {
         located: fresh,
         counted: series.is_some(),
         series: series.unwrap_or(0),
     })
+}
+
+async fn close_run_out(
+    txn: &DatabaseTransaction,
+    located: &mut Located,
+    counted: bool,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    let scope = Scope::Coupon(located.target().id);
+    let closed = store::redemptions::expire_holds(txn, scope, now).await?;
+    give_back(txn, &located.pool, &closed, counted).await?;
+    if located.is_gift_card() {
+        let back: i64 = closed.iter().map(|r| r.discount).sum();
+        let target = located.copy.as_mut().unwrap_or(&mut located.code_row);
+        target.balance = target.balance.map(|b| b + back);
+    }
+    Ok(())
 }
 
 /// The series counter under the pool row's lock, when the pool has a series limit. A full
@@ -203,15 +217,23 @@ async fn gather<C: ConnectionTrait>(
         series,
         ..Counts::default()
     };
-    if rules.code_limit(located.is_common).is_some() {
-        counts.code = store::redemptions::count(db, scope, None, live).await?;
+    let code_limited = rules.code_limit(located.is_common).is_some();
+    let customer_limited = redeemer.is_some() && rules.customer_limit().is_some();
+    match (code_limited, redeemer) {
+        (true, Some(customer)) if customer_limited => {
+            (counts.code, counts.customer_code) =
+                store::redemptions::count_with_customer(db, scope, customer, live).await?;
+        }
+        (true, _) => counts.code = store::redemptions::count(db, scope, None, live).await?,
+        (false, Some(customer)) if customer_limited => {
+            counts.customer_code =
+                store::redemptions::count(db, scope, Some(customer), live).await?;
+        }
+        (false, _) => {}
     }
     let Some(customer) = redeemer else {
         return Ok(counts);
     };
-    if rules.customer_limit().is_some() {
-        counts.customer_code = store::redemptions::count(db, scope, Some(customer), live).await?;
-    }
     if rules.min_days_between.is_some() {
         counts.customer_last =
             store::redemptions::last_live_at(db, located.pool.id, customer, now).await?;

@@ -10,9 +10,9 @@
 //!
 //! Holds (reservations) are redemption rows with `reserved_until` set. They count against every
 //! limit until they run out, and take their gift card amount off the balance at once. Nothing
-//! sweeps them on a timer: counts leave out holds that ran out, and the rows (with the balance
-//! and series counter they keep) are closed the next time their coupon is redeemed, or their pool
-//! when its counter is full.
+//! sweeps them on a timer: counts leave out holds that ran out, and those keeping something
+//! (gift card money, a place in the series counter) are closed and give it back the next time
+//! their coupon is redeemed, or their pool when its counter is full.
 
 mod facts;
 mod holds;

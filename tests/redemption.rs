@@ -702,8 +702,11 @@ both_databases! {
 async fn lookup_plan(app: &TestApp) -> String {
     use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
     let backend = app.db.get_database_backend();
+    // The shape of the store's look-up: the coupon joined to its pool and org.
     let select = format!(
-        "SELECT id FROM coupons WHERE org_id = 1 AND {} = 'ABCD1234'",
+        "SELECT coupons.id, pools.id, orgs.timezone FROM coupons \
+         JOIN pools ON coupons.pool_id = pools.id JOIN orgs ON pools.org_id = orgs.id \
+         WHERE coupons.org_id = 1 AND {} = 'ABCD1234'",
         migration::CODE_LOOKUP_KEY
     );
     let (explain, column) = match app.backend {

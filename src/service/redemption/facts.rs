@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use entity::{coupons, pools, redemptions};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 
@@ -151,21 +150,19 @@ pub async fn give_back(
 /// The verdict under the locks.
 pub async fn evaluate(
     txn: &DatabaseTransaction,
-    tz: Tz,
     locked: &Locked,
     purchase: &Purchase,
     now: DateTime<Utc>,
 ) -> ApiResult<Result<Discount, Vec<Failure>>> {
     let located = &locked.located;
     let counts = gather(txn, located, purchase.redeemer(), now, locked.series).await?;
-    verdict(tz, located, purchase, counts, located.target().balance)
+    verdict(located, purchase, counts, located.target().balance)
 }
 
 /// The verdict without locks or writes: holds that ran out but are not closed yet are left out
 /// of the counter and added back to the balance, as a redemption would close them.
 pub async fn dry_run<C: ConnectionTrait>(
     db: &C,
-    tz: Tz,
     located: &Located,
     purchase: &Purchase,
 ) -> ApiResult<Result<Discount, Vec<Failure>>> {
@@ -190,7 +187,7 @@ pub async fn dry_run<C: ConnectionTrait>(
         }
         other => other,
     };
-    verdict(tz, located, purchase, counts, balance)
+    verdict(located, purchase, counts, balance)
 }
 
 /// Counts the rules compare with their limits, live holds included.
@@ -242,13 +239,12 @@ async fn gather<C: ConnectionTrait>(
 }
 
 fn verdict(
-    tz: Tz,
     located: &Located,
     purchase: &Purchase,
     counts: Counts,
     balance: Option<i64>,
 ) -> ApiResult<Result<Discount, Vec<Failure>>> {
-    let ctx = context(tz, located, purchase, counts, balance)?;
+    let ctx = context(located, purchase, counts, balance)?;
     let mut failures = pool_failures(&located.pool);
     let rules = &located.rules;
     Ok(
@@ -275,7 +271,6 @@ fn pool_failures(pool: &pools::Model) -> Vec<Failure> {
 }
 
 fn context(
-    tz: Tz,
     located: &Located,
     purchase: &Purchase,
     counts: Counts,
@@ -286,7 +281,7 @@ fn context(
     let customer = purchase.customer.as_ref();
     Ok(RedemptionContext {
         now: purchase.at,
-        tz,
+        tz: located.tz,
         coupon_status: located.status()?,
         // An unissued code carries no dates of its own; the offer's window bounds it.
         expires_at: earliest(target.expires_at, pool.ends_at),

@@ -4,9 +4,9 @@ use chrono::Utc;
 use sea_orm::{DatabaseConnection, TransactionTrait};
 
 use super::{
-    coupon_by_id, facts,
+    facts,
     holds::{Settled, find, reread},
-    invalid_transition, locate_row, settle, state_of,
+    invalid_transition, locate_by_id, settle, state_of,
 };
 use crate::{
     api::error::{ApiError, ApiResult},
@@ -20,7 +20,7 @@ use crate::{
 /// revoked stays so (409 naming its status).
 pub async fn reverse(db: &DatabaseConnection, org_id: i64, id: i64) -> ApiResult<Settled> {
     let row = find(db, org_id, id, "redemption").await?;
-    let located = locate_row(db, coupon_by_id(db, row.coupon_id).await?).await?;
+    let located = locate_by_id(db, row.coupon_id).await?;
     let txn = db.begin().await?;
     let now = Utc::now();
     let locked = facts::lock(&txn, &located, None, now).await?;

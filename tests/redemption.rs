@@ -681,6 +681,31 @@ both_databases! {
         assert_eq!((c["redemption_count"].clone(), c["status"].clone()), (json!(10), json!("redeemed")));
     }
 
+    async fn concurrent_redeems_by_one_customer_stop_at_their_limits(app) {
+        customer(&app, "ana", json!({})).await;
+        let burst = |code: String| {
+            let app = &app;
+            async move {
+                let sent = (0..16).map(|_| redeem(app, &code, by(Some("ana"), 1000)));
+                join_all(sent).await.iter().filter(|r| r.status() == 201).count()
+            }
+        };
+        // A shared code: twice per customer, guarded by the code's row lock.
+        uploaded(&app, &["TWICE"], json!({"allow_anyone": true, "redeem_more_than_once": true, "max_per_customer": 2}), json!({})).await;
+        assert_eq!(burst("TWICE".into()).await, 2);
+        // A common code held as a copy: twice per customer, guarded by the customer's row lock.
+        let common = pool(&app, json!({"name": "C", "source": "common", "pattern": "ALLOFUS", "discount_type": "free_shipping",
+            "redemption": {"redeem_more_than_once": true, "max_per_customer": 2}})).await;
+        issue(&app, common, "ana").await;
+        assert_eq!(burst("ALLOFUS".into()).await, 2);
+        // One redemption a day across a pool's codes.
+        let codes: Vec<String> = (0..64).map(|i| format!("DAY{i}")).collect();
+        let refs: Vec<&str> = codes.iter().map(String::as_str).collect();
+        uploaded(&app, &refs, json!({"allow_anyone": true, "min_days_between": 1}), json!({})).await;
+        let sent = codes.iter().map(|c| redeem(&app, c, by(Some("ana"), 1000)));
+        assert_eq!(join_all(sent).await.iter().filter(|r| r.status() == 201).count(), 1);
+    }
+
     async fn concurrent_gift_card_spends_never_overdraw(app) {
         customer(&app, "ana", json!({})).await;
         let card = pool(&app, json!({"name": "Gift", "source": "generated", "pattern": "RUSHG####", "discount_type": "gift_card",

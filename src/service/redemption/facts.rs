@@ -13,7 +13,7 @@ use crate::{
     domain::{
         discount::{Discount, DiscountType},
         pool::PoolState,
-        redemption::{self, Failure, RedemptionContext, RedemptionRules},
+        redemption::{self, Failure, RedemptionContext},
     },
     store::{
         self,
@@ -31,9 +31,14 @@ pub struct Locked {
     series: u64,
 }
 
-/// Whether per-customer rules read the redeemer's history, which their row lock keeps still.
-fn per_customer(rules: &RedemptionRules) -> bool {
-    rules.customer_limit().is_some() || rules.min_days_between.is_some()
+/// Whether the rules read a redeemer's history beyond the coupon row being locked, which only
+/// their customer row lock keeps still: the gap since their last redemption anywhere in the
+/// pool, or their count on a common code spread over the code's row and their copy. Their
+/// count on a unique code needs no more than that code's row lock, which every redemption of
+/// it takes.
+fn per_customer(located: &Located) -> bool {
+    let rules = &located.rules;
+    rules.min_days_between.is_some() || (located.is_common && rules.customer_limit().is_some())
 }
 
 /// Takes the locks in the service's order and closes the coupon's holds that ran out, so the
@@ -45,7 +50,7 @@ pub async fn lock(
     now: DateTime<Utc>,
 ) -> ApiResult<Locked> {
     if let Some(id) = redeemer
-        && per_customer(&located.rules)
+        && per_customer(located)
     {
         store::customers::lock(txn, id).await?;
     }

@@ -2,9 +2,9 @@
 //!
 //! A redemption is one transaction. Locks are taken in one order everywhere: the redeemer's
 //! customer row (when a per-customer rule reads beyond the coupon row), the pool row (when it
-//! keeps the series counter), then the coupon rows (the code's own row before a customer's copy of a common
-//! code). Issuing takes customer, pool, coupon too, and claims codes with `SKIP LOCKED`, so the
-//! two never wait on each other in a cycle. Under those locks the counts the rules need are
+//! keeps the series counter), then the coupon rows (the code's own row before a customer's
+//! copy of a common code). Issuing takes customer, pool, coupon too, and claims codes with
+//! `SKIP LOCKED`, so the two never wait on each other in a cycle. Under those locks the counts the rules need are
 //! read, the rules evaluated and the redemption written, so no limit can be overshot by
 //! concurrent checkouts.
 //!

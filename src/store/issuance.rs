@@ -136,7 +136,7 @@ pub async fn claim_available<C: ConnectionTrait>(
     let sql = format!(
         "UPDATE coupons SET status = $1, customer_id = $2, issued_at = $3, expires_at = $4, \
          redeemable_from = $5, last_status_change_at = $3 \
-         WHERE id = (SELECT id FROM coupons WHERE pool_id = $6 AND status = $7 ORDER BY id LIMIT 1 {lock}) \
+         WHERE id = (SELECT id FROM coupons WHERE pool_id = $6 AND status = $7 ORDER BY code LIMIT 1 {lock}) \
          RETURNING *"
     );
     let stmt = Statement::from_sql_and_values(
@@ -379,7 +379,7 @@ pub async fn claim_many<C: ConnectionTrait>(
     );
     let sql = "WITH picked AS ( \
                    SELECT id FROM coupons WHERE pool_id = $1 AND status = $2 \
-                   ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED), \
+                   ORDER BY code LIMIT $3 FOR UPDATE SKIP LOCKED), \
                numbered AS (SELECT id, row_number() OVER (ORDER BY id) AS rn FROM picked), \
                wanted AS (SELECT customer_id, rn FROM unnest($4::text::bigint[]) \
                           WITH ORDINALITY AS w(customer_id, rn)) \

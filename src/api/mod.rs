@@ -11,6 +11,8 @@ pub mod metrics;
 pub mod org;
 pub mod patterns;
 pub mod pools;
+pub mod remote;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -23,6 +25,8 @@ use sea_orm::DatabaseConnection;
 pub struct AppState {
     pub db: DatabaseConnection,
     pub metrics: Arc<metrics::Metrics>,
+    /// How long a remote-code request is answered with the code already issued.
+    pub remote_retry_window: chrono::TimeDelta,
 }
 
 #[derive(Tags)]
@@ -41,6 +45,10 @@ pub enum ApiTags {
     Imports,
     /// Background jobs and their progress.
     Jobs,
+    /// Signed event deliveries to subscribers' URLs.
+    Webhooks,
+    /// coupond as a loyalty platform's remote coupon source.
+    Remote,
 }
 
 type Apis = (
@@ -52,6 +60,8 @@ type Apis = (
     patterns::PatternsApi,
     issuance::IssuanceApi,
     customers::CustomersApi,
+    webhooks::WebhooksApi,
+    remote::RemoteApi,
 );
 
 pub fn openapi_service() -> OpenApiService<Apis, ()> {
@@ -65,6 +75,8 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
             patterns::PatternsApi,
             issuance::IssuanceApi,
             customers::CustomersApi,
+            webhooks::WebhooksApi,
+            remote::RemoteApi,
         ),
         "coupond",
         env!("CARGO_PKG_VERSION"),
@@ -86,6 +98,7 @@ pub fn routes(state: AppState) -> impl Endpoint {
         .at("/openapi.json", api.spec_endpoint())
         .nest("/docs", api.swagger_ui())
         .nest("/", api)
+        .around(auth::signed_requests)
         .around(problem_errors)
         .around(metrics::track)
         .data(state)

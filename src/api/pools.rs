@@ -35,6 +35,10 @@ pub struct RemoteSource {
     /// Shared secret to sign the request with (Standard Webhooks); write-only.
     #[oai(write_only)]
     pub secret: Option<String>,
+    /// The key the source gave you, sent as the body's `api_key`; write-only. Without one,
+    /// `api_key` is `pool-<id>` and the signature is the credential.
+    #[oai(write_only, validator(max_length = 256))]
+    pub api_key: Option<String>,
     /// Per-attempt timeout in milliseconds (default 2000).
     pub timeout_ms: Option<u32>,
     /// Further attempts after a failure (default 2).
@@ -393,6 +397,7 @@ fn to_view(m: entity::pools::Model) -> ApiResult<Pool> {
         remote: remote.map(|r| RemoteSource {
             url: r.url,
             secret: None,
+            api_key: None,
             timeout_ms: Some(r.timeout_ms),
             retries: Some(r.retries),
         }),

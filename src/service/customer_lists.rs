@@ -220,7 +220,17 @@ async fn issue_row(
         )));
     };
     let savepoint = txn.begin().await?;
-    match super::issuance::issue_in(&savepoint, org, pool, &customer, Utc::now()).await {
+    let mut nothing_fetched = super::issuance::Fetched::default();
+    let issued = super::issuance::issue_in(
+        &savepoint,
+        org,
+        pool,
+        &customer,
+        Utc::now(),
+        &mut nothing_fetched,
+    )
+    .await;
+    match issued {
         Ok(_) => {
             savepoint.commit().await?;
             Ok(Ok(()))

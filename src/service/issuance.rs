@@ -3,10 +3,16 @@
 //! Order of locks, the same everywhere: customer row, then the pool's series counter, then a
 //! coupon row. The customer lock makes per-customer limits exact; the counter makes the total
 //! limit exact; the claim statement makes a code go to one customer only.
+//!
+//! Remote pools get their code from an HTTP call, which is made before the transaction opens
+//! (see [`prefetch`]) so no transaction waits on a remote source.
+
+use std::collections::VecDeque;
 
 use chrono::{DateTime, Utc};
 use entity::{coupons, customers, orgs, pools};
-use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use serde_json::json;
 
 use crate::{
     api::error::{ApiError, ApiResult},
@@ -14,9 +20,10 @@ use crate::{
         expiry::{self, ExpiryRules},
         issuance::{self, Decision, IssuanceRules, IssueContext, RefusalCode},
         pool::{PoolSource, PoolState},
+        webhook::WebhookEvent,
     },
-    service::{generation::pool_pattern, stored as parse},
-    store::{self, events::EventKind, idempotency::Keyed, issuance::Stamp},
+    service::{generation::pool_pattern, remote_source, stored as parse, webhooks},
+    store::{self, events::EventKind, idempotency::Keyed, issuance::Stamp, outbox},
 };
 
 /// The result of an issue: the coupon, and whether it was made now or is one the customer
@@ -36,8 +43,9 @@ pub async fn issue(
     customer: &customers::Model,
     keyed: Option<&Keyed>,
 ) -> ApiResult<Issued> {
+    let mut fetched = prefetch(db, org, pool, customer, 1).await?;
     let txn = db.begin().await?;
-    let issued = issue_in(&txn, org, pool, customer, Utc::now()).await?;
+    let issued = issue_in(&txn, org, pool, customer, Utc::now(), &mut fetched).await?;
     if let Some(k) = keyed {
         let response =
             serde_json::json!({ "coupon_id": issued.coupon.id, "existing": issued.existing });
@@ -47,35 +55,151 @@ pub async fn issue(
     Ok(issued)
 }
 
-/// The issue itself, inside the caller's transaction (batch jobs issue many in one).
+/// Codes fetched from a remote pool's source before the issuing transaction began, used in
+/// order. The source may have bound a code to the customer it was fetched for, so codes left
+/// unused (the rules changed their answer meanwhile) are logged when dropped, never reused.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    pool_id: i64,
+    codes: VecDeque<String>,
+}
+
+impl Fetched {
+    fn next(&mut self) -> Option<String> {
+        self.codes.pop_front()
+    }
+}
+
+impl Drop for Fetched {
+    fn drop(&mut self) {
+        if !self.codes.is_empty() {
+            tracing::warn!(
+                pool = self.pool_id,
+                codes = ?self.codes,
+                "codes fetched from a remote source were not issued"
+            );
+        }
+    }
+}
+
+/// Batch issues run many issues in one transaction, which must not wait on HTTP calls; remote
+/// pools issue one request at a time.
+pub fn check_batchable(pool: &pools::Model) -> ApiResult<()> {
+    if pool.source == PoolSource::Remote.as_str() {
+        return Err(ApiError::conflict(
+            "remote_source",
+            "a remote pool fetches each code from its source: issue one at a time with /issue",
+        ));
+    }
+    Ok(())
+}
+
+/// For a remote pool, fetches `count` codes from its source, but only when the rules read now
+/// say a new coupon would be issued (a refusal is returned at once). Other pools need nothing.
+pub async fn prefetch(
+    db: &DatabaseConnection,
+    org: &orgs::Model,
+    pool: &pools::Model,
+    customer: &customers::Model,
+    count: u32,
+) -> ApiResult<Fetched> {
+    let mut fetched = Fetched {
+        pool_id: pool.id,
+        codes: VecDeque::new(),
+    };
+    if pool.source != PoolSource::Remote.as_str() {
+        return Ok(fetched);
+    }
+    let (rules, ctx) = context(db, org, pool, customer, Utc::now()).await?;
+    match issuance::decide(&rules, &ctx) {
+        Decision::Refuse(r) => Err(ApiError::refused(r.code.as_str(), r.reason)),
+        Decision::ReturnExisting(_) => Ok(fetched),
+        Decision::IssueNew => {
+            fetched.codes = remote_source::fetch(pool, customer, count).await?.into();
+            Ok(fetched)
+        }
+    }
+}
+
+/// The issue itself, inside the caller's transaction (batch jobs issue many in one). Remote
+/// pools take their code from `fetched`.
 pub async fn issue_in(
     txn: &DatabaseTransaction,
     org: &orgs::Model,
     pool: &pools::Model,
     customer: &customers::Model,
     now: DateTime<Utc>,
+    fetched: &mut Fetched,
 ) -> ApiResult<Issued> {
     store::customers::lock(txn, customer.id).await?;
-    let rules: IssuanceRules = parse(&pool.issuance)?;
-    let tz = org.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let (rules, ctx) = context(txn, org, pool, customer, now).await?;
+    match issuance::decide(&rules, &ctx) {
+        Decision::Refuse(r) => return Err(ApiError::refused(r.code.as_str(), r.reason)),
+        Decision::ReturnExisting(id) => return existing(txn, id).await,
+        Decision::IssueNew => {}
+    }
+    if let Some(max) = rules.max_total {
+        let Some(total) = store::issuance::take_series_slot(txn, pool.id, max).await? else {
+            return Err(refusal(
+                RefusalCode::SeriesLimit,
+                "the pool has reached its total issual limit",
+            ));
+        };
+        if issuance::limit_notification_due(&rules, total) {
+            issual_limit_near(txn, org, pool, max, total).await?;
+        }
+    }
+    let expiry_rules: ExpiryRules = parse(&pool.expiry)?;
+    let stamp = Stamp {
+        customer_id: customer.id,
+        now,
+        expires_at: expiry::expires_at(&expiry_rules, now, ctx.tz, pool.ends_at),
+        redeemable_from: Some(expiry::redeemable_from(&expiry_rules, now, ctx.tz)),
+    };
     let source =
         PoolSource::parse(&pool.source).ok_or_else(|| ApiError::internal("unknown pool source"))?;
-    let history = store::issuance::history(txn, pool.id, customer.id, now).await?;
+    let coupon = claim(txn, pool, source, stamp, fetched).await?;
+    let event =
+        store::events::record(txn, &coupon, Some(customer.id), EventKind::Issue, None).await?;
+    webhooks::enqueue(
+        txn,
+        org.id,
+        WebhookEvent::CouponIssued,
+        &format!("event-{event}"),
+        webhooks::coupon_data(&coupon, Some(customer)),
+    )
+    .await?;
+    Ok(Issued {
+        coupon,
+        existing: false,
+    })
+}
+
+/// The pool's issuance rules and the facts they are applied to, as `db` sees them now.
+async fn context<C: ConnectionTrait>(
+    db: &C,
+    org: &orgs::Model,
+    pool: &pools::Model,
+    customer: &customers::Model,
+    now: DateTime<Utc>,
+) -> ApiResult<(IssuanceRules, IssueContext)> {
+    let rules: IssuanceRules = parse(&pool.issuance)?;
+    let history = store::issuance::history(db, pool.id, customer.id, now).await?;
     let ctx = IssueContext {
         now,
-        tz,
+        tz: org.timezone.parse().unwrap_or(chrono_tz::UTC),
         pool_active: pool.state == PoolState::Active.as_str(),
         pool_starts_at: pool.starts_at,
         pool_ends_at: pool.ends_at,
-        is_common: source == PoolSource::Common,
+        is_common: pool.source == PoolSource::Common.as_str(),
         customer_level: customer.level.clone(),
         on_allow_list: !rules.specific_customers_only
-            || store::issuance::on_allow_list(txn, pool.id, customer.id).await?,
+            || store::issuance::on_allow_list(db, pool.id, customer.id).await?,
         customer_issued_count: history.issued_count,
         customer_last_issued_at: history.last_issued_at,
         existing_valid_coupon: history.valid_coupon,
         issued_from_excluded_recently: store::issuance::issued_from_since(
-            txn,
+            db,
             customer.id,
             &rules.exclude_if_issued_from,
             issuance::six_months_before(now),
@@ -83,32 +207,49 @@ pub async fn issue_in(
         .await?,
         pool_issued_total: pool.issued_count as u64,
     };
-    match issuance::decide(&rules, &ctx) {
-        Decision::Refuse(r) => return Err(ApiError::refused(r.code.as_str(), r.reason)),
-        Decision::ReturnExisting(id) => return existing(txn, id).await,
-        Decision::IssueNew => {}
+    Ok((rules, ctx))
+}
+
+/// The pool's remaining issuals dropped to its threshold: tell subscribers and email the org's
+/// POCs, once for this crossing.
+async fn issual_limit_near(
+    txn: &DatabaseTransaction,
+    org: &orgs::Model,
+    pool: &pools::Model,
+    max_total: u64,
+    issued: u64,
+) -> ApiResult<()> {
+    let data = json!({
+        "pool_id": pool.id,
+        "pool_name": pool.name,
+        "max_total": max_total,
+        "issued": issued,
+        "remaining": max_total.saturating_sub(issued),
+    });
+    let occurrence = format!("pool-{}-issued-{issued}", pool.id);
+    webhooks::enqueue(
+        txn,
+        org.id,
+        WebhookEvent::PoolIssualLimitNear,
+        &occurrence,
+        data.clone(),
+    )
+    .await?;
+    let to: Vec<String> = serde_json::from_value(org.poc_emails.clone()).unwrap_or_default();
+    if !to.is_empty() {
+        let mut email = data;
+        email["template"] = json!("pool_issual_limit_near");
+        email["to"] = json!(to);
+        outbox::push(
+            txn,
+            org.id,
+            outbox::EMAIL,
+            format!("email:{occurrence}"),
+            email,
+        )
+        .await?;
     }
-    if let Some(max) = rules.max_total
-        && !store::issuance::take_series_slot(txn, pool.id, max).await?
-    {
-        return Err(refusal(
-            RefusalCode::SeriesLimit,
-            "the pool has reached its total issual limit",
-        ));
-    }
-    let expiry_rules: ExpiryRules = parse(&pool.expiry)?;
-    let stamp = Stamp {
-        customer_id: customer.id,
-        now,
-        expires_at: expiry::expires_at(&expiry_rules, now, tz, pool.ends_at),
-        redeemable_from: Some(expiry::redeemable_from(&expiry_rules, now, tz)),
-    };
-    let coupon = claim(txn, pool, source, stamp).await?;
-    store::events::record(txn, &coupon, Some(customer.id), EventKind::Issue, None).await?;
-    Ok(Issued {
-        coupon,
-        existing: false,
-    })
+    Ok(())
 }
 
 /// Takes a code for the customer the way the pool's source makes codes.
@@ -117,6 +258,7 @@ async fn claim(
     pool: &pools::Model,
     source: PoolSource,
     stamp: Stamp,
+    fetched: &mut Fetched,
 ) -> ApiResult<coupons::Model> {
     match source {
         PoolSource::Common => {
@@ -132,10 +274,17 @@ async fn claim(
                     )
                 })
         }
-        PoolSource::Remote => Err(ApiError::conflict(
-            "remote_source",
-            "codes of a remote pool come from its remote source at issue time",
-        )),
+        PoolSource::Remote => {
+            let code = fetched.next().ok_or_else(|| {
+                ApiError::conflict(
+                    "remote_code_missing",
+                    "the customer's coupons changed while the remote source was asked; retry",
+                )
+            })?;
+            store::issuance::insert_issued(txn, pool, code.clone(), 0, stamp)
+                .await?
+                .ok_or_else(|| remote_source::duplicate(&code))
+        }
         _ => {
             if let Some(c) = store::issuance::claim_available(txn, pool.id, stamp).await? {
                 return Ok(c);

@@ -8,6 +8,9 @@ pub mod generation;
 pub mod idempotency;
 pub mod issuance;
 pub mod pools;
+pub mod remote_callback;
+pub mod remote_source;
+pub mod webhooks;
 
 /// Reads a settings object stored as JSON on a row. Stored JSON that no longer parses is a
 /// server fault, not the caller's.

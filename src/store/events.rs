@@ -35,15 +35,15 @@ impl EventKind {
 }
 
 /// Records an event for `customer_id` (the coupon's holder unless the change is about another
-/// customer, as with transfers).
+/// customer, as with transfers) and returns its id, which names this occurrence.
 pub async fn record<C: ConnectionTrait>(
     db: &C,
     coupon: &coupons::Model,
     customer_id: Option<i64>,
     kind: EventKind,
     detail: Option<serde_json::Value>,
-) -> Result<(), DbErr> {
-    coupon_events::ActiveModel {
+) -> Result<i64, DbErr> {
+    let row = coupon_events::ActiveModel {
         org_id: Set(coupon.org_id),
         coupon_id: Set(coupon.id),
         pool_id: Set(coupon.pool_id),
@@ -55,5 +55,5 @@ pub async fn record<C: ConnectionTrait>(
     }
     .insert(db)
     .await?;
-    Ok(())
+    Ok(row.id)
 }

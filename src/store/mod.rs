@@ -9,7 +9,9 @@ pub mod idempotency;
 pub mod imports;
 pub mod issuance;
 pub mod orgs;
+pub mod outbox;
 pub mod pools;
+pub mod webhooks;
 
 use std::time::Duration;
 

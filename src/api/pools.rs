@@ -23,7 +23,7 @@ use crate::{
         pool::{PoolSource, PoolState, Reminder, UpdateCriterion},
         redemption::RedemptionRules,
     },
-    service::{self, pools::CodeOptions},
+    service::{self, pools::CodeOptions, revocation::BulkScope},
     store,
 };
 
@@ -193,6 +193,43 @@ pub struct GenerateRequest {
     pub count: u64,
 }
 
+/// Which coupons a revocation takes.
+#[derive(Object)]
+pub struct RevokeRequest {
+    /// all_unredeemed (issued and unissued) or unissued_only. To revoke the active coupons of
+    /// specific customers, send their list as text/csv instead.
+    pub scope: BulkScope,
+}
+
+#[derive(ApiRequest)]
+pub enum RevokeBody {
+    Json(Json<RevokeRequest>),
+    /// The customers whose active coupons to revoke: a header naming the identifier column
+    /// (external_id, email, mobile or user_id), then one customer a row.
+    #[oai(content_type = "text/csv")]
+    Csv(Binary<Body>),
+}
+
+/// How many coupons a bulk revocation took.
+#[derive(Object)]
+pub struct Revoked {
+    /// Issued coupons revoked; each holder's history has a `coupon_revoke` event.
+    pub issued: u64,
+    /// Coupons nobody had been issued, revoked.
+    pub unissued: u64,
+}
+
+#[derive(ApiResponse)]
+pub enum RevokeResponse {
+    /// A bulk revocation is done.
+    #[oai(status = 200)]
+    Revoked(Json<Revoked>),
+    /// The list was processed: customers whose coupons were revoked are `accepted`, ones
+    /// without active coupons `skipped`, unknown ones `rejected`, all in the issues CSV.
+    #[oai(status = 201)]
+    Imported(Json<Import>),
+}
+
 #[derive(ApiResponse)]
 pub enum PoolCreated {
     #[oai(status = 201)]
@@ -352,6 +389,71 @@ impl PoolsApi {
         let job = service::generation::start(&state.db, pool, body.0.count).await?;
         Ok(JobAccepted::Accepted(Json(job.into())))
     }
+
+    /// Revokes coupons so they can never be redeemed or reversed (Capillary's "Revoke
+    /// coupons"): all unredeemed ones, only unissued ones, or the active coupons of the
+    /// customers in a CSV list. Redeemed coupons are never revoked.
+    #[oai(path = "/:id/revoke", method = "post", operation_id = "revokeCoupons")]
+    async fn revoke(
+        &self,
+        auth: ApiKeyAuth,
+        state: Data<&AppState>,
+        id: Path<i64>,
+        body: RevokeBody,
+    ) -> ApiResult<RevokeResponse> {
+        auth.0.require(Scope::Admin)?;
+        let pool = find(&state, auth.0.org_id, id.0).await?;
+        Ok(match body {
+            RevokeBody::Json(req) => {
+                let counts =
+                    service::revocation::revoke_bulk(&state.db, &pool, req.0.scope).await?;
+                RevokeResponse::Revoked(Json(Revoked {
+                    issued: counts.issued,
+                    unissued: counts.unissued,
+                }))
+            }
+            RevokeBody::Csv(csv) => {
+                let reader = tokio::io::BufReader::new(csv.0.into_async_read());
+                let import = service::revocation::revoke_listed(&state.db, &pool, reader).await?;
+                RevokeResponse::Imported(Json(import.into()))
+            }
+        })
+    }
+
+    /// Claims the pool for workflows: only claimed pools are offered by the workflow plugin and
+    /// accepted by its actions.
+    #[oai(path = "/:id/claim", method = "post", operation_id = "claimPool")]
+    async fn claim(
+        &self,
+        auth: ApiKeyAuth,
+        state: Data<&AppState>,
+        id: Path<i64>,
+    ) -> ApiResult<Json<Pool>> {
+        set_claimed(&auth, &state, id.0, true).await
+    }
+
+    /// Withdraws the pool from workflows.
+    #[oai(path = "/:id/unclaim", method = "post", operation_id = "unclaimPool")]
+    async fn unclaim(
+        &self,
+        auth: ApiKeyAuth,
+        state: Data<&AppState>,
+        id: Path<i64>,
+    ) -> ApiResult<Json<Pool>> {
+        set_claimed(&auth, &state, id.0, false).await
+    }
+}
+
+async fn set_claimed(
+    auth: &ApiKeyAuth,
+    state: &AppState,
+    id: i64,
+    claimed: bool,
+) -> ApiResult<Json<Pool>> {
+    auth.0.require(Scope::Admin)?;
+    let pool = find(state, auth.0.org_id, id).await?;
+    let pool = store::pools::set_claimed(&state.db, pool, claimed).await?;
+    Ok(Json(to_view(pool)?))
 }
 
 fn first_page() -> u64 {

@@ -10,6 +10,7 @@ pub mod issuance;
 pub mod pools;
 pub mod remote_callback;
 pub mod remote_source;
+pub mod revocation;
 pub mod webhooks;
 
 /// Reads a settings object stored as JSON on a row. Stored JSON that no longer parses is a

@@ -11,6 +11,7 @@ pub mod issuance;
 pub mod orgs;
 pub mod outbox;
 pub mod pools;
+pub mod revocation;
 pub mod webhooks;
 
 use std::time::Duration;

@@ -170,3 +170,14 @@ pub async fn advance_generator_cursor<C: ConnectionTrait>(
         .await?;
     Ok(result.rows_affected == 1)
 }
+
+/// Claims the pool for workflows, or withdraws it.
+pub async fn set_claimed<C: ConnectionTrait>(
+    db: &C,
+    pool: pools::Model,
+    claimed: bool,
+) -> Result<pools::Model, DbErr> {
+    let mut row: pools::ActiveModel = pool.into();
+    row.claimed = Set(claimed);
+    save(db, row).await
+}

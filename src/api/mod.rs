@@ -13,6 +13,7 @@ pub mod patterns;
 pub mod pools;
 pub mod remote;
 pub mod webhooks;
+pub mod workflow;
 
 use std::sync::Arc;
 
@@ -49,6 +50,8 @@ pub enum ApiTags {
     Webhooks,
     /// coupond as a loyalty platform's remote coupon source.
     Remote,
+    /// The workflow-engine plugin: its descriptor and actions.
+    Workflow,
 }
 
 type Apis = (
@@ -62,6 +65,7 @@ type Apis = (
     customers::CustomersApi,
     webhooks::WebhooksApi,
     remote::RemoteApi,
+    workflow::WorkflowApi,
 );
 
 pub fn openapi_service() -> OpenApiService<Apis, ()> {
@@ -77,6 +81,7 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
             customers::CustomersApi,
             webhooks::WebhooksApi,
             remote::RemoteApi,
+            workflow::WorkflowApi,
         ),
         "coupond",
         env!("CARGO_PKG_VERSION"),

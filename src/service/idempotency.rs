@@ -14,6 +14,21 @@ pub const RACE_LOST: &str = "idempotency_race_lost";
 /// The coupon a keyed request already produced, if the key was used before for the same
 /// request; a 409 if it was used for another.
 pub async fn replay(db: &DatabaseConnection, k: &Keyed) -> ApiResult<Option<i64>> {
+    let Some(response) = stored_response(db, k).await? else {
+        return Ok(None);
+    };
+    response["coupon_id"]
+        .as_i64()
+        .map(Some)
+        .ok_or_else(|| ApiError::internal("stored idempotent response without coupon_id"))
+}
+
+/// The first answer to a keyed request, if the key was used before for the same request; a
+/// 409 if it was used for another.
+pub async fn stored_response(
+    db: &DatabaseConnection,
+    k: &Keyed,
+) -> ApiResult<Option<serde_json::Value>> {
     let Some(saved) = store::idempotency::find(db, k).await? else {
         return Ok(None);
     };
@@ -23,10 +38,7 @@ pub async fn replay(db: &DatabaseConnection, k: &Keyed) -> ApiResult<Option<i64>
             "this Idempotency-Key was already used for a different request",
         ));
     }
-    saved.response["coupon_id"]
-        .as_i64()
-        .map(Some)
-        .ok_or_else(|| ApiError::internal("stored idempotent response without coupon_id"))
+    Ok(Some(saved.response))
 }
 
 /// Records the key in the caller's transaction.

@@ -10,6 +10,7 @@ pub mod imports;
 pub mod issuance;
 pub mod orgs;
 pub mod outbox;
+pub mod points;
 pub mod pools;
 pub mod revocation;
 pub mod webhooks;

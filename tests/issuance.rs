@@ -157,6 +157,15 @@ both_databases! {
         issue_ok(&app, series, "ana").await;
         expect_problem(issue(&app, series, json!({"external_id": "bob"})).await, 422, "series_limit").await;
 
+        // A limit set later counts what was already issued.
+        let later = uploaded_pool(&app, 5, json!({})).await;
+        issue_ok(&app, later, "ana").await;
+        issue_ok(&app, later, "bob").await;
+        let resp = app.patch(&format!("/v1/pools/{later}"), json!({"issuance": {"max_total": 3}})).await;
+        assert_eq!(resp.status(), 200);
+        issue_ok(&app, later, "ana").await;
+        expect_problem(issue(&app, later, json!({"external_id": "bob"})).await, 422, "series_limit").await;
+
         let gold = uploaded_pool(&app, 5, json!({"allowed_levels": ["gold"]})).await;
         issue_ok(&app, gold, "ana").await;
         expect_problem(issue(&app, gold, json!({"external_id": "bob"})).await, 422, "not_eligible").await;
@@ -300,13 +309,7 @@ async fn batch(app: &TestApp, pool_id: i64, csv: &str) -> (i64, i64, Vec<String>
         .unwrap();
     assert_eq!(resp.status(), 202);
     let id = json(resp).await["id"].as_i64().unwrap();
-    let job = loop {
-        let job = json(app.get(&format!("/v1/jobs/{id}")).await).await;
-        if job["state"] != "running" {
-            break job;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let job = app.wait_for_job(id).await;
     assert_eq!(job["state"], "done", "{job}");
     let issues = app
         .get(&format!("/v1/imports/{id}/issues"))

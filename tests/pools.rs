@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::{collections::HashSet, time::Duration};
+use std::collections::HashSet;
 
 use common::{TestApp, expect_problem, json};
 use reqwest::Method;
@@ -35,17 +35,6 @@ async fn upload_csv(app: &TestApp, pool_id: i64, csv: &str) -> Value {
 
 async fn stats(app: &TestApp, pool_id: i64) -> Value {
     json(app.get(&format!("/v1/pools/{pool_id}/stats")).await).await
-}
-
-async fn wait_for_job(app: &TestApp, job_id: i64) -> Value {
-    for _ in 0..600 {
-        let job = json(app.get(&format!("/v1/jobs/{job_id}")).await).await;
-        if job["state"] != "running" {
-            return job;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("job {job_id} did not finish");
 }
 
 fn uploaded(name: &str) -> Value {
@@ -134,12 +123,12 @@ both_databases! {
         assert_eq!(p["prefix"], "EU");
         let resp = app.post(&format!("/v1/pools/{id}/generate"), json!({"count": 2500})).await;
         assert_eq!(resp.status(), 202);
-        let job = wait_for_job(&app, json(resp).await["id"].as_i64().unwrap()).await;
+        let job = app.wait_for_job(json(resp).await["id"].as_i64().unwrap()).await;
         assert_eq!(job["state"], "done", "{job}");
         assert_eq!((job["done"].as_i64(), job["total"].as_i64()), (Some(2500), Some(2500)));
         // A second batch continues where the first stopped: no repeats.
         let resp = app.post(&format!("/v1/pools/{id}/generate"), json!({"count": 1500})).await;
-        wait_for_job(&app, json(resp).await["id"].as_i64().unwrap()).await;
+        app.wait_for_job(json(resp).await["id"].as_i64().unwrap()).await;
         assert_eq!(stats(&app, id).await["available"], 4000);
         let codes = all_codes(&app, id).await;
         assert_eq!(codes.len(), 4000);
@@ -156,7 +145,7 @@ both_databases! {
         let problem = expect_problem(resp, 422, "bulk_too_large").await;
         assert!(problem["detail"].as_str().unwrap().contains("10000"), "{problem}");
         let resp = app.post(&format!("/v1/pools/{id}/generate"), json!({"count": 100})).await;
-        let job = wait_for_job(&app, json(resp).await["id"].as_i64().unwrap()).await;
+        let job = app.wait_for_job(json(resp).await["id"].as_i64().unwrap()).await;
         assert_eq!(job["done"], 100);
         let resp = app.post(&format!("/v1/pools/{id}/generate"), json!({"count": 1})).await;
         expect_problem(resp, 422, "bulk_too_large").await;

@@ -30,6 +30,9 @@ pub struct Model {
     /// Coupons issued so far; kept only for pools with a total issual limit, where it is
     /// the counter that limit is enforced on.
     pub issued_count: i64,
+    /// Active redemptions and holds; kept only for pools with a series-level redemption limit,
+    /// where it is the counter that limit is enforced on.
+    pub redeemed_count: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

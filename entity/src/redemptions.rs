@@ -20,6 +20,8 @@ pub struct Model {
     pub reserved_until: Option<DateTimeUtc>,
     pub redeemed_at: DateTimeUtc,
     pub reversed_at: Option<DateTimeUtc>,
+    /// The discount as the checkout was told it (lines, free shipping, gift card balance).
+    pub detail: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

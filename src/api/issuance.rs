@@ -153,7 +153,7 @@ impl IssuanceApi {
                 e.to_string(),
             )
         })?;
-        let job = service::customer_lists::start_batch_issue(&state.db, org, pool, file).await?;
+        let job = service::batch_issue::start(&state.db, org, pool, file).await?;
         Ok(BatchAccepted::Accepted(Json(job.into())))
     }
 

@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod coupons;
 pub mod customers;
 pub mod error;
 pub mod health;
@@ -11,6 +12,7 @@ pub mod metrics;
 pub mod org;
 pub mod patterns;
 pub mod pools;
+pub mod redemption;
 pub mod remote;
 pub mod webhooks;
 pub mod workflow;
@@ -52,6 +54,10 @@ pub enum ApiTags {
     Remote,
     /// The workflow-engine plugin: its descriptor and actions.
     Workflow,
+    /// Checkout: validating, redeeming and reversing codes against a basket.
+    Redemption,
+    /// Looking up, searching and changing coupons.
+    Coupons,
 }
 
 type Apis = (
@@ -66,6 +72,8 @@ type Apis = (
     webhooks::WebhooksApi,
     remote::RemoteApi,
     workflow::WorkflowApi,
+    redemption::RedemptionApi,
+    coupons::CouponsApi,
 );
 
 pub fn openapi_service() -> OpenApiService<Apis, ()> {
@@ -82,6 +90,8 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
             webhooks::WebhooksApi,
             remote::RemoteApi,
             workflow::WorkflowApi,
+            redemption::RedemptionApi,
+            coupons::CouponsApi,
         ),
         "coupond",
         env!("CARGO_PKG_VERSION"),

@@ -11,11 +11,12 @@ pub enum CouponStatus {
     Available,
     /// Issued to a customer and not used up.
     Issued,
-    /// No redemptions left: its code-level limit is reached or its gift card balance is spent.
+    /// No redemptions left: its code-level limit is reached, or its gift card balance is spent or
+    /// fell under the card's minimum value (voided). A reversal brings it back.
     Redeemed,
     /// Past its expiry date without being used up.
     Expired,
-    /// Invalidated by a program manager, or a gift card voided under its minimum value.
+    /// Invalidated by a program manager.
     Invalidated,
     /// Withdrawn by a revocation (Capillary's "Revoke coupons").
     Revoked,
@@ -79,6 +80,92 @@ pub fn check_uploaded_code(code: &str) -> Result<(), &'static str> {
     }
 }
 
+/// Characters people type inside codes to group them, ignored by forgiving entry.
+const SEPARATORS: [char; 4] = ['-', '_', ' ', '.'];
+
+/// The forgiving-entry key of a code: separators dropped, ASCII letters upper-cased, so
+/// `abcd-1234` and `ABCD1234` share a key. Must agree with the SQL expression the coupons index
+/// is built on (`migration::CODE_LOOKUP_KEY`). `None` for codes with other than ASCII
+/// characters: databases upper-case those by their locale, so such codes match exactly only.
+pub fn lookup_key(code: &str) -> Option<String> {
+    if !code.is_ascii() {
+        return None;
+    }
+    let key: String = code
+        .chars()
+        .filter(|c| !SEPARATORS.contains(c))
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    (!key.is_empty()).then_some(key)
+}
+
+/// A change a program manager or a till makes to a coupon after it was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Withdraws an available or issued coupon (Antavo: unassigned or claimed only).
+    Invalidate,
+    /// Takes an issued coupon back from its holder, leaving it available.
+    Unassign,
+    /// Hands an issued coupon to another customer.
+    Transfer,
+    /// Confirms a held redemption: the coupon must still be redeemable.
+    Confirm,
+    /// Undoes a redemption. Expired, invalidated and revoked coupons stay as they are
+    /// (Capillary: expired coupons cannot be reversed; revoked ones are unredeemable).
+    Reverse,
+}
+
+impl Change {
+    fn allowed_from(self) -> &'static [CouponStatus] {
+        match self {
+            Change::Invalidate | Change::Confirm => {
+                &[CouponStatus::Available, CouponStatus::Issued]
+            }
+            Change::Unassign | Change::Transfer => &[CouponStatus::Issued],
+            Change::Reverse => &[
+                CouponStatus::Available,
+                CouponStatus::Issued,
+                CouponStatus::Redeemed,
+            ],
+        }
+    }
+
+    fn past_tense(self) -> &'static str {
+        match self {
+            Change::Invalidate => "invalidated",
+            Change::Unassign => "unassigned",
+            Change::Transfer => "transferred",
+            Change::Confirm => "redeemed",
+            Change::Reverse => "reversed",
+        }
+    }
+
+    /// Refuses the change from `status` with a sentence naming the status.
+    pub fn check(self, status: CouponStatus) -> Result<(), String> {
+        let allowed = self.allowed_from();
+        if allowed.contains(&status) {
+            return Ok(());
+        }
+        let names: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
+        Err(format!(
+            "the coupon is {}; only {} coupons can be {}",
+            status.as_str(),
+            names.join(" or "),
+            self.past_tense()
+        ))
+    }
+}
+
+/// What a coupon goes back to when a redemption that used it up is reversed: its holder's, or
+/// the pool's if nobody holds it (a shared code redeemed anonymously).
+pub fn status_after_reversal(status: CouponStatus, holder: Option<i64>) -> CouponStatus {
+    match (status, holder) {
+        (CouponStatus::Redeemed, Some(_)) => CouponStatus::Issued,
+        (CouponStatus::Redeemed, None) => CouponStatus::Available,
+        (other, _) => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +186,61 @@ mod tests {
         assert!(check_uploaded_code("").is_err());
         assert!(check_uploaded_code("A B").is_err());
         assert!(check_uploaded_code(&"X".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn lookup_keys_ignore_case_and_separators() {
+        assert_eq!(lookup_key("abcd-1234").as_deref(), Some("ABCD1234"));
+        assert_eq!(lookup_key("ABCD1234").as_deref(), Some("ABCD1234"));
+        assert_eq!(lookup_key(" ab_cd.12 34 ").as_deref(), Some("ABCD1234"));
+        assert_eq!(lookup_key("--"), None);
+        assert_eq!(lookup_key("café"), None);
+    }
+
+    #[test]
+    fn lookup_key_agrees_with_the_index_expression() {
+        // The SQL drops exactly these separators and upper-cases; the Rust side must too.
+        for sep in SEPARATORS {
+            let quoted = format!("'{sep}'");
+            assert!(migration::CODE_LOOKUP_KEY.contains(&quoted), "{sep:?}");
+        }
+        assert_eq!(
+            migration::CODE_LOOKUP_KEY.matches("REPLACE(").count(),
+            SEPARATORS.len()
+        );
+    }
+
+    #[test]
+    fn changes_are_refused_naming_the_status() {
+        assert_eq!(Change::Invalidate.check(CouponStatus::Available), Ok(()));
+        assert_eq!(Change::Invalidate.check(CouponStatus::Issued), Ok(()));
+        assert_eq!(
+            Change::Invalidate
+                .check(CouponStatus::Redeemed)
+                .unwrap_err(),
+            "the coupon is redeemed; only available or issued coupons can be invalidated"
+        );
+        assert!(Change::Unassign.check(CouponStatus::Available).is_err());
+        assert_eq!(Change::Transfer.check(CouponStatus::Issued), Ok(()));
+        let revoked = Change::Reverse.check(CouponStatus::Revoked).unwrap_err();
+        assert!(revoked.starts_with("the coupon is revoked;"), "{revoked}");
+        for status in [
+            CouponStatus::Expired,
+            CouponStatus::Invalidated,
+            CouponStatus::Revoked,
+        ] {
+            assert!(Change::Reverse.check(status).is_err(), "{status:?}");
+        }
+        assert_eq!(Change::Reverse.check(CouponStatus::Redeemed), Ok(()));
+        assert!(Change::Confirm.check(CouponStatus::Revoked).is_err());
+    }
+
+    #[test]
+    fn a_reversal_gives_a_used_up_coupon_back_to_its_holder_or_the_pool() {
+        use CouponStatus::*;
+        assert_eq!(status_after_reversal(Redeemed, Some(7)), Issued);
+        assert_eq!(status_after_reversal(Redeemed, None), Available);
+        assert_eq!(status_after_reversal(Issued, Some(7)), Issued);
+        assert_eq!(status_after_reversal(Available, None), Available);
     }
 }

@@ -323,6 +323,55 @@ pub fn gift_card(
     })
 }
 
+/// The basket left to pay once `discount` (worked out with `filter`) is taken off, for the next
+/// coupon of the same checkout. The amount comes off the total and each line's share off its
+/// line; a discounted line becomes one unit priced at what is left of it, since a share need not
+/// divide by the quantity. A discount on the whole basket has no line shares: the lines are cut
+/// (largest remainder, in proportion) only as far as they would add up to more than the total.
+pub fn remaining(basket: &Basket, filter: &ItemFilter, discount: &Discount) -> Basket {
+    let mut left: Vec<i64> = basket.lines.iter().map(BasketLine::total).collect();
+    if !discount.lines.is_empty() {
+        let eligible = eligible(basket, filter);
+        for (line, cut) in eligible.lines.iter().zip(&discount.lines) {
+            if let Some(i) = basket.lines.iter().position(|l| std::ptr::eq(l, *line)) {
+                left[i] -= cut.amount;
+            }
+        }
+    }
+    let total = (basket.total - discount.amount).max(0);
+    let itemised: i64 = left.iter().sum();
+    let excess = itemised - total;
+    if excess > 0 {
+        let shares: Vec<i128> = left
+            .iter()
+            .map(|&t| i128::from(t) * i128::from(excess))
+            .collect();
+        let cuts = allocate(excess, &shares, i128::from(itemised));
+        left.iter_mut().zip(cuts).for_each(|(l, cut)| *l -= cut);
+    }
+    Basket {
+        total,
+        currency: basket.currency.clone(),
+        lines: basket
+            .lines
+            .iter()
+            .zip(left)
+            .map(|(line, left)| repriced(line, left))
+            .collect(),
+    }
+}
+
+fn repriced(line: &BasketLine, left: i64) -> BasketLine {
+    if left == line.total() {
+        return line.clone();
+    }
+    BasketLine {
+        price: left,
+        quantity: 1,
+        ..line.clone()
+    }
+}
+
 /// `amount` (at most the eligible total) spread over the eligible lines in proportion to their
 /// totals.
 fn with_amount(amount: i64, eligible: &Eligible) -> Discount {
@@ -770,5 +819,52 @@ mod tests {
             field(basket(i64::MAX, vec![line("a", None, i64::MAX, 2, false)])),
             "basket.lines"
         );
+    }
+
+    #[test]
+    fn the_basket_left_loses_line_shares_from_their_lines() {
+        let b = basket(
+            5_000,
+            vec![
+                line("shoe", Some("shoes"), 1_000, 3, false),
+                line("hat", Some("hats"), 1_500, 1, false),
+            ],
+        );
+        let shoes = ItemFilter {
+            categories: &["shoes".to_string()],
+            ..ANY
+        };
+        let d = percentage(1_000, &eligible(&b, &shoes));
+        assert_eq!(d.amount, 300);
+        let left = remaining(&b, &shoes, &d);
+        assert_eq!(left.total, 4_700);
+        assert_eq!((left.lines[0].price, left.lines[0].quantity), (2_700, 1));
+        assert_eq!(left.lines[1], b.lines[1]);
+        assert_eq!(left.validate(), Ok(()));
+        // A second 10% on shoes works on what is left of them.
+        assert_eq!(percentage(1_000, &eligible(&left, &shoes)).amount, 270);
+    }
+
+    #[test]
+    fn a_whole_basket_discount_trims_the_lines_only_past_the_total() {
+        let b = basket(
+            5_000,
+            vec![
+                line("a", None, 3_000, 1, false),
+                line("b", None, 1_000, 1, false),
+            ],
+        );
+        // €10 off a €50 bill whose lines hold €40: the €10 of shipping absorbs it.
+        let left = remaining(&b, &ANY, &fixed_amount(1_000, &eligible(&b, &ANY)));
+        assert_eq!(left.total, 4_000);
+        assert_eq!(left.lines, b.lines);
+        // €20 off: the lines lose the €10 they exceed the total by, 3 to 1.
+        let left = remaining(&b, &ANY, &fixed_amount(2_000, &eligible(&b, &ANY)));
+        assert_eq!(left.total, 3_000);
+        let prices: Vec<i64> = left.lines.iter().map(|l| l.total()).collect();
+        assert_eq!(prices, [2_250, 750]);
+        assert_eq!(left.validate(), Ok(()));
+        // Free shipping leaves the basket as it was.
+        assert_eq!(remaining(&b, &ANY, &free_shipping()), b);
     }
 }

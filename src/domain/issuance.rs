@@ -62,6 +62,12 @@ pub struct IssuanceRules {
 }
 
 impl IssuanceRules {
+    /// Whether any rule depends on what the customer already received from this pool; only
+    /// then does issuing need the customer's history (and the lock that keeps it exact).
+    pub fn depends_on_history(&self) -> bool {
+        self.max_per_customer.is_some() || self.min_days_between.is_some() || self.aggregated
+    }
+
     /// Refuses limits of zero, settings that could never take effect and malformed pool ids or
     /// level names, naming the field.
     pub fn validate(&self) -> Result<(), Invalid> {
@@ -510,6 +516,38 @@ mod tests {
                 Decision::Refuse(refusal) => refusal.code.as_str(),
             })
             .collect()
+    }
+
+    #[test]
+    fn only_per_customer_rules_need_the_history() {
+        assert!(!IssuanceRules::default().depends_on_history());
+        let capped = IssuanceRules {
+            max_total: Some(5),
+            allowed_levels: vec!["gold".into()],
+            ..Default::default()
+        };
+        assert!(!capped.depends_on_history());
+        assert!(
+            IssuanceRules {
+                max_per_customer: Some(1),
+                ..Default::default()
+            }
+            .depends_on_history()
+        );
+        assert!(
+            IssuanceRules {
+                min_days_between: Some(1),
+                ..Default::default()
+            }
+            .depends_on_history()
+        );
+        assert!(
+            IssuanceRules {
+                aggregated: true,
+                ..Default::default()
+            }
+            .depends_on_history()
+        );
     }
 
     #[test]

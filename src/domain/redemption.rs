@@ -679,6 +679,72 @@ fn gift_card_failure(refusal: GiftCardRefusal, card: &GiftCard) -> Failure {
     }
 }
 
+/// Where a redemption stands. A two-step redemption starts `reserved` (a hold that counts
+/// against every limit) and ends `confirmed`, `released` or `expired`; a confirmed one may be
+/// `reversed`.
+#[derive(Enum, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum RedemptionState {
+    /// Held until `reserved_until`; not yet a redemption.
+    Reserved,
+    /// Redeemed.
+    Confirmed,
+    /// A hold given back before it ran out.
+    Released,
+    /// A hold that ran out.
+    Expired,
+    /// A redemption undone; the coupon was reinstated.
+    Reversed,
+}
+
+/// The state a redemption row is in at `now`. Holds keep `reserved_until` for good (confirming
+/// clears it), so a closed row with it set was a hold, released if closed before it ran out.
+pub fn state(
+    active: bool,
+    reserved_until: Option<DateTime<Utc>>,
+    closed_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> RedemptionState {
+    match (active, reserved_until) {
+        (true, None) => RedemptionState::Confirmed,
+        (false, None) => RedemptionState::Reversed,
+        (true, Some(until)) if until > now => RedemptionState::Reserved,
+        (true, Some(_)) => RedemptionState::Expired,
+        (false, Some(until)) if closed_at.is_some_and(|at| at < until) => RedemptionState::Released,
+        (false, Some(_)) => RedemptionState::Expired,
+    }
+}
+
+/// Confirmed redemptions (holds left out) once the one being recorded is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Confirmed {
+    /// Of the code, by everyone.
+    pub code: u64,
+    /// Of a customer's copy of a common code, by that customer; `None` for any other row.
+    pub copy: Option<u64>,
+}
+
+/// Whether the coupon row a redemption was recorded on has no redemptions left: the code limit
+/// is reached, or, for a customer's copy of a common code, that customer's limit. Holds do not
+/// use a coupon up: a released hold must find it as it was.
+pub fn limit_reached(rules: &RedemptionRules, is_common: bool, confirmed: Confirmed) -> bool {
+    let code = rules
+        .code_limit(is_common)
+        .is_some_and(|max| confirmed.code >= max);
+    let copy = match (confirmed.copy, rules.customer_limit()) {
+        (Some(n), Some(max)) => n >= u64::from(max),
+        _ => false,
+    };
+    code || copy
+}
+
+/// A gift card is used up when nothing is left, or less than its minimum value (the rest is
+/// forfeited: Antavo's voided card).
+pub fn card_used_up(balance: i64, min_value: Option<i64>) -> bool {
+    balance <= 0 || min_value.is_some_and(|min| balance < min)
+}
+
 /// An instant as the org's local date and time, for messages.
 fn local(at: DateTime<Utc>, tz: Tz) -> String {
     at.with_timezone(&tz)
@@ -1545,6 +1611,48 @@ mod tests {
         assert_eq!(via_serde.stores[0].kind, StoreScopeKind::Till);
         let back = serde_json::to_value(&via_serde).unwrap();
         assert_eq!(back["days_of_week"], serde_json::json!(["mon", "sun"]));
+    }
+
+    #[test]
+    fn redemption_states_follow_the_row() {
+        let now = at(2024, 6, 12, 12, 0);
+        let later = now + chrono::Duration::minutes(15);
+        let earlier = now - chrono::Duration::minutes(15);
+        use RedemptionState::*;
+        assert_eq!(state(true, None, None, now), Confirmed);
+        assert_eq!(state(false, None, Some(now), now), Reversed);
+        assert_eq!(state(true, Some(later), None, now), Reserved);
+        assert_eq!(state(true, Some(earlier), None, now), Expired);
+        assert_eq!(state(false, Some(later), Some(now), now), Released);
+        assert_eq!(state(false, Some(earlier), Some(now), now), Expired);
+    }
+
+    #[test]
+    fn a_row_is_used_up_at_its_code_limit_or_its_copys_customer_limit() {
+        let c = |code, copy| Confirmed { code, copy };
+        // Unconfigured unique code: single use.
+        let single = RedemptionRules::default();
+        assert!(limit_reached(&single, false, c(1, None)));
+        // Row 1: ten redemptions of the code, once per customer.
+        let r1 = rules(true, Some(10), Some(1), None);
+        assert!(!limit_reached(&r1, false, c(9, None)));
+        assert!(limit_reached(&r1, false, c(10, None)));
+        // Row 7: a common code twice per customer, no code limit.
+        let r7 = rules(true, None, Some(2), Some(1_000));
+        assert!(!limit_reached(&r7, true, c(500, None)), "the code row");
+        assert!(!limit_reached(&r7, true, c(500, Some(1))));
+        assert!(limit_reached(&r7, true, c(500, Some(2))));
+        // Redeem more than once without limits: never used up.
+        let open = rules(true, None, None, None);
+        assert!(!limit_reached(&open, false, c(1_000, None)));
+    }
+
+    #[test]
+    fn gift_cards_are_used_up_when_spent_or_under_their_minimum() {
+        assert!(card_used_up(0, None));
+        assert!(!card_used_up(1, None));
+        assert!(card_used_up(50, Some(100)));
+        assert!(!card_used_up(100, Some(100)));
     }
 
     #[test]

@@ -48,11 +48,7 @@ pub async fn upload_csv<R: AsyncBufRead + Unpin>(
         insert_chunk(db, pool, import.id, chunk).await
     }
     .await;
-    store::imports::finish(db, import.id, outcome.as_ref().err().map(|e| e.to_string())).await?;
-    outcome?;
-    store::imports::get(db, pool.org_id, import.id)
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("import".into()))
+    store::imports::conclude(db, &import, outcome).await
 }
 
 /// Codes given as a JSON list go through the same path as a file.

@@ -2,13 +2,12 @@
 //! mobile or user_id), then one customer a row. Used for the allow-list of "specific customers
 //! only" pools and for batch issuing.
 
-use chrono::Utc;
-use entity::{imports, orgs, pools};
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
+use entity::{imports, pools};
+use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, Lines};
 
 use crate::{
-    domain::{Invalid, csv, customer::CustomerIdentifier, issuance::RefusalCode},
+    domain::{Invalid, csv, customer::CustomerIdentifier},
     store::{
         self,
         imports::{Issue, Progress},
@@ -131,124 +130,5 @@ pub async fn upload_allow_list<R: AsyncBufRead + Unpin>(
         }
     }
     .await;
-    store::imports::finish(db, import.id, outcome.as_ref().err().map(|e| e.to_string())).await?;
-    outcome?;
-    store::imports::get(db, pool.org_id, import.id)
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("import".into()))
-}
-
-/// Starts issuing one coupon per row of a customer list in the background. A customer may
-/// appear on several rows to receive several coupons; every row is issued or rejected with
-/// the rule that refused it, so re-uploading a file never issues beyond the limits.
-pub async fn start_batch_issue(
-    db: &DatabaseConnection,
-    org: orgs::Model,
-    pool: pools::Model,
-    file: Vec<u8>,
-) -> Result<imports::Model, DbErr> {
-    let job = store::imports::create(db, pool.org_id, Some(pool.id), "issue_batch", 0).await?;
-    let (db, job_id) = (db.clone(), job.id);
-    tokio::spawn(async move {
-        let outcome = issue_rows(&db, &org, &pool, job_id, &file[..]).await;
-        if let Err(err) = &outcome {
-            tracing::error!(job = job_id, %err, "batch issue failed");
-        }
-        if let Err(err) =
-            store::imports::finish(&db, job_id, outcome.err().map(|e| e.to_string())).await
-        {
-            tracing::error!(job = job_id, %err, "could not record the end of a batch issue");
-        }
-    });
-    Ok(job)
-}
-
-async fn issue_rows<R: AsyncBufRead + Unpin>(
-    db: &DatabaseConnection,
-    org: &orgs::Model,
-    pool: &pools::Model,
-    job_id: i64,
-    reader: R,
-) -> Result<(), DbErr> {
-    let mut rows = CustomerRows::new(reader);
-    loop {
-        let chunk = rows.next_chunk(CHUNK).await?;
-        if chunk.is_empty() {
-            return Ok(());
-        }
-        let txn = db.begin().await?;
-        let mut progress = Progress {
-            done: chunk.len() as i64,
-            ..Progress::default()
-        };
-        let mut issues = Vec::new();
-        for row in chunk {
-            match issue_row(&txn, org, pool, &row).await? {
-                Ok(()) => progress.accepted += 1,
-                Err((code, reason)) => {
-                    progress.rejected += 1;
-                    issues.push(Issue {
-                        row_number: row.number,
-                        value: row.value,
-                        code,
-                        reason,
-                    });
-                }
-            }
-        }
-        store::imports::record(&txn, job_id, progress, issues).await?;
-        txn.commit().await?;
-    }
-}
-
-/// Issues one row inside a savepoint, so a refused row leaves nothing behind. The outer
-/// error is a database failure; the inner one the row's refusal.
-async fn issue_row(
-    txn: &DatabaseTransaction,
-    org: &orgs::Model,
-    pool: &pools::Model,
-    row: &Row,
-) -> Result<Result<(), (&'static str, String)>, DbErr> {
-    let identifier = match &row.identifier {
-        Ok(id) => id,
-        Err(e) => return Ok(Err(("invalid_customer", e.reason.clone()))),
-    };
-    let Some(customer) = store::customers::find(txn, pool.org_id, identifier).await? else {
-        return Ok(Err((
-            "invalid_customer",
-            identifier.not_found_message().to_string(),
-        )));
-    };
-    let savepoint = txn.begin().await?;
-    let mut nothing_fetched = super::issuance::Fetched::default();
-    let issued = super::issuance::issue_in(
-        &savepoint,
-        org,
-        pool,
-        &customer,
-        Utc::now(),
-        &mut nothing_fetched,
-    )
-    .await;
-    match issued {
-        Ok(_) => {
-            savepoint.commit().await?;
-            Ok(Ok(()))
-        }
-        Err(refused) if refused.problem().status == 422 => {
-            savepoint.rollback().await?;
-            let p = refused.problem();
-            Ok(Err((refusal_code(&p.code), p.detail.clone())))
-        }
-        Err(other) => Err(DbErr::Custom(other.problem().detail.clone())),
-    }
-}
-
-/// The refusal codes as static strings for the issue rows.
-fn refusal_code(code: &str) -> &'static str {
-    RefusalCode::ALL
-        .iter()
-        .map(|c| c.as_str())
-        .find(|c| *c == code)
-        .unwrap_or("refused")
+    store::imports::conclude(db, &import, outcome).await
 }

@@ -14,13 +14,19 @@ pub const RACE_LOST: &str = "idempotency_race_lost";
 /// The coupon a keyed request already produced, if the key was used before for the same
 /// request; a 409 if it was used for another.
 pub async fn replay(db: &DatabaseConnection, k: &Keyed) -> ApiResult<Option<i64>> {
+    replay_id(db, k, "coupon_id").await
+}
+
+/// The id a keyed request recorded under `field`, if the key was used before for the same
+/// request; a 409 if it was used for another.
+pub async fn replay_id(db: &DatabaseConnection, k: &Keyed, field: &str) -> ApiResult<Option<i64>> {
     let Some(response) = stored_response(db, k).await? else {
         return Ok(None);
     };
-    response["coupon_id"]
+    response[field]
         .as_i64()
         .map(Some)
-        .ok_or_else(|| ApiError::internal("stored idempotent response without coupon_id"))
+        .ok_or_else(|| ApiError::internal(format!("stored idempotent response without {field}")))
 }
 
 /// The first answer to a keyed request, if the key was used before for the same request; a

@@ -10,8 +10,9 @@
 use std::collections::VecDeque;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use entity::{coupons, customers, orgs, pools};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use serde_json::json;
 
 use crate::{
@@ -23,7 +24,13 @@ use crate::{
         webhook::WebhookEvent,
     },
     service::{generation::pool_pattern, remote_source, stored as parse, webhooks},
-    store::{self, events::EventKind, idempotency::Keyed, issuance::Stamp, outbox},
+    store::{
+        self,
+        events::EventKind,
+        idempotency::Keyed,
+        issuance::{History, Stamp},
+        outbox,
+    },
 };
 
 /// The result of an issue: the coupon, and whether it was made now or is one the customer
@@ -110,7 +117,8 @@ pub async fn prefetch(
     if pool.source != PoolSource::Remote.as_str() {
         return Ok(fetched);
     }
-    let (rules, ctx) = context(db, org, pool, customer, Utc::now()).await?;
+    let rules: IssuanceRules = parse(&pool.issuance)?;
+    let ctx = read_context(db, org, pool, &rules, customer, Utc::now()).await?;
     match issuance::decide(&rules, &ctx) {
         Decision::Refuse(r) => Err(ApiError::refused(r.code.as_str(), r.reason)),
         Decision::ReturnExisting(_) => Ok(fetched),
@@ -131,23 +139,18 @@ pub async fn issue_in(
     now: DateTime<Utc>,
     fetched: &mut Fetched,
 ) -> ApiResult<Issued> {
-    store::customers::lock(txn, customer.id).await?;
-    let (rules, ctx) = context(txn, org, pool, customer, now).await?;
+    let rules: IssuanceRules = parse(&pool.issuance)?;
+    if rules.depends_on_history() {
+        store::customers::lock(txn, customer.id).await?;
+    }
+    let ctx = read_context(txn, org, pool, &rules, customer, now).await?;
     match issuance::decide(&rules, &ctx) {
         Decision::Refuse(r) => return Err(ApiError::refused(r.code.as_str(), r.reason)),
         Decision::ReturnExisting(id) => return existing(txn, id).await,
         Decision::IssueNew => {}
     }
     if let Some(max) = rules.max_total {
-        let Some(total) = store::issuance::take_series_slot(txn, pool.id, max).await? else {
-            return Err(refusal(
-                RefusalCode::SeriesLimit,
-                "the pool has reached its total issual limit",
-            ));
-        };
-        if issuance::limit_notification_due(&rules, total) {
-            issual_limit_near(txn, org, pool, max, total).await?;
-        }
+        take_series_slot(txn, org, pool, &rules, max).await?;
     }
     let expiry_rules: ExpiryRules = parse(&pool.expiry)?;
     let stamp = Stamp {
@@ -159,13 +162,12 @@ pub async fn issue_in(
     let source =
         PoolSource::parse(&pool.source).ok_or_else(|| ApiError::internal("unknown pool source"))?;
     let coupon = claim(txn, pool, source, stamp, fetched).await?;
-    let event =
-        store::events::record(txn, &coupon, Some(customer.id), EventKind::Issue, None).await?;
+    store::events::record(txn, &coupon, Some(customer.id), EventKind::Issue, None).await?;
     webhooks::enqueue(
         txn,
         org.id,
         WebhookEvent::CouponIssued,
-        &format!("event-{event}"),
+        &webhooks::issue_occurrence(&coupon),
         webhooks::coupon_data(&coupon, Some(customer)),
     )
     .await?;
@@ -175,50 +177,69 @@ pub async fn issue_in(
     })
 }
 
-/// The pool's issuance rules and the facts they are applied to, as `db` sees them now.
-async fn context<C: ConnectionTrait>(
+/// The rules' view of an issue as `db` sees it now; the customer's history is read only when
+/// a rule depends on it.
+async fn read_context<C: ConnectionTrait>(
     db: &C,
     org: &orgs::Model,
     pool: &pools::Model,
+    rules: &IssuanceRules,
     customer: &customers::Model,
     now: DateTime<Utc>,
-) -> ApiResult<(IssuanceRules, IssueContext)> {
-    let rules: IssuanceRules = parse(&pool.issuance)?;
-    let history = store::issuance::history(db, pool.id, customer.id, now).await?;
-    let ctx = IssueContext {
-        now,
-        tz: org.timezone.parse().unwrap_or(chrono_tz::UTC),
-        pool_active: pool.state == PoolState::Active.as_str(),
-        pool_starts_at: pool.starts_at,
-        pool_ends_at: pool.ends_at,
-        is_common: pool.source == PoolSource::Common.as_str(),
-        customer_level: customer.level.clone(),
-        on_allow_list: !rules.specific_customers_only
-            || store::issuance::on_allow_list(db, pool.id, customer.id).await?,
-        customer_issued_count: history.issued_count,
-        customer_last_issued_at: history.last_issued_at,
-        existing_valid_coupon: history.valid_coupon,
-        issued_from_excluded_recently: store::issuance::issued_from_since(
+) -> ApiResult<IssueContext> {
+    let tz = org.timezone.parse().unwrap_or(chrono_tz::UTC);
+    // A common code needs no history either: its unique index refuses a second copy.
+    let history = if rules.depends_on_history() {
+        store::issuance::history(db, pool.id, customer.id, now).await?
+    } else {
+        History::default()
+    };
+    let facts = CustomerFacts {
+        customer,
+        history: &history,
+        on_allow_list: rules.specific_customers_only
+            && store::issuance::on_allow_list(db, pool.id, customer.id).await?,
+        excluded_recently: store::issuance::issued_from_since(
             db,
             customer.id,
             &rules.exclude_if_issued_from,
             issuance::six_months_before(now),
         )
         .await?,
-        pool_issued_total: pool.issued_count as u64,
     };
-    Ok((rules, ctx))
+    Ok(context(pool, tz, now, &facts, pool.issued_count as u64))
+}
+
+/// Takes a slot of the pool's total issual limit and, when that brings the remaining issuals
+/// down to the notification threshold, says so.
+async fn take_series_slot(
+    txn: &DatabaseTransaction,
+    org: &orgs::Model,
+    pool: &pools::Model,
+    rules: &IssuanceRules,
+    max_total: u64,
+) -> ApiResult<()> {
+    let Some(total) = store::issuance::take_series_slot(txn, pool.id, max_total).await? else {
+        return Err(refusal(
+            RefusalCode::SeriesLimit,
+            "the pool has reached its total issual limit",
+        ));
+    };
+    if issuance::limit_notification_due(rules, total) {
+        issual_limit_near(txn, org, pool, max_total, total).await?;
+    }
+    Ok(())
 }
 
 /// The pool's remaining issuals dropped to its threshold: tell subscribers and email the org's
 /// POCs, once for this crossing.
-async fn issual_limit_near(
-    txn: &DatabaseTransaction,
+pub async fn issual_limit_near<C: ConnectionTrait>(
+    db: &C,
     org: &orgs::Model,
     pool: &pools::Model,
     max_total: u64,
     issued: u64,
-) -> ApiResult<()> {
+) -> Result<(), DbErr> {
     let data = json!({
         "pool_id": pool.id,
         "pool_name": pool.name,
@@ -228,7 +249,7 @@ async fn issual_limit_near(
     });
     let occurrence = format!("pool-{}-issued-{issued}", pool.id);
     webhooks::enqueue(
-        txn,
+        db,
         org.id,
         WebhookEvent::PoolIssualLimitNear,
         &occurrence,
@@ -241,7 +262,7 @@ async fn issual_limit_near(
         email["template"] = json!("pool_issual_limit_near");
         email["to"] = json!(to);
         outbox::push(
-            txn,
+            db,
             org.id,
             outbox::EMAIL,
             format!("email:{occurrence}"),
@@ -250,6 +271,39 @@ async fn issual_limit_near(
         .await?;
     }
     Ok(())
+}
+
+/// What the issuance rules see of one customer.
+pub struct CustomerFacts<'a> {
+    pub customer: &'a customers::Model,
+    pub history: &'a History,
+    pub on_allow_list: bool,
+    pub excluded_recently: bool,
+}
+
+/// The rules' view of an issue of `pool` to a customer at `now`.
+pub fn context(
+    pool: &pools::Model,
+    tz: Tz,
+    now: DateTime<Utc>,
+    facts: &CustomerFacts,
+    pool_issued: u64,
+) -> IssueContext {
+    IssueContext {
+        now,
+        tz,
+        pool_active: pool.state == PoolState::Active.as_str(),
+        pool_starts_at: pool.starts_at,
+        pool_ends_at: pool.ends_at,
+        is_common: pool.source == PoolSource::Common.as_str(),
+        customer_level: facts.customer.level.clone(),
+        on_allow_list: facts.on_allow_list,
+        customer_issued_count: facts.history.issued_count,
+        customer_last_issued_at: facts.history.last_issued_at,
+        existing_valid_coupon: facts.history.valid_coupon,
+        issued_from_excluded_recently: facts.excluded_recently,
+        pool_issued_total: pool_issued,
+    }
 }
 
 /// Takes a code for the customer the way the pool's source makes codes.
@@ -270,7 +324,7 @@ async fn claim(
                 .ok_or_else(|| {
                     refusal(
                         RefusalCode::AlreadyIssued,
-                        "the common code has already been issued to this customer",
+                        "Generic coupon code has already been issued to this customer",
                     )
                 })
         }

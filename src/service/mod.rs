@@ -1,13 +1,17 @@
 //! Use cases that span several store calls and transactions (streamed uploads, background
 //! jobs). Handlers call these; these call `domain` for decisions and `store` for data.
 
+pub mod batch_issue;
+pub mod checkout;
 pub mod codes;
 pub mod customer_lists;
 pub mod customers;
 pub mod generation;
 pub mod idempotency;
 pub mod issuance;
+pub mod lifecycle;
 pub mod pools;
+pub mod redemption;
 pub mod remote_callback;
 pub mod remote_source;
 pub mod revocation;

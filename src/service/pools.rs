@@ -15,6 +15,7 @@ use crate::{
     domain::{
         coupon::CouponStatus,
         generator::Generator,
+        issuance::IssuanceRules,
         pattern::{self, Pattern, PatternError, PatternSpec},
         pool::{self, PoolSource, PoolState},
         signature,
@@ -55,6 +56,11 @@ pub struct CodeOptions {
     pub case_insensitive: bool,
     /// randomized_common: the sample the pattern was derived from.
     pub sample_code: Option<String>,
+}
+
+/// A pool's stored code options.
+pub fn code_options(pool: &pools::Model) -> ApiResult<CodeOptions> {
+    super::stored(&pool.code_options)
 }
 
 /// What is stored of a remote source (the secret stays server-side).
@@ -346,10 +352,19 @@ pub async fn update(
         row.ends_at = Set(input.ends_at);
     }
     pool::validate_window(row.starts_at.clone().unwrap(), row.ends_at.clone().unwrap())?;
+    let mut recount = false;
     if let Some(v) = input.issuance {
         v.validate()?;
+        let old: IssuanceRules = super::stored(row.issuance.as_ref())?;
+        // The series counter is kept only while a total limit exists; a new limit starts from
+        // what was really issued.
+        recount = v.max_total.is_some() && old.max_total.is_none();
         row.issuance = Set(json(&v)?);
     }
+    let series_limited = input
+        .redemption
+        .as_ref()
+        .is_some_and(|r| r.max_total.is_some());
     if let Some(v) = input.redemption {
         v.validate()?;
         row.redemption = Set(json(&v)?);
@@ -363,6 +378,16 @@ pub async fn update(
         row.reminders = Set(json(&v)?);
     }
     let saved = store::pools::save(&txn, row).await?;
+    if recount {
+        store::pools::recount_issued(&txn, saved.id).await?;
+    }
+    // The redemption series counter is kept only while the pool has a series limit, so a new
+    // limit starts from the rows. Saving took the pool row's lock, which redemptions of a
+    // limited pool take first; a redemption that began before the limit existed does not take
+    // it, and may be missed by this count if it commits while the edit runs.
+    if series_limited {
+        store::redemptions::recount(&txn, saved.id).await?;
+    }
     if new_value != old_value {
         let match_old = input.match_value.then_some(old_value);
         let gift_card = discount_type == "gift_card";
@@ -421,7 +446,7 @@ pub async fn stats(db: &DatabaseConnection, pool: &pools::Model) -> ApiResult<Po
                 .saturating_add(i64::try_from(mintable).unwrap_or(i64::MAX));
         }
     }
-    let rules: crate::domain::issuance::IssuanceRules = super::stored(&pool.issuance)?;
+    let rules: IssuanceRules = super::stored(&pool.issuance)?;
     if let Some(max) = rules.max_total {
         let issued_ever = stats.issued + stats.redeemed + stats.expired;
         stats.remaining = stats.remaining.min((max as i64 - issued_ever).max(0));

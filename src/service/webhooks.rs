@@ -37,17 +37,36 @@ pub async fn enqueue<C: ConnectionTrait>(
     occurrence: &str,
     data: Value,
 ) -> Result<(), DbErr> {
+    enqueue_many(db, org_id, event, vec![(occurrence.to_string(), data)]).await
+}
+
+/// [`enqueue`] for many occurrences of one event, (occurrence, data) each, in few statements.
+pub async fn enqueue_many<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    event: WebhookEvent,
+    occurrences: Vec<(String, Value)>,
+) -> Result<(), DbErr> {
     let subscriptions = store::webhooks::subscribed(db, org_id, event).await?;
-    if subscriptions.is_empty() {
+    if subscriptions.is_empty() || occurrences.is_empty() {
         return Ok(());
     }
-    let body = webhook::envelope(event, Utc::now(), data);
-    for sub in subscriptions {
-        let dedup_key = format!("webhook:{}:{}:{occurrence}", sub.id, event.as_str());
-        let payload = json!({"webhook_id": sub.id, "body": body});
-        store::outbox::push(db, org_id, WEBHOOK, dedup_key, payload).await?;
+    let now = Utc::now();
+    let mut messages = Vec::with_capacity(subscriptions.len() * occurrences.len());
+    for (occurrence, data) in occurrences {
+        let body = webhook::envelope(event, now, data);
+        for sub in &subscriptions {
+            let dedup_key = format!("webhook:{}:{}:{occurrence}", sub.id, event.as_str());
+            messages.push((dedup_key, json!({"webhook_id": sub.id, "body": body})));
+        }
     }
-    Ok(())
+    store::outbox::push_many(db, org_id, WEBHOOK, messages).await
+}
+
+/// Names one issue of a coupon (a coupon may be issued again after being unassigned).
+pub fn issue_occurrence(coupon: &coupons::Model) -> String {
+    let at = coupon.issued_at.map_or(0, |t| t.timestamp_micros());
+    format!("coupon-{}-issued-{at}", coupon.id)
 }
 
 /// The `data` of coupon events: the coupon and, when known, the customer concerned.

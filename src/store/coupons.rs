@@ -198,3 +198,138 @@ pub async fn reversed_among<C: ConnectionTrait>(
         .map(|(id, _)| id)
         .collect())
 }
+
+/// The org's coupon rows with exactly this code at these share keys (0 for the code itself, a
+/// customer id for that customer's copy of a common code).
+pub async fn by_code<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    code: &str,
+    share_keys: &[i64],
+) -> Result<Vec<coupons::Model>, DbErr> {
+    coupons::Entity::find()
+        .filter(coupons::Column::OrgId.eq(org_id))
+        .filter(coupons::Column::Code.eq(code))
+        .filter(coupons::Column::ShareKey.is_in(share_keys.iter().copied()))
+        .all(db)
+        .await
+}
+
+/// Most rows a forgiving look-up reads; more than one distinct code is ambiguous anyway.
+const LOOKUP_LIMIT: u64 = 16;
+
+/// The org's coupon rows whose code has this forgiving-entry key (`domain::coupon::lookup_key`),
+/// through the expression index on it.
+pub async fn by_lookup_key<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    key: &str,
+    share_keys: &[i64],
+) -> Result<Vec<coupons::Model>, DbErr> {
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    coupons::Entity::find()
+        .filter(coupons::Column::OrgId.eq(org_id))
+        .filter(Expr::cust(migration::CODE_LOOKUP_KEY).eq(key))
+        .filter(coupons::Column::ShareKey.is_in(share_keys.iter().copied()))
+        .limit(LOOKUP_LIMIT)
+        .all(db)
+        .await
+}
+
+/// The coupon row, under its lock for the rest of the transaction (PostgreSQL `FOR UPDATE`;
+/// SQLite runs one writer at a time).
+pub async fn lock<C: ConnectionTrait>(db: &C, id: i64) -> Result<Option<coupons::Model>, DbErr> {
+    coupons::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(db)
+        .await
+}
+
+/// Writes the fields set in `row` (its id must be set).
+pub async fn save<C: ConnectionTrait>(
+    db: &C,
+    row: coupons::ActiveModel,
+) -> Result<coupons::Model, DbErr> {
+    use sea_orm::ActiveModelTrait;
+    row.update(db).await
+}
+
+/// Gives a gift card back what a hold or a redemption took.
+pub async fn add_balance<C: ConnectionTrait>(db: &C, id: i64, amount: i64) -> Result<(), DbErr> {
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    coupons::Entity::update_many()
+        .col_expr(
+            coupons::Column::Balance,
+            Expr::col(coupons::Column::Balance).add(amount),
+        )
+        .filter(coupons::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Where a coupon's redemptions happened, for searching (Capillary: one org entity type at a time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedeemedAt {
+    Store(String),
+    Zone(String),
+    Concept(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub pool_id: Option<i64>,
+    pub status: Option<CouponStatus>,
+    pub customer_id: Option<i64>,
+    /// Coupons with a confirmed, unreversed redemption there.
+    pub redeemed_at: Option<RedeemedAt>,
+}
+
+/// One page of the org's coupons, newest first, and the total matching.
+pub async fn list<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    filter: &ListFilter,
+    page: u64,
+    per_page: u64,
+) -> Result<(Vec<coupons::Model>, u64), DbErr> {
+    use sea_orm::{PaginatorTrait, QueryOrder};
+    let mut query = coupons::Entity::find().filter(coupons::Column::OrgId.eq(org_id));
+    if let Some(id) = filter.pool_id {
+        query = query.filter(coupons::Column::PoolId.eq(id));
+    }
+    if let Some(status) = filter.status {
+        query = query.filter(coupons::Column::Status.eq(status.as_i16()));
+    }
+    if let Some(id) = filter.customer_id {
+        query = query.filter(coupons::Column::CustomerId.eq(id));
+    }
+    if let Some(place) = &filter.redeemed_at {
+        query = query.filter(coupons::Column::Id.in_subquery(redeemed_at(org_id, place)));
+    }
+    let total = query.clone().count(db).await?;
+    let items = query
+        .order_by_desc(coupons::Column::Id)
+        .offset(page.saturating_sub(1) * per_page)
+        .limit(per_page)
+        .all(db)
+        .await?;
+    Ok((items, total))
+}
+
+fn redeemed_at(org_id: i64, place: &RedeemedAt) -> sea_orm::sea_query::SelectStatement {
+    use entity::redemptions::Column as R;
+    let (column, value) = match place {
+        RedeemedAt::Store(v) => (R::StoreId, v),
+        RedeemedAt::Zone(v) => (R::Zone, v),
+        RedeemedAt::Concept(v) => (R::Concept, v),
+    };
+    Query::select()
+        .column(R::CouponId)
+        .from(entity::redemptions::Entity)
+        .and_where(R::OrgId.eq(org_id))
+        .and_where(column.eq(value.as_str()))
+        .and_where(R::Active.eq(true))
+        .and_where(R::ReservedUntil.is_null())
+        .to_owned()
+}

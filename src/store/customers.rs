@@ -1,5 +1,7 @@
 //! Customers of an org, addressed by external id, email, mobile or internal id.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use entity::customers;
 use sea_orm::{
@@ -121,5 +123,77 @@ pub async fn lock<C: ConnectionTrait>(db: &C, customer_id: i64) -> Result<(), Db
         .into_tuple::<i64>()
         .one(db)
         .await?;
+    Ok(())
+}
+
+/// The customers a list of identifiers names, in as few statements as there are identifier
+/// kinds (a thousand values per statement at most).
+pub async fn find_many<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    ids: &[CustomerIdentifier],
+) -> Result<HashMap<CustomerIdentifier, customers::Model>, DbErr> {
+    let mut found = HashMap::new();
+    let mut by_kind: HashMap<&'static str, Vec<&CustomerIdentifier>> = HashMap::new();
+    for id in ids {
+        by_kind.entry(id.kind()).or_default().push(id);
+    }
+    for group in by_kind.values() {
+        for chunk in group.chunks(1_000) {
+            let column = match chunk[0] {
+                CustomerIdentifier::ExternalId(_) => customers::Column::ExternalId,
+                CustomerIdentifier::Email(_) => customers::Column::Email,
+                CustomerIdentifier::Mobile(_) => customers::Column::Mobile,
+                CustomerIdentifier::UserId(_) => customers::Column::Id,
+            };
+            let values: Vec<sea_orm::Value> = chunk.iter().map(|id| identifier_value(id)).collect();
+            let rows = customers::Entity::find()
+                .filter(customers::Column::OrgId.eq(org_id))
+                .filter(column.is_in(values))
+                .order_by_desc(customers::Column::Id)
+                .all(db)
+                .await?;
+            // Descending ids, so the oldest customer with a shared email or mobile wins.
+            for row in rows {
+                for id in chunk.iter().filter(|id| names(id, &row)) {
+                    found.insert((*id).clone(), row.clone());
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn identifier_value(id: &CustomerIdentifier) -> sea_orm::Value {
+    match id {
+        CustomerIdentifier::ExternalId(v)
+        | CustomerIdentifier::Email(v)
+        | CustomerIdentifier::Mobile(v) => v.clone().into(),
+        CustomerIdentifier::UserId(v) => (*v).into(),
+    }
+}
+
+fn names(id: &CustomerIdentifier, row: &customers::Model) -> bool {
+    match id {
+        CustomerIdentifier::ExternalId(v) => row.external_id == *v,
+        CustomerIdentifier::Email(v) => row.email.as_deref() == Some(v),
+        CustomerIdentifier::Mobile(v) => row.mobile.as_deref() == Some(v),
+        CustomerIdentifier::UserId(v) => row.id == *v,
+    }
+}
+
+/// Row locks on many customers, taken in id order so concurrent batches cannot deadlock.
+pub async fn lock_many<C: ConnectionTrait>(db: &C, sorted_ids: &[i64]) -> Result<(), DbErr> {
+    for chunk in sorted_ids.chunks(5_000) {
+        customers::Entity::find()
+            .select_only()
+            .column(customers::Column::Id)
+            .filter(customers::Column::Id.is_in(chunk.iter().copied()))
+            .order_by_asc(customers::Column::Id)
+            .lock_exclusive()
+            .into_tuple::<i64>()
+            .all(db)
+            .await?;
+    }
     Ok(())
 }

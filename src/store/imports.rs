@@ -120,6 +120,20 @@ pub async fn finish<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Marks an import finished with the outcome of its work and returns its final record;
+/// the work's error, if any, is both recorded and returned.
+pub async fn conclude<C: ConnectionTrait>(
+    db: &C,
+    import: &imports::Model,
+    outcome: Result<(), DbErr>,
+) -> Result<imports::Model, DbErr> {
+    finish(db, import.id, outcome.as_ref().err().map(|e| e.to_string())).await?;
+    outcome?;
+    get(db, import.org_id, import.id)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("import {}", import.id)))
+}
+
 pub async fn get<C: ConnectionTrait>(
     db: &C,
     org_id: i64,

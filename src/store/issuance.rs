@@ -2,11 +2,14 @@
 //! counter, and the claim of a code. Every function runs inside the caller's issuing
 //! transaction, after the customer's row lock.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use entity::{coupons, pool_allowed_customers, pools};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter,
     QueryOrder, QuerySelect, Set, Statement,
+    sea_query::{Expr, ExprTrait},
 };
 
 use crate::domain::coupon::CouponStatus;
@@ -160,7 +163,6 @@ pub async fn claim_available<C: ConnectionTrait>(
 /// Inserts a coupon issued straight to the customer (a freshly minted code, or a customer's copy
 /// of a common code at share key = customer id). None when the code (at that share key) is
 /// taken: for a common code, that means this customer already has it.
-#[allow(clippy::too_many_arguments)]
 pub async fn insert_issued<C: ConnectionTrait>(
     db: &C,
     pool: &pools::Model,
@@ -168,39 +170,53 @@ pub async fn insert_issued<C: ConnectionTrait>(
     share_key: i64,
     s: Stamp,
 ) -> Result<Option<coupons::Model>, DbErr> {
+    use coupons::Column as C;
     let balance = (pool.discount_type == "gift_card")
         .then_some(pool.value)
         .flatten();
-    let row = coupons::ActiveModel {
-        org_id: Set(pool.org_id),
-        pool_id: Set(pool.id),
-        code: Set(code),
-        share_key: Set(share_key),
-        status: Set(CouponStatus::Issued.as_i16()),
-        customer_id: Set(Some(s.customer_id)),
-        value: Set(pool.value),
-        balance: Set(balance),
-        redemption_count: Set(0),
-        issued_at: Set(Some(s.now)),
-        expires_at: Set(s.expires_at),
-        redeemable_from: Set(s.redeemable_from),
-        last_status_change_at: Set(s.now),
-        ..Default::default()
-    };
-    let result = coupons::Entity::insert(row)
-        .on_conflict_do_nothing_on([
-            coupons::Column::OrgId,
-            coupons::Column::Code,
-            coupons::Column::ShareKey,
+    // RETURNING in SQL on both backends: sea-orm's SQLite fallback re-reads by last insert id,
+    // which says nothing useful when the conflict clause skipped the row.
+    let mut stmt = sea_orm::sea_query::Query::insert();
+    stmt.into_table(coupons::Entity)
+        .columns([
+            C::OrgId,
+            C::PoolId,
+            C::Code,
+            C::ShareKey,
+            C::Status,
+            C::CustomerId,
+            C::Value,
+            C::Balance,
+            C::RedemptionCount,
+            C::IssuedAt,
+            C::ExpiresAt,
+            C::RedeemableFrom,
+            C::LastStatusChangeAt,
         ])
-        .exec_with_returning(db)
-        .await;
-    match result {
-        Ok(sea_orm::TryInsertResult::Inserted(m)) => Ok(Some(m)),
-        Ok(_) => Ok(None),
-        // sea-orm 2.0 reports a skipped conflict under RETURNING as "inserted item not found".
-        Err(DbErr::RecordNotFound(_)) => Ok(None),
-        Err(e) => Err(e),
+        .values_panic([
+            pool.org_id.into(),
+            pool.id.into(),
+            code.into(),
+            share_key.into(),
+            CouponStatus::Issued.as_i16().into(),
+            s.customer_id.into(),
+            pool.value.into(),
+            balance.into(),
+            0i32.into(),
+            s.now.into(),
+            s.expires_at.into(),
+            s.redeemable_from.into(),
+            s.now.into(),
+        ])
+        .on_conflict(
+            sea_orm::sea_query::OnConflict::columns([C::OrgId, C::Code, C::ShareKey])
+                .do_nothing()
+                .to_owned(),
+        )
+        .returning_all();
+    match db.query_one(&stmt).await? {
+        Some(row) => Ok(Some(coupons::Model::from_query_result(&row, "")?)),
+        None => Ok(None),
     }
 }
 
@@ -243,4 +259,173 @@ pub async fn allow<C: ConnectionTrait>(
         .exec(db)
         .await?;
     Ok(matches!(result, sea_orm::TryInsertResult::Inserted(_)))
+}
+
+/// Locks the pool row and reads its series counter (batch issuing decides many rows at once).
+pub async fn lock_series_counter<C: ConnectionTrait>(db: &C, pool_id: i64) -> Result<u64, DbErr> {
+    let count: Option<i64> = pools::Entity::find_by_id(pool_id)
+        .select_only()
+        .column(pools::Column::IssuedCount)
+        .lock_exclusive()
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(count.unwrap_or(0) as u64)
+}
+
+pub async fn add_to_series_counter<C: ConnectionTrait>(
+    db: &C,
+    pool_id: i64,
+    n: i64,
+) -> Result<(), DbErr> {
+    pools::Entity::update_many()
+        .col_expr(
+            pools::Column::IssuedCount,
+            Expr::col(pools::Column::IssuedCount).add(n),
+        )
+        .filter(pools::Column::Id.eq(pool_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// `history` for many customers at once.
+pub async fn histories<C: ConnectionTrait>(
+    db: &C,
+    pool_id: i64,
+    customer_ids: &[i64],
+    now: DateTime<Utc>,
+) -> Result<HashMap<i64, History>, DbErr> {
+    type Row = (i64, i64, i16, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+    let mut out: HashMap<i64, History> = HashMap::new();
+    let issued = CouponStatus::Issued.as_i16();
+    for chunk in customer_ids.chunks(5_000) {
+        let rows: Vec<Row> = coupons::Entity::find()
+            .select_only()
+            .columns([
+                coupons::Column::CustomerId,
+                coupons::Column::Id,
+                coupons::Column::Status,
+                coupons::Column::IssuedAt,
+                coupons::Column::ExpiresAt,
+            ])
+            .filter(coupons::Column::PoolId.eq(pool_id))
+            .filter(coupons::Column::CustomerId.is_in(chunk.iter().copied()))
+            .order_by_asc(coupons::Column::Id)
+            .into_tuple()
+            .all(db)
+            .await?;
+        for (customer_id, id, status, issued_at, expires_at) in rows {
+            let h = out.entry(customer_id).or_default();
+            h.issued_count += 1;
+            h.last_issued_at = Ord::max(h.last_issued_at, issued_at);
+            if h.valid_coupon.is_none() && status == issued && expires_at.is_none_or(|e| e > now) {
+                h.valid_coupon = Some(id);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Which of these customers received a coupon of `pool_ids` since `since`.
+pub async fn issued_from_since_many<C: ConnectionTrait>(
+    db: &C,
+    customer_ids: &[i64],
+    pool_ids: &[i64],
+    since: DateTime<Utc>,
+) -> Result<HashSet<i64>, DbErr> {
+    let mut out = HashSet::new();
+    if pool_ids.is_empty() {
+        return Ok(out);
+    }
+    for chunk in customer_ids.chunks(5_000) {
+        let rows: Vec<i64> = coupons::Entity::find()
+            .select_only()
+            .column(coupons::Column::CustomerId)
+            .distinct()
+            .filter(coupons::Column::CustomerId.is_in(chunk.iter().copied()))
+            .filter(coupons::Column::PoolId.is_in(pool_ids.iter().copied()))
+            .filter(coupons::Column::IssuedAt.gte(since))
+            .into_tuple()
+            .all(db)
+            .await?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+/// Which of these customers are on the pool's allow-list.
+pub async fn allowed_many<C: ConnectionTrait>(
+    db: &C,
+    pool_id: i64,
+    customer_ids: &[i64],
+) -> Result<HashSet<i64>, DbErr> {
+    let mut out = HashSet::new();
+    for chunk in customer_ids.chunks(5_000) {
+        let rows: Vec<i64> = pool_allowed_customers::Entity::find()
+            .select_only()
+            .column(pool_allowed_customers::Column::CustomerId)
+            .filter(pool_allowed_customers::Column::PoolId.eq(pool_id))
+            .filter(pool_allowed_customers::Column::CustomerId.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+/// Hands the pool's next available codes to these customers (in order) in one statement
+/// (PostgreSQL only: the batch path). Returns the issued coupons in customer order; fewer than
+/// asked when the pool runs out.
+pub async fn claim_many<C: ConnectionTrait>(
+    db: &C,
+    pool_id: i64,
+    customer_ids: &[i64],
+    s: Stamp,
+) -> Result<Vec<coupons::Model>, DbErr> {
+    if customer_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The array goes as one text parameter, cast server-side, to stay under bind limits.
+    let ids = format!(
+        "{{{}}}",
+        customer_ids
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let sql = "WITH picked AS ( \
+                   SELECT id FROM coupons WHERE pool_id = $1 AND status = $2 \
+                   ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED), \
+               numbered AS (SELECT id, row_number() OVER (ORDER BY id) AS rn FROM picked), \
+               wanted AS (SELECT customer_id, rn FROM unnest($4::text::bigint[]) \
+                          WITH ORDINALITY AS w(customer_id, rn)) \
+               UPDATE coupons c SET status = $5, customer_id = w.customer_id, issued_at = $6, \
+                   expires_at = $7, redeemable_from = $8, last_status_change_at = $6 \
+               FROM numbered n JOIN wanted w ON w.rn = n.rn \
+               WHERE c.id = n.id \
+               RETURNING c.*, w.rn";
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        sql,
+        [
+            pool_id.into(),
+            CouponStatus::Available.as_i16().into(),
+            (customer_ids.len() as i64).into(),
+            ids.into(),
+            CouponStatus::Issued.as_i16().into(),
+            s.now.into(),
+            s.expires_at.into(),
+            s.redeemable_from.into(),
+        ],
+    );
+    let mut rows = Vec::with_capacity(customer_ids.len());
+    for row in db.query_all_raw(stmt).await? {
+        let rn: i64 = row.try_get("", "rn")?;
+        rows.push((rn, coupons::Model::from_query_result(&row, "")?));
+    }
+    rows.sort_by_key(|(rn, _)| *rn);
+    Ok(rows.into_iter().map(|(_, c)| c).collect())
 }

@@ -12,6 +12,7 @@ pub mod orgs;
 pub mod outbox;
 pub mod points;
 pub mod pools;
+pub mod redemptions;
 pub mod revocation;
 pub mod webhooks;
 

@@ -26,8 +26,42 @@ pub async fn push<C: ConnectionTrait>(
     dedup_key: String,
     payload: serde_json::Value,
 ) -> Result<bool, DbErr> {
+    let result = outbox::Entity::insert(new_row(org_id, channel, dedup_key, payload))
+        .on_conflict_do_nothing_on([outbox::Column::DedupKey])
+        .exec(db)
+        .await?;
+    Ok(matches!(result, sea_orm::TryInsertResult::Inserted(_)))
+}
+
+/// Queues many messages of one channel, (dedup key, payload) each, a statement per thousand;
+/// rows whose dedup key exists are skipped.
+pub async fn push_many<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    channel: &str,
+    messages: Vec<(String, serde_json::Value)>,
+) -> Result<(), DbErr> {
+    let mut rows = messages
+        .into_iter()
+        .map(|(key, payload)| new_row(org_id, channel, key, payload))
+        .peekable();
+    while rows.peek().is_some() {
+        outbox::Entity::insert_many(rows.by_ref().take(1_000))
+            .on_conflict_do_nothing_on([outbox::Column::DedupKey])
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
+fn new_row(
+    org_id: i64,
+    channel: &str,
+    dedup_key: String,
+    payload: serde_json::Value,
+) -> outbox::ActiveModel {
     let now = Utc::now();
-    let row = outbox::ActiveModel {
+    outbox::ActiveModel {
         org_id: Set(org_id),
         channel: Set(channel.to_string()),
         dedup_key: Set(dedup_key),
@@ -38,12 +72,7 @@ pub async fn push<C: ConnectionTrait>(
         last_error: Set(None),
         created_at: Set(now),
         ..Default::default()
-    };
-    let result = outbox::Entity::insert(row)
-        .on_conflict_do_nothing_on([outbox::Column::DedupKey])
-        .exec(db)
-        .await?;
-    Ok(matches!(result, sea_orm::TryInsertResult::Inserted(_)))
+    }
 }
 
 /// What a claim asks for.

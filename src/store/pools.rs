@@ -171,6 +171,21 @@ pub async fn advance_generator_cursor<C: ConnectionTrait>(
     Ok(result.rows_affected == 1)
 }
 
+/// Sets the series counter to the coupons of the pool ever issued (those with an issue date).
+pub async fn recount_issued<C: ConnectionTrait>(db: &C, pool_id: i64) -> Result<(), DbErr> {
+    let issued = coupons::Entity::find()
+        .filter(coupons::Column::PoolId.eq(pool_id))
+        .filter(coupons::Column::IssuedAt.is_not_null())
+        .count(db)
+        .await?;
+    pools::Entity::update_many()
+        .col_expr(pools::Column::IssuedCount, Expr::value(issued as i64))
+        .filter(pools::Column::Id.eq(pool_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// Claims the pool for workflows, or withdraws it.
 pub async fn set_claimed<C: ConnectionTrait>(
     db: &C,

@@ -143,6 +143,18 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Polls a background job until it is no longer running and returns its record.
+    pub async fn wait_for_job(&self, job_id: i64) -> Value {
+        for _ in 0..1_200 {
+            let job = json(self.get(&format!("/v1/jobs/{job_id}")).await).await;
+            if job["state"] != "running" {
+                return job;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("job {job_id} did not finish");
+    }
+
     /// Creates a key with the given scopes and returns its secret.
     pub async fn key_with(&self, scopes: &[&str]) -> String {
         let resp = self

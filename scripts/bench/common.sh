@@ -1,0 +1,49 @@
+# Helpers shared by the coupond bench scripts (on top of lib.sh).
+
+# api METHOD PATH [curl args...]: an authenticated call; prints the body, fails on HTTP errors.
+api() {
+    local method=$1 path=$2
+    shift 2
+    curl -fsS -X "$method" -H "Authorization: Bearer $BENCH_KEY" "$@" "$BENCH_URL$path"
+}
+
+# json_field FIELD: reads one top-level field of the JSON on stdin.
+json_field() {
+    python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"
+}
+
+# wait_job ID: polls /v1/jobs/ID until it is no longer running; prints the final record.
+wait_job() {
+    local job
+    for _ in $(seq 1 7200); do
+        job=$(api GET "/v1/jobs/$1")
+        if [ "$(json_field state <<<"$job")" != "running" ]; then
+            echo "$job"
+            return 0
+        fi
+        sleep 0.5
+    done
+    bench_die "job $1 still running after an hour"
+}
+
+# add_customers N: customers c1..cN straight into the bench database (set-up, not measured).
+add_customers() {
+    psql "$COUPOND_DATABASE_URL" -qc "INSERT INTO customers (org_id, external_id, transaction_count, created_at, updated_at)
+        SELECT $BENCH_ORG_ID, 'c' || g, 0, now(), now() FROM generate_series(1, $1) g" >/dev/null
+}
+
+# stock_pool NAME COUNT: a bulk pool with COUNT generated codes; prints its id.
+stock_pool() {
+    local pool job
+    pool=$(api POST /v1/pools -H 'content-type: application/json' \
+        -d "{\"name\": \"$1\", \"source\": \"bulk\", \"pattern\": \"$1-\$\$\$\$\$\$\$\$\$\$\", \"discount_type\": \"free_shipping\"}" |
+        json_field id)
+    local left=$2 batch
+    while [ "$left" -gt 0 ]; do
+        batch=$((left > 5000000 ? 5000000 : left))
+        job=$(api POST "/v1/pools/$pool/generate" -H 'content-type: application/json' -d "{\"count\": $batch}" | json_field id)
+        wait_job "$job" >/dev/null
+        left=$((left - batch))
+    done
+    echo "$pool"
+}

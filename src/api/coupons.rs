@@ -1,0 +1,255 @@
+//! `/v1/coupons`: looking coupons up and searching them, and a program manager's changes to
+//! one: invalidate, unassign, transfer.
+
+use poem::web::Data;
+use poem_openapi::{
+    Object, OpenApi,
+    param::{Path, Query},
+    payload::Json,
+};
+
+use super::{
+    ApiTags, AppState,
+    auth::ApiKeyAuth,
+    customers::{CustomerCoupon, coupon_view},
+    error::{ApiError, ApiResult},
+};
+use crate::{
+    domain::{
+        api_key::Scope,
+        coupon::CouponStatus,
+        customer::{CustomerIdentifier, CustomerRef},
+    },
+    service,
+    store::{
+        self,
+        coupons::{ListFilter, RedeemedAt},
+    },
+};
+
+/// A coupon as a program manager or a till sees it.
+#[derive(Object)]
+pub struct Coupon {
+    #[oai(flatten)]
+    pub coupon: CustomerCoupon,
+    /// The holder's user id; none while the coupon is available.
+    pub customer_id: Option<i64>,
+    /// Minor units or basis points, as the coupon was made (pool edits may not reach it).
+    pub value: Option<i64>,
+}
+
+#[derive(Object)]
+pub struct CouponList {
+    pub items: Vec<Coupon>,
+    pub page: u64,
+    pub per_page: u64,
+    pub total: u64,
+}
+
+#[derive(Object)]
+pub struct TransferRequest {
+    /// The customer receiving the coupon, by exactly one identifier.
+    pub customer: CustomerRef,
+}
+
+pub struct CouponsApi;
+
+#[OpenApi(prefix_path = "/v1/coupons", tag = "ApiTags::Coupons")]
+impl CouponsApi {
+    /// Searches the org's coupons, newest first. `store`, `zone` and `concept` find coupons
+    /// redeemed there (confirmed, unreversed redemptions); as in Capillary's API only one of
+    /// them may be given at a time.
+    #[oai(path = "/", method = "get", operation_id = "listCoupons")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        auth: ApiKeyAuth,
+        state: Data<&AppState>,
+        /// Only coupons of this pool.
+        pool: Query<Option<i64>>,
+        status: Query<Option<CouponStatus>>,
+        /// Only coupons held by this customer (external id).
+        customer: Query<Option<String>>,
+        /// Only coupons redeemed at this store.
+        store: Query<Option<String>>,
+        /// Only coupons redeemed in this zone.
+        zone: Query<Option<String>>,
+        /// Only coupons redeemed at stores of this concept.
+        concept: Query<Option<String>>,
+        #[oai(default = "first_page", validator(minimum(value = "1")))] page: Query<u64>,
+        #[oai(
+            default = "default_per_page",
+            validator(minimum(value = "1"), maximum(value = "200"))
+        )]
+        per_page: Query<u64>,
+    ) -> ApiResult<Json<CouponList>> {
+        auth.0.require(Scope::Admin)?;
+        let empty = || CouponList {
+            items: Vec::new(),
+            page: page.0,
+            per_page: per_page.0,
+            total: 0,
+        };
+        let customer_id = match customer.0 {
+            Some(external_id) => match holder(&state, auth.0.org_id, external_id).await? {
+                Some(id) => Some(id),
+                None => return Ok(Json(empty())),
+            },
+            None => None,
+        };
+        let filter = ListFilter {
+            pool_id: pool.0,
+            status: status.0,
+            customer_id,
+            redeemed_at: redeemed_at(store.0, zone.0, concept.0)?,
+        };
+        let (rows, total) =
+            store::coupons::list(&state.db, auth.0.org_id, &filter, page.0, per_page.0).await?;
+        Ok(Json(CouponList {
+            items: views(&state, rows).await?,
+            page: page.0,
+            per_page: per_page.0,
+            total,
+        }))
+    }
+
+    /// A coupon by its code (forgiving entry applies), with whether its last redemption was
+    /// reversed.
+    #[oai(path = "/:code", method = "get", operation_id = "getCoupon")]
+    async fn get(
+        &self,
+        auth: ApiKeyAuth,
+        state: Data<&AppState>,
+        code: Path<String>,
+    ) -> ApiResult<Json<Coupon>> {
+        auth.0.require(Scope::Pos)?;
+        let located = service::redemption::locate(&state.db, auth.0.org_id, &code.0, None).await?;
+        Ok(Json(view(&state, located.code_row).await?))
+    }
+
+    /// Invalidates an available or issued coupon; the holder gets `coupon_invalidate`. Any
+    /// other status is a 409 `invalid_transition` naming it.
+    #[oai(
+        path = "/:code/invalidate",
+        method = "post",
+        operation_id = "invalidateCoupon"
+    )]
+    async fn invalidate(
+        &self,
+        auth: ApiKeyAuth,
+        state: Data<&AppState>,
+        code: Path<String>,
+    ) -> ApiResult<Json<Coupon>> {
+        auth.0.require(Scope::Admin)?;
+        let located = service::redemption::locate(&state.db, auth.0.org_id, &code.0, None).await?;
+        let coupon = service::lifecycle::invalidate(&state.db, &located.code_row).await?;
+        Ok(Json(view(&state, coupon).await?))
+    }
+
+    /// Takes an issued coupon back from its holder: available again, holder and dates cleared,
+    /// `coupon_unassign` for the holder. Any other status is a 409 `invalid_transition`.
+    #[oai(
+        path = "/:code/unassign",
+        method = "post",
+        operation_id = "unassignCoupon"
+    )]
+    async fn unassign(
+        &self,
+        auth: ApiKeyAuth,
+        state: Data<&AppState>,
+        code: Path<String>,
+    ) -> ApiResult<Json<Coupon>> {
+        auth.0.require(Scope::Admin)?;
+        let located = service::redemption::locate(&state.db, auth.0.org_id, &code.0, None).await?;
+        let coupon = service::lifecycle::unassign(&state.db, &located.code_row).await?;
+        Ok(Json(view(&state, coupon).await?))
+    }
+
+    /// Hands an issued coupon to another customer: `coupon_transfer` for the old holder,
+    /// `coupon_receive` for the new one. Any other status is a 409 `invalid_transition`.
+    #[oai(
+        path = "/:code/transfer",
+        method = "post",
+        operation_id = "transferCoupon"
+    )]
+    async fn transfer(
+        &self,
+        auth: ApiKeyAuth,
+        state: Data<&AppState>,
+        code: Path<String>,
+        body: Json<TransferRequest>,
+    ) -> ApiResult<Json<Coupon>> {
+        auth.0.require(Scope::Admin)?;
+        let identifier = body.0.customer.identifier()?;
+        let to = service::customers::resolve(&state.db, auth.0.org_id, &identifier).await?;
+        let located = service::redemption::locate(&state.db, auth.0.org_id, &code.0, None).await?;
+        let coupon = service::lifecycle::transfer(&state.db, &located.code_row, &to).await?;
+        Ok(Json(view(&state, coupon).await?))
+    }
+}
+
+fn first_page() -> u64 {
+    1
+}
+
+fn default_per_page() -> u64 {
+    50
+}
+
+/// The user id of the customer with this external id, if there is one.
+async fn holder(state: &AppState, org_id: i64, external_id: String) -> ApiResult<Option<i64>> {
+    let id = CustomerIdentifier::ExternalId(external_id);
+    Ok(store::customers::find(&state.db, org_id, &id)
+        .await?
+        .map(|c| c.id))
+}
+
+/// At most one org entity type at a time (Capillary's coupon APIs refuse more).
+fn redeemed_at(
+    store: Option<String>,
+    zone: Option<String>,
+    concept: Option<String>,
+) -> ApiResult<Option<RedeemedAt>> {
+    let given = [
+        store.map(RedeemedAt::Store),
+        zone.map(RedeemedAt::Zone),
+        concept.map(RedeemedAt::Concept),
+    ];
+    let mut given = given.into_iter().flatten();
+    let first = given.next();
+    if let Some(second) = given.next() {
+        let field = match second {
+            RedeemedAt::Store(_) => "store",
+            RedeemedAt::Zone(_) => "zone",
+            RedeemedAt::Concept(_) => "concept",
+        };
+        return Err(ApiError::invalid(
+            field,
+            "filter by one of store, zone or concept at a time",
+        ));
+    }
+    Ok(first)
+}
+
+async fn view(state: &AppState, coupon: entity::coupons::Model) -> ApiResult<Coupon> {
+    let mut items = views(state, vec![coupon]).await?;
+    items
+        .pop()
+        .ok_or_else(|| ApiError::internal("a coupon view went missing"))
+}
+
+async fn views(state: &AppState, rows: Vec<entity::coupons::Model>) -> ApiResult<Vec<Coupon>> {
+    let ids = rows.iter().map(|c| c.id).collect();
+    let reversed = store::coupons::reversed_among(&state.db, ids).await?;
+    rows.into_iter()
+        .map(|c| {
+            let (customer_id, value) = (c.customer_id, c.value);
+            let is_reversed = reversed.contains(&c.id);
+            Ok(Coupon {
+                coupon: coupon_view(c, is_reversed)?,
+                customer_id,
+                value,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,344 @@
+//! Issuing a customer list: one coupon per row, every row issued or rejected with the rule that
+//! refused it, so re-uploading a file never issues beyond the limits.
+//!
+//! On PostgreSQL, pools whose codes wait in stock (uploaded, bulk) are issued set-based: per
+//! chunk the customers are resolved, locked and their history read in a few statements, the
+//! rules run in memory row by row (so duplicates within the file count), and the codes are
+//! claimed by one `UPDATE ... FROM unnest(...)` statement. Other pools, and SQLite, issue row by
+//! row through the single-issue path inside savepoints.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use entity::{coupons, customers, imports, orgs, pools};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, TransactionTrait};
+use tokio::io::AsyncBufRead;
+
+use super::{
+    customer_lists::{CustomerRows, Row},
+    issuance::{CustomerFacts, Fetched, context, issual_limit_near},
+    stored, webhooks,
+};
+use crate::{
+    domain::{
+        customer::CustomerIdentifier,
+        expiry::{self, ExpiryRules},
+        issuance::{self, Decision, IssuanceRules, RefusalCode},
+        pool::PoolSource,
+        webhook::WebhookEvent,
+    },
+    store::{
+        self,
+        imports::{Issue, Progress},
+        issuance::{History, Stamp},
+    },
+};
+
+/// Rows per transaction on the set-based path.
+const BULK_CHUNK: usize = 5_000;
+/// Rows per transaction on the row-by-row path.
+const ROW_CHUNK: usize = 1_000;
+
+/// Starts the job in the background and returns its record.
+pub async fn start(
+    db: &DatabaseConnection,
+    org: orgs::Model,
+    pool: pools::Model,
+    file: Vec<u8>,
+) -> Result<imports::Model, DbErr> {
+    let job = store::imports::create(db, pool.org_id, Some(pool.id), "issue_batch", 0).await?;
+    let (db, job_id) = (db.clone(), job.id);
+    tokio::spawn(async move {
+        let outcome = run(&db, &org, &pool, job_id, &file[..]).await;
+        if let Err(err) = &outcome {
+            tracing::error!(job = job_id, %err, "batch issue failed");
+        }
+        if let Err(err) =
+            store::imports::finish(&db, job_id, outcome.err().map(|e| e.to_string())).await
+        {
+            tracing::error!(job = job_id, %err, "could not record the end of a batch issue");
+        }
+    });
+    Ok(job)
+}
+
+async fn run<R: AsyncBufRead + Unpin>(
+    db: &DatabaseConnection,
+    org: &orgs::Model,
+    pool: &pools::Model,
+    job_id: i64,
+    reader: R,
+) -> Result<(), DbErr> {
+    let bulk = db.get_database_backend() == DbBackend::Postgres
+        && matches!(
+            PoolSource::parse(&pool.source),
+            Some(PoolSource::Uploaded | PoolSource::Bulk)
+        );
+    let mut rows = CustomerRows::new(reader);
+    loop {
+        let chunk = rows
+            .next_chunk(if bulk { BULK_CHUNK } else { ROW_CHUNK })
+            .await?;
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let txn = db.begin().await?;
+        let (progress, issues) = if bulk {
+            issue_chunk_in_bulk(&txn, org, pool, chunk).await?
+        } else {
+            issue_chunk_by_row(&txn, org, pool, chunk).await?
+        };
+        store::imports::record(&txn, job_id, progress, issues).await?;
+        txn.commit().await?;
+    }
+}
+
+type Refused = (&'static str, String);
+
+fn reject(progress: &mut Progress, issues: &mut Vec<Issue>, row: Row, (code, reason): Refused) {
+    progress.rejected += 1;
+    issues.push(Issue {
+        row_number: row.number,
+        value: row.value,
+        code,
+        reason,
+    });
+}
+
+async fn issue_chunk_by_row(
+    txn: &DatabaseTransaction,
+    org: &orgs::Model,
+    pool: &pools::Model,
+    rows: Vec<Row>,
+) -> Result<(Progress, Vec<Issue>), DbErr> {
+    let mut progress = Progress {
+        done: rows.len() as i64,
+        ..Progress::default()
+    };
+    let mut issues = Vec::new();
+    for row in rows {
+        match issue_row(txn, org, pool, &row).await? {
+            Ok(()) => progress.accepted += 1,
+            Err(refused) => reject(&mut progress, &mut issues, row, refused),
+        }
+    }
+    Ok((progress, issues))
+}
+
+/// One row inside a savepoint, so a refused row leaves nothing behind. The outer error is a
+/// database failure; the inner one the row's refusal.
+async fn issue_row(
+    txn: &DatabaseTransaction,
+    org: &orgs::Model,
+    pool: &pools::Model,
+    row: &Row,
+) -> Result<Result<(), Refused>, DbErr> {
+    let identifier = match &row.identifier {
+        Ok(id) => id,
+        Err(e) => return Ok(Err(("invalid_customer", e.reason.clone()))),
+    };
+    let Some(customer) = store::customers::find(txn, pool.org_id, identifier).await? else {
+        return Ok(Err((
+            "invalid_customer",
+            identifier.not_found_message().to_string(),
+        )));
+    };
+    let savepoint = txn.begin().await?;
+    let mut nothing_fetched = Fetched::default();
+    let issued = super::issuance::issue_in(
+        &savepoint,
+        org,
+        pool,
+        &customer,
+        Utc::now(),
+        &mut nothing_fetched,
+    )
+    .await;
+    match issued {
+        Ok(_) => {
+            savepoint.commit().await?;
+            Ok(Ok(()))
+        }
+        Err(refused) if refused.problem().status == 422 => {
+            savepoint.rollback().await?;
+            let p = refused.problem();
+            Ok(Err((refusal_code(&p.code), p.detail.clone())))
+        }
+        Err(other) => Err(DbErr::Custom(other.problem().detail.clone())),
+    }
+}
+
+/// The refusal codes as static strings for the issue rows.
+fn refusal_code(code: &str) -> &'static str {
+    RefusalCode::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .find(|c| *c == code)
+        .unwrap_or("refused")
+}
+
+/// Everything the rules need about the chunk's customers, read in a few statements.
+struct ChunkFacts {
+    customers: HashMap<CustomerIdentifier, customers::Model>,
+    histories: HashMap<i64, History>,
+    excluded: HashSet<i64>,
+    allowed: HashSet<i64>,
+    pool_issued: u64,
+}
+
+async fn read_facts(
+    txn: &DatabaseTransaction,
+    pool: &pools::Model,
+    rules: &IssuanceRules,
+    rows: &[Row],
+    now: DateTime<Utc>,
+) -> Result<ChunkFacts, DbErr> {
+    let identifiers: Vec<CustomerIdentifier> = rows
+        .iter()
+        .filter_map(|r| r.identifier.clone().ok())
+        .collect();
+    let customers = store::customers::find_many(txn, pool.org_id, &identifiers).await?;
+    let mut ids: Vec<i64> = customers.values().map(|c| c.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    store::customers::lock_many(txn, &ids).await?;
+    let pool_issued = match rules.max_total {
+        Some(_) => store::issuance::lock_series_counter(txn, pool.id).await?,
+        None => 0,
+    };
+    Ok(ChunkFacts {
+        histories: store::issuance::histories(txn, pool.id, &ids, now).await?,
+        excluded: store::issuance::issued_from_since_many(
+            txn,
+            &ids,
+            &rules.exclude_if_issued_from,
+            issuance::six_months_before(now),
+        )
+        .await?,
+        allowed: if rules.specific_customers_only {
+            store::issuance::allowed_many(txn, pool.id, &ids).await?
+        } else {
+            HashSet::new()
+        },
+        customers,
+        pool_issued,
+    })
+}
+
+async fn issue_chunk_in_bulk(
+    txn: &DatabaseTransaction,
+    org: &orgs::Model,
+    pool: &pools::Model,
+    rows: Vec<Row>,
+) -> Result<(Progress, Vec<Issue>), DbErr> {
+    let now = Utc::now();
+    let stored_err = |e: crate::api::error::ApiError| DbErr::Custom(e.problem().detail.clone());
+    let rules: IssuanceRules = stored(&pool.issuance).map_err(stored_err)?;
+    let expiry_rules: ExpiryRules = stored(&pool.expiry).map_err(stored_err)?;
+    let tz = org.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let mut facts = read_facts(txn, pool, &rules, &rows, now).await?;
+    let issued_before = facts.pool_issued;
+    let mut progress = Progress {
+        done: rows.len() as i64,
+        ..Progress::default()
+    };
+    let mut issues = Vec::new();
+    let mut wanted: Vec<(Row, i64)> = Vec::new();
+    for row in rows {
+        let customer = match &row.identifier {
+            Ok(id) => facts
+                .customers
+                .get(id)
+                .ok_or_else(|| ("invalid_customer", id.not_found_message().to_string())),
+            Err(e) => Err(("invalid_customer", e.reason.clone())),
+        };
+        let customer = match customer {
+            Ok(c) => c,
+            Err(refused) => {
+                reject(&mut progress, &mut issues, row, refused);
+                continue;
+            }
+        };
+        let history = facts.histories.entry(customer.id).or_default();
+        let facts_of = CustomerFacts {
+            customer,
+            history,
+            on_allow_list: facts.allowed.contains(&customer.id),
+            excluded_recently: facts.excluded.contains(&customer.id),
+        };
+        let ctx = context(pool, tz, now, &facts_of, facts.pool_issued);
+        match issuance::decide(&rules, &ctx) {
+            Decision::Refuse(r) => {
+                reject(&mut progress, &mut issues, row, (r.code.as_str(), r.reason))
+            }
+            Decision::ReturnExisting(_) => progress.accepted += 1,
+            Decision::IssueNew => {
+                // Later rows of the same customer see this issue; its coupon id is not known
+                // yet, and only its existence matters to the rules.
+                history.issued_count += 1;
+                history.last_issued_at = Some(now);
+                history.valid_coupon = history.valid_coupon.or(Some(0));
+                facts.pool_issued += 1;
+                wanted.push((row, customer.id));
+            }
+        }
+    }
+    let stamp = Stamp {
+        customer_id: 0,
+        now,
+        expires_at: expiry::expires_at(&expiry_rules, now, tz, pool.ends_at),
+        redeemable_from: Some(expiry::redeemable_from(&expiry_rules, now, tz)),
+    };
+    let customer_ids: Vec<i64> = wanted.iter().map(|(_, c)| *c).collect();
+    let claimed = store::issuance::claim_many(txn, pool.id, &customer_ids, stamp).await?;
+    if rules.max_total.is_some() {
+        store::issuance::add_to_series_counter(txn, pool.id, claimed.len() as i64).await?;
+    }
+    store::events::record_issues(txn, &claimed).await?;
+    announce(txn, org, pool, &rules, &facts, issued_before, &claimed).await?;
+    progress.accepted += claimed.len() as i64;
+    for (row, _) in wanted.into_iter().skip(claimed.len()) {
+        let reason = issuance::Refusal::pool_exhausted().reason;
+        reject(
+            &mut progress,
+            &mut issues,
+            row,
+            (RefusalCode::PoolExhausted.as_str(), reason),
+        );
+    }
+    issues.sort_by_key(|i| i.row_number);
+    Ok((progress, issues))
+}
+
+/// Queues `coupon.issued` for the chunk's coupons, and the issual-limit notification when the
+/// chunk took the pool's remaining issuals down to its threshold.
+async fn announce(
+    txn: &DatabaseTransaction,
+    org: &orgs::Model,
+    pool: &pools::Model,
+    rules: &IssuanceRules,
+    facts: &ChunkFacts,
+    issued_before: u64,
+    claimed: &[coupons::Model],
+) -> Result<(), DbErr> {
+    let holders: HashMap<i64, &customers::Model> =
+        facts.customers.values().map(|c| (c.id, c)).collect();
+    let occurrences = claimed
+        .iter()
+        .map(|c| {
+            let holder = c.customer_id.and_then(|id| holders.get(&id).copied());
+            (
+                webhooks::issue_occurrence(c),
+                webhooks::coupon_data(c, holder),
+            )
+        })
+        .collect();
+    webhooks::enqueue_many(txn, org.id, WebhookEvent::CouponIssued, occurrences).await?;
+    let issued_after = issued_before + claimed.len() as u64;
+    let crossed = (issued_before + 1..=issued_after)
+        .find(|&total| issuance::limit_notification_due(rules, total));
+    if let (Some(max_total), Some(total)) = (rules.max_total, crossed) {
+        issual_limit_near(txn, org, pool, max_total, total).await?;
+    }
+    Ok(())
+}

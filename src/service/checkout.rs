@@ -1,0 +1,111 @@
+//! Auto-redeem at checkout (Antavo's "Auto redeem"): every code a checkout carries is redeemed
+//! in order, each against the basket the earlier ones left, each in its own transaction so one
+//! bad code does not stop the others.
+
+use std::collections::HashSet;
+
+use entity::orgs;
+use sea_orm::DatabaseConnection;
+
+use crate::{
+    api::error::{ApiError, ApiResult},
+    domain::{
+        discount::{self, Basket},
+        redemption::RedemptionRules,
+    },
+    service::{
+        redemption::{self, Consumed, Mode, Purchase},
+        stored as parse,
+    },
+    store::idempotency::Keyed,
+};
+
+/// What became of one code.
+#[derive(Debug)]
+pub struct CodeOutcome {
+    /// The code as the till sent it.
+    pub code: String,
+    pub result: ApiResult<Consumed>,
+}
+
+#[derive(Debug)]
+pub struct Checkout {
+    pub results: Vec<CodeOutcome>,
+    /// The basket left to pay after every redeemed code.
+    pub left: Basket,
+}
+
+/// An idempotency key for the whole checkout: code `i` is recorded under `<key>#<i>`, so a
+/// retry gets every code's first answer back.
+#[derive(Debug, Clone)]
+pub struct CheckoutKey {
+    pub org_id: i64,
+    pub key: String,
+    pub body: serde_json::Value,
+}
+
+impl CheckoutKey {
+    fn for_code(&self, index: usize) -> Keyed {
+        let key = format!("{}#{index}", self.key);
+        Keyed::new(self.org_id, "checkout", key, &self.body)
+    }
+}
+
+pub async fn checkout(
+    db: &DatabaseConnection,
+    org: &orgs::Model,
+    purchase: Purchase,
+    codes: &[String],
+    key: Option<&CheckoutKey>,
+) -> ApiResult<Checkout> {
+    let mut left = purchase.basket.clone();
+    let mut used = HashSet::new();
+    let mut results = Vec::with_capacity(codes.len());
+    for (index, code) in codes.iter().enumerate() {
+        let keyed = key.map(|k| k.for_code(index));
+        let now = Purchase {
+            basket: left.clone(),
+            ..purchase.clone()
+        };
+        let result = redeem_one(db, org, code, &now, keyed.as_ref(), &mut used).await;
+        if let Ok(done) = &result {
+            left = left_after(&left, done)?;
+        }
+        results.push(CodeOutcome {
+            code: code.clone(),
+            result,
+        });
+    }
+    Ok(Checkout { results, left })
+}
+
+async fn redeem_one(
+    db: &DatabaseConnection,
+    org: &orgs::Model,
+    code: &str,
+    purchase: &Purchase,
+    keyed: Option<&Keyed>,
+    used: &mut HashSet<i64>,
+) -> ApiResult<Consumed> {
+    if let Some(k) = keyed
+        && let Some(done) = redemption::replay(db, org.id, k).await?
+    {
+        used.insert(done.coupon.id);
+        return Ok(done);
+    }
+    let located = redemption::locate(db, org.id, code, purchase.redeemer()).await?;
+    // Forgiving entry can make two spellings one coupon; it is redeemed once per checkout.
+    if !used.insert(located.target().id) {
+        return Err(ApiError::refused(
+            "duplicate_code",
+            format!("{code} names a coupon already in this checkout"),
+        ));
+    }
+    redemption::consume(db, org, &located, purchase, Mode::Redeem, keyed).await
+}
+
+fn left_after(basket: &Basket, done: &Consumed) -> ApiResult<Basket> {
+    let rules: RedemptionRules = parse(&done.pool.redemption)?;
+    let taken = redemption::recorded_discount(&done.redemption)?;
+    Ok(discount::remaining(basket, &rules.item_filter(), &taken))
+}

@@ -1,0 +1,129 @@
+//! A program manager's changes to a coupon: invalidate, unassign, transfer (Antavo's coupon
+//! list actions). Each is one transaction under the coupon's lock, with the events it writes
+//! to the customers' histories. A code is changed through its own row: for a common code that
+//! is the code itself (available, so it can be invalidated for everyone but not unassigned or
+//! transferred); customers' copies follow its status.
+
+use chrono::{DateTime, Utc};
+use entity::{coupons, customers};
+use sea_orm::{DatabaseConnection, Set, TransactionTrait};
+
+use crate::{
+    api::error::{ApiError, ApiResult},
+    domain::coupon::{Change, CouponStatus},
+    service::redemption::{invalid_transition, status_of},
+    store::{self, events::EventKind},
+};
+
+/// The fields a change writes and the events it records (customer, kind, detail).
+struct Edit {
+    row: coupons::ActiveModel,
+    events: Vec<(Option<i64>, EventKind, Option<serde_json::Value>)>,
+}
+
+fn with_status(
+    c: &coupons::Model,
+    status: CouponStatus,
+    now: DateTime<Utc>,
+) -> coupons::ActiveModel {
+    coupons::ActiveModel {
+        id: Set(c.id),
+        status: Set(status.as_i16()),
+        last_status_change_at: Set(now),
+        ..Default::default()
+    }
+}
+
+/// Available or issued only; the holder, if any, gets `coupon_invalidate`.
+pub async fn invalidate(
+    db: &DatabaseConnection,
+    coupon: &coupons::Model,
+) -> ApiResult<coupons::Model> {
+    change(db, coupon.id, Change::Invalidate, |c, now| {
+        Ok(Edit {
+            row: with_status(c, CouponStatus::Invalidated, now),
+            events: vec![(c.customer_id, EventKind::Invalidate, None)],
+        })
+    })
+    .await
+}
+
+/// Issued only: back to available, holder and dates cleared (the next issue stamps them
+/// afresh); the old holder gets `coupon_unassign`.
+pub async fn unassign(
+    db: &DatabaseConnection,
+    coupon: &coupons::Model,
+) -> ApiResult<coupons::Model> {
+    change(db, coupon.id, Change::Unassign, |c, now| {
+        let mut row = with_status(c, CouponStatus::Available, now);
+        row.customer_id = Set(None);
+        row.issued_at = Set(None);
+        row.expires_at = Set(None);
+        row.redeemable_from = Set(None);
+        Ok(Edit {
+            row,
+            events: vec![(c.customer_id, EventKind::Unassign, None)],
+        })
+    })
+    .await
+}
+
+/// Issued only: the coupon changes hands as it is; `coupon_transfer` for the old holder,
+/// `coupon_receive` for the new one.
+pub async fn transfer(
+    db: &DatabaseConnection,
+    coupon: &coupons::Model,
+    to: &customers::Model,
+) -> ApiResult<coupons::Model> {
+    change(db, coupon.id, Change::Transfer, |c, _| {
+        if c.customer_id == Some(to.id) {
+            return Err(ApiError::refused(
+                "same_customer",
+                "the coupon already belongs to this customer",
+            ));
+        }
+        Ok(Edit {
+            row: coupons::ActiveModel {
+                id: Set(c.id),
+                customer_id: Set(Some(to.id)),
+                ..Default::default()
+            },
+            events: vec![
+                (
+                    c.customer_id,
+                    EventKind::Transfer,
+                    Some(serde_json::json!({ "to": to.id })),
+                ),
+                (
+                    Some(to.id),
+                    EventKind::Receive,
+                    Some(serde_json::json!({ "from": c.customer_id })),
+                ),
+            ],
+        })
+    })
+    .await
+}
+
+async fn change(
+    db: &DatabaseConnection,
+    id: i64,
+    change: Change,
+    edit: impl FnOnce(&coupons::Model, DateTime<Utc>) -> ApiResult<Edit>,
+) -> ApiResult<coupons::Model> {
+    let txn = db.begin().await?;
+    let now = Utc::now();
+    let current = store::coupons::lock(&txn, id)
+        .await?
+        .ok_or_else(|| ApiError::internal("coupon vanished"))?;
+    change
+        .check(status_of(&current)?)
+        .map_err(invalid_transition)?;
+    let Edit { row, events } = edit(&current, now)?;
+    let saved = store::coupons::save(&txn, row).await?;
+    for (customer, kind, detail) in events {
+        store::events::record(&txn, &saved, customer, kind, detail).await?;
+    }
+    txn.commit().await?;
+    Ok(saved)
+}

@@ -1,0 +1,305 @@
+//! The facts the redemption rules need, read under the redemption's locks (or, for a dry run,
+//! without them), and the rules' verdict.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use entity::{coupons, pools, redemptions};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
+
+use super::{Located, Purchase};
+use crate::{
+    api::error::{ApiError, ApiResult},
+    domain::{
+        discount::{Discount, DiscountType},
+        pool::PoolState,
+        redemption::{self, Failure, RedemptionContext, RedemptionRules},
+    },
+    store::{
+        self,
+        redemptions::{Counting, Scope},
+    },
+};
+
+/// The located coupon re-read under its locks.
+#[derive(Debug, Clone)]
+pub struct Locked {
+    pub located: Located,
+    /// The pool keeps the series counter (it has a series limit), and its row is locked.
+    pub counted: bool,
+    /// The series counter, holds that ran out given back.
+    series: u64,
+}
+
+/// Whether per-customer rules read the redeemer's history, which their row lock keeps still.
+fn per_customer(rules: &RedemptionRules) -> bool {
+    rules.customer_limit().is_some() || rules.min_days_between.is_some()
+}
+
+/// Takes the locks in the service's order and closes the coupon's holds that ran out, so the
+/// rows, balance and counter read afterwards are the ones this transaction will write.
+pub async fn lock(
+    txn: &DatabaseTransaction,
+    located: &Located,
+    redeemer: Option<i64>,
+    now: DateTime<Utc>,
+) -> ApiResult<Locked> {
+    if let Some(id) = redeemer
+        && per_customer(&located.rules)
+    {
+        store::customers::lock(txn, id).await?;
+    }
+    let series = lock_series(txn, located, now).await?;
+    let mut fresh = lock_rows(txn, located).await?;
+    let closed =
+        store::redemptions::expire_holds(txn, Scope::Coupon(fresh.target().id), now).await?;
+    give_back(txn, &fresh.pool, &closed, series.is_some()).await?;
+    if fresh.is_gift_card() {
+        let back: i64 = closed.iter().map(|r| r.discount).sum();
+        let target = fresh.copy.as_mut().unwrap_or(&mut fresh.code_row);
+        target.balance = target.balance.map(|b| b + back);
+    }
+    Ok(Locked {
+        located: fresh,
+        counted: series.is_some(),
+        series: series.unwrap_or(0),
+    })
+}
+
+/// The series counter under the pool row's lock, when the pool has a series limit. A full
+/// counter first gives back the pool's holds that ran out.
+async fn lock_series(
+    txn: &DatabaseTransaction,
+    located: &Located,
+    now: DateTime<Utc>,
+) -> ApiResult<Option<u64>> {
+    let Some(max) = located.rules.max_total else {
+        return Ok(None);
+    };
+    let pool = &located.pool;
+    let n = store::redemptions::lock_counter(txn, pool.id).await?;
+    if n < max {
+        return Ok(Some(n));
+    }
+    let closed = store::redemptions::expire_holds(txn, Scope::Pool(pool.id), now).await?;
+    give_back(txn, pool, &closed, true).await?;
+    Ok(Some(n.saturating_sub(closed.len() as u64)))
+}
+
+/// The code's own row is locked unless the redemption goes on a customer's copy of a common
+/// code without a code limit: then nothing counted on the code's row can change the verdict,
+/// and thousands of customers redeeming one common code do not queue on it.
+async fn lock_rows(txn: &DatabaseTransaction, located: &Located) -> ApiResult<Located> {
+    let mut fresh = located.clone();
+    let code_limited = located.rules.code_limit(located.is_common).is_some();
+    if located.copy.is_none() || code_limited {
+        fresh.code_row = locked_row(txn, located.code_row.id).await?;
+    }
+    if let Some(copy) = &located.copy {
+        fresh.copy = Some(locked_row(txn, copy.id).await?);
+    }
+    Ok(fresh)
+}
+
+async fn locked_row(txn: &DatabaseTransaction, id: i64) -> ApiResult<coupons::Model> {
+    store::coupons::lock(txn, id)
+        .await?
+        .ok_or_else(|| ApiError::internal("coupon vanished under its lock"))
+}
+
+/// Gives back what closed holds kept: their gift card amounts (coupons in id order, so two
+/// sweeps lock them alike) and their places in the series counter.
+pub async fn give_back(
+    txn: &DatabaseTransaction,
+    pool: &pools::Model,
+    closed: &[redemptions::Model],
+    counted: bool,
+) -> Result<(), DbErr> {
+    if closed.is_empty() {
+        return Ok(());
+    }
+    if pool.discount_type == DiscountType::GiftCard.as_str() {
+        let mut per_coupon: BTreeMap<i64, i64> = BTreeMap::new();
+        for r in closed {
+            *per_coupon.entry(r.coupon_id).or_default() += r.discount;
+        }
+        for (coupon_id, amount) in per_coupon {
+            store::coupons::add_balance(txn, coupon_id, amount).await?;
+        }
+    }
+    if counted {
+        store::redemptions::add_to_counter(txn, pool.id, -(closed.len() as i64)).await?;
+    }
+    Ok(())
+}
+
+/// The verdict under the locks.
+pub async fn evaluate(
+    txn: &DatabaseTransaction,
+    tz: Tz,
+    locked: &Locked,
+    purchase: &Purchase,
+    now: DateTime<Utc>,
+) -> ApiResult<Result<Discount, Vec<Failure>>> {
+    let located = &locked.located;
+    let counts = gather(txn, located, purchase.redeemer(), now, locked.series).await?;
+    verdict(tz, located, purchase, counts, located.target().balance)
+}
+
+/// The verdict without locks or writes: holds that ran out but are not closed yet are left out
+/// of the counter and added back to the balance, as a redemption would close them.
+pub async fn dry_run<C: ConnectionTrait>(
+    db: &C,
+    tz: Tz,
+    located: &Located,
+    purchase: &Purchase,
+) -> ApiResult<Result<Discount, Vec<Failure>>> {
+    let now = Utc::now();
+    let pool_id = located.pool.id;
+    let series = match located.rules.max_total {
+        Some(max) => {
+            let n = store::redemptions::read_counter(db, pool_id).await?;
+            if n < max {
+                n
+            } else {
+                n.saturating_sub(store::redemptions::run_out_count(db, pool_id, now).await?)
+            }
+        }
+        None => 0,
+    };
+    let counts = gather(db, located, purchase.redeemer(), now, series).await?;
+    let target = located.target();
+    let balance = match target.balance {
+        Some(b) if located.is_gift_card() => {
+            Some(b + store::redemptions::run_out_total(db, target.id, now).await?)
+        }
+        other => other,
+    };
+    verdict(tz, located, purchase, counts, balance)
+}
+
+/// Counts the rules compare with their limits, live holds included.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    code: u64,
+    customer_code: u64,
+    series: u64,
+    customer_last: Option<DateTime<Utc>>,
+}
+
+/// Reads only the counts some rule of the pool looks at.
+async fn gather<C: ConnectionTrait>(
+    db: &C,
+    located: &Located,
+    redeemer: Option<i64>,
+    now: DateTime<Utc>,
+    series: u64,
+) -> Result<Counts, DbErr> {
+    let rules = &located.rules;
+    let live = Counting::Live(now);
+    let scope = located.code_scope();
+    let mut counts = Counts {
+        series,
+        ..Counts::default()
+    };
+    if rules.code_limit(located.is_common).is_some() {
+        counts.code = store::redemptions::count(db, scope, None, live).await?;
+    }
+    let Some(customer) = redeemer else {
+        return Ok(counts);
+    };
+    if rules.customer_limit().is_some() {
+        counts.customer_code = store::redemptions::count(db, scope, Some(customer), live).await?;
+    }
+    if rules.min_days_between.is_some() {
+        counts.customer_last =
+            store::redemptions::last_live_at(db, located.pool.id, customer, now).await?;
+    }
+    Ok(counts)
+}
+
+fn verdict(
+    tz: Tz,
+    located: &Located,
+    purchase: &Purchase,
+    counts: Counts,
+    balance: Option<i64>,
+) -> ApiResult<Result<Discount, Vec<Failure>>> {
+    let ctx = context(tz, located, purchase, counts, balance)?;
+    let mut failures = pool_failures(&located.pool);
+    let rules = &located.rules;
+    Ok(
+        match redemption::evaluate(rules, &ctx, &purchase.basket, &purchase.store) {
+            Ok(discount) if failures.is_empty() => Ok(discount),
+            Ok(_) => Err(failures),
+            Err(more) => {
+                failures.extend(more);
+                Err(failures)
+            }
+        },
+    )
+}
+
+/// A draft pool is still being set up: its codes are not redeemable yet.
+fn pool_failures(pool: &pools::Model) -> Vec<Failure> {
+    if pool.state == PoolState::Draft.as_str() {
+        return vec![Failure {
+            code: "pool_inactive",
+            detail: "The offer is still a draft.".into(),
+        }];
+    }
+    Vec::new()
+}
+
+fn context(
+    tz: Tz,
+    located: &Located,
+    purchase: &Purchase,
+    counts: Counts,
+    balance: Option<i64>,
+) -> ApiResult<RedemptionContext> {
+    let target = located.target();
+    let pool = &located.pool;
+    let customer = purchase.customer.as_ref();
+    Ok(RedemptionContext {
+        now: purchase.at,
+        tz,
+        coupon_status: located.status()?,
+        // An unissued code carries no dates of its own; the offer's window bounds it.
+        expires_at: earliest(target.expires_at, pool.ends_at),
+        redeemable_from: latest(target.redeemable_from, pool.starts_at),
+        holder: target.customer_id,
+        redeemer: purchase.redeemer(),
+        code_redemptions: counts.code,
+        customer_code_redemptions: counts.customer_code,
+        pool_redemptions: counts.series,
+        customer_last_redemption_at: counts.customer_last,
+        customer_registered_at: customer.and_then(|c| c.registered_at),
+        customer_transactions: customer.map(|c| u32::try_from(c.transaction_count).unwrap_or(0)),
+        is_common: located.is_common,
+        discount_type: DiscountType::parse(&pool.discount_type)
+            .ok_or_else(|| ApiError::internal("unknown discount type"))?,
+        value: target.value,
+        currency: pool.currency.clone(),
+        purchase_min: pool.purchase_min,
+        gift_card_balance: balance,
+        gift_card_min_value: pool.gift_card_min_value,
+        gift_card_min_redemption: pool.gift_card_min_redemption,
+        requested_amount: purchase.amount,
+    })
+}
+
+fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn latest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}

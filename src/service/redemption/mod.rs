@@ -1,0 +1,440 @@
+//! Validating and redeeming a code at checkout, two-step redemptions (holds) and reversals.
+//!
+//! A redemption is one transaction. Locks are taken in one order everywhere: the redeemer's
+//! customer row (when per-customer rules apply), the pool row (when it keeps the series
+//! counter), then the coupon rows (the code's own row before a customer's copy of a common
+//! code). Issuing takes customer, pool, coupon too, and claims codes with `SKIP LOCKED`, so the
+//! two never wait on each other in a cycle. Under those locks the counts the rules need are
+//! read, the rules evaluated and the redemption written, so no limit can be overshot by
+//! concurrent checkouts.
+//!
+//! Holds (reservations) are redemption rows with `reserved_until` set. They count against every
+//! limit until they run out, and take their gift card amount off the balance at once. Nothing
+//! sweeps them on a timer: counts leave out holds that ran out, and the rows (with the balance
+//! and series counter they keep) are closed the next time their coupon is redeemed, or their pool
+//! when its counter is full.
+
+mod facts;
+mod holds;
+mod reverse;
+mod settle;
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use entity::{coupons, customers, orgs, pools, redemptions};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
+
+pub use holds::{confirm, release};
+pub use reverse::reverse;
+
+use crate::{
+    api::error::{ApiError, ApiResult, ProblemItem, problem},
+    domain::{
+        coupon::{self, CouponStatus},
+        discount::{Basket, Discount},
+        redemption::{self, Failure, RedemptionRules, StoreFacts},
+    },
+    service::{
+        idempotency::{self, RACE_LOST},
+        pools::code_options,
+        stored as parse,
+    },
+    store::{self, idempotency::Keyed, redemptions::NewRedemption},
+};
+
+/// A checkout as the till describes it.
+#[derive(Debug, Clone)]
+pub struct Purchase {
+    /// The customer redeeming; `None` for an anonymous checkout.
+    pub customer: Option<customers::Model>,
+    pub basket: Basket,
+    pub store: StoreFacts,
+    /// The transaction time the rules are checked at.
+    pub at: DateTime<Utc>,
+    /// Gift cards: how much to pay with the card.
+    pub amount: Option<i64>,
+}
+
+impl Purchase {
+    pub fn redeemer(&self) -> Option<i64> {
+        self.customer.as_ref().map(|c| c.id)
+    }
+}
+
+/// The coupon a typed code names, seen by one redeemer.
+#[derive(Debug, Clone)]
+pub struct Located {
+    pub pool: pools::Model,
+    pub rules: RedemptionRules,
+    pub is_common: bool,
+    /// The code's own row (share key 0).
+    pub code_row: coupons::Model,
+    /// The redeemer's copy of a common code: their redemptions are recorded on it.
+    pub copy: Option<coupons::Model>,
+}
+
+impl Located {
+    /// The row a redemption is recorded on.
+    pub fn target(&self) -> &coupons::Model {
+        self.copy.as_ref().unwrap_or(&self.code_row)
+    }
+
+    fn is_gift_card(&self) -> bool {
+        self.pool.discount_type == "gift_card"
+    }
+
+    /// The status the rules see. A common code withdrawn or used up as a whole (its own row)
+    /// is so for every copy.
+    fn status(&self) -> ApiResult<CouponStatus> {
+        let code = status_of(&self.code_row)?;
+        match &self.copy {
+            Some(copy) if matches!(code, CouponStatus::Available | CouponStatus::Issued) => {
+                status_of(copy)
+            }
+            _ => Ok(code),
+        }
+    }
+
+    /// Where the code's redemptions are counted: a common code is its pool's only code.
+    fn code_scope(&self) -> store::redemptions::Scope {
+        if self.is_common {
+            store::redemptions::Scope::Pool(self.pool.id)
+        } else {
+            store::redemptions::Scope::Coupon(self.target().id)
+        }
+    }
+}
+
+pub fn status_of(row: &coupons::Model) -> ApiResult<CouponStatus> {
+    CouponStatus::from_i16(row.status).ok_or_else(|| ApiError::internal("unknown coupon status"))
+}
+
+/// The org's time zone, in which days and hours are counted.
+fn org_tz(org: &orgs::Model) -> chrono_tz::Tz {
+    org.timezone.parse().unwrap_or(chrono_tz::UTC)
+}
+
+/// Finds the coupon a typed code names: the exact code first (one indexed look-up), then, if
+/// there is none, the forgiving-entry key for pools that allow it. A common code resolves to
+/// the redeemer's copy when they hold one.
+pub async fn locate<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    code: &str,
+    redeemer: Option<i64>,
+) -> ApiResult<Located> {
+    let share_keys: Vec<i64> = std::iter::once(0).chain(redeemer).collect();
+    let mut rows = store::coupons::by_code(db, org_id, code, &share_keys).await?;
+    if rows.is_empty() {
+        rows = forgiving(db, org_id, code, &share_keys).await?;
+    }
+    let code_row = rows
+        .iter()
+        .find(|r| r.share_key == 0)
+        .cloned()
+        .ok_or_else(|| coupon_not_found(code))?;
+    let copy = rows.into_iter().find(|r| r.share_key != 0);
+    located(db, code_row, copy).await
+}
+
+/// The coupon behind a redemption row: its own row, and the code's row if it is a copy.
+async fn locate_row<C: ConnectionTrait>(db: &C, coupon: coupons::Model) -> ApiResult<Located> {
+    if coupon.share_key == 0 {
+        return located(db, coupon, None).await;
+    }
+    let code_row = store::coupons::by_code(db, coupon.org_id, &coupon.code, &[0])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::internal("common code without its own row"))?;
+    located(db, code_row, Some(coupon)).await
+}
+
+async fn located<C: ConnectionTrait>(
+    db: &C,
+    code_row: coupons::Model,
+    copy: Option<coupons::Model>,
+) -> ApiResult<Located> {
+    let pool = store::pools::get(db, code_row.org_id, code_row.pool_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("coupon without its pool"))?;
+    Ok(Located {
+        rules: parse(&pool.redemption)?,
+        is_common: pool.source == "common",
+        pool,
+        code_row,
+        copy,
+    })
+}
+
+/// Rows whose code matches `code` ignoring case and separators, in pools with forgiving entry.
+/// Two different codes matching (`AB-12` and `ab12`, both stored) is a 409: guessing between
+/// them could redeem someone else's coupon.
+async fn forgiving<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    code: &str,
+    share_keys: &[i64],
+) -> ApiResult<Vec<coupons::Model>> {
+    let Some(key) = coupon::lookup_key(code) else {
+        return Ok(Vec::new());
+    };
+    let mut forgiving_pools: HashMap<i64, bool> = HashMap::new();
+    let mut kept = Vec::new();
+    for row in store::coupons::by_lookup_key(db, org_id, &key, share_keys).await? {
+        // The database upper-cases by its locale; only what the Rust key agrees with counts.
+        if coupon::lookup_key(&row.code).as_deref() != Some(key.as_str()) {
+            continue;
+        }
+        let forgiving = match forgiving_pools.get(&row.pool_id) {
+            Some(f) => *f,
+            None => {
+                let f = pool_is_forgiving(db, org_id, row.pool_id).await?;
+                forgiving_pools.insert(row.pool_id, f);
+                f
+            }
+        };
+        if forgiving {
+            kept.push(row);
+        }
+    }
+    let codes: HashSet<&str> = kept.iter().map(|r| r.code.as_str()).collect();
+    if codes.len() > 1 {
+        return Err(ApiError::conflict(
+            "ambiguous_code",
+            format!(
+                "{code} matches {} different codes when case and separators are ignored; \
+                 type it exactly",
+                codes.len()
+            ),
+        ));
+    }
+    Ok(kept)
+}
+
+async fn pool_is_forgiving<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    pool_id: i64,
+) -> ApiResult<bool> {
+    let Some(pool) = store::pools::get(db, org_id, pool_id).await? else {
+        return Ok(false);
+    };
+    Ok(code_options(&pool)?.case_insensitive)
+}
+
+fn coupon_not_found(code: &str) -> ApiError {
+    ApiError::new(
+        poem::http::StatusCode::NOT_FOUND,
+        "coupon_not_found",
+        format!("no coupon has the code {code}"),
+    )
+}
+
+/// `amount` says how much of a gift card to spend; on another coupon it would be ignored, which
+/// a till would take for a payment.
+fn check_amount(located: &Located, purchase: &Purchase) -> ApiResult<()> {
+    if purchase.amount.is_some() && !located.is_gift_card() {
+        return Err(ApiError::invalid(
+            "amount",
+            "only gift card coupons are paid with an amount",
+        ));
+    }
+    Ok(())
+}
+
+/// A dry run: every rule checked as a redemption would, nothing locked or written.
+pub async fn validate(
+    db: &DatabaseConnection,
+    org: &orgs::Model,
+    located: &Located,
+    purchase: &Purchase,
+) -> ApiResult<Result<Discount, Vec<Failure>>> {
+    check_amount(located, purchase)?;
+    facts::dry_run(db, org_tz(org), located, purchase).await
+}
+
+/// Redeem at once, or hold until `until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Redeem,
+    Reserve { until: DateTime<Utc> },
+}
+
+/// A redemption or hold made (or found again by its idempotency key).
+#[derive(Debug, Clone)]
+pub struct Consumed {
+    pub redemption: redemptions::Model,
+    pub coupon: coupons::Model,
+    pub pool: pools::Model,
+    /// Answered from the idempotency key, not made now.
+    pub replayed: bool,
+}
+
+/// Redeems or holds the located coupon. With `keyed`, a retry gets the first answer back.
+/// A refusal is a 422 `not_redeemable` whose `errors` are every rule that failed.
+pub async fn consume(
+    db: &DatabaseConnection,
+    org: &orgs::Model,
+    located: &Located,
+    purchase: &Purchase,
+    mode: Mode,
+    keyed: Option<&Keyed>,
+) -> ApiResult<Consumed> {
+    check_amount(located, purchase)?;
+    match consume_once(db, org, located, purchase, mode, keyed).await {
+        // A concurrent request with the same key committed first: answer as it did.
+        Err(e) if e.problem().code == RACE_LOST => {
+            let k = keyed.ok_or(e)?;
+            replay(db, org.id, k)
+                .await?
+                .ok_or_else(|| ApiError::internal("lost key race but no key"))
+        }
+        other => other,
+    }
+}
+
+/// The redemption a keyed request already made, if any.
+pub async fn replay(
+    db: &DatabaseConnection,
+    org_id: i64,
+    k: &Keyed,
+) -> ApiResult<Option<Consumed>> {
+    let Some(id) = idempotency::replay_id(db, k, "redemption_id").await? else {
+        return Ok(None);
+    };
+    let redemption = store::redemptions::get(db, org_id, id)
+        .await?
+        .ok_or_else(|| ApiError::internal("keyed redemption vanished"))?;
+    let located = locate_row(db, coupon_by_id(db, redemption.coupon_id).await?).await?;
+    Ok(Some(Consumed {
+        coupon: located.target().clone(),
+        pool: located.pool,
+        redemption,
+        replayed: true,
+    }))
+}
+
+pub async fn coupon_by_id<C: ConnectionTrait>(db: &C, id: i64) -> ApiResult<coupons::Model> {
+    store::issuance::get(db, id)
+        .await?
+        .ok_or_else(|| ApiError::internal("redemption without its coupon"))
+}
+
+async fn consume_once(
+    db: &DatabaseConnection,
+    org: &orgs::Model,
+    located: &Located,
+    purchase: &Purchase,
+    mode: Mode,
+    keyed: Option<&Keyed>,
+) -> ApiResult<Consumed> {
+    let txn = db.begin().await?;
+    let (redemption, coupon) = match consume_in(&txn, org, located, purchase, mode).await? {
+        Ok(done) => done,
+        Err(failures) => return Err(not_redeemable(&failures)),
+    };
+    if let Some(k) = keyed {
+        let response = serde_json::json!({ "redemption_id": redemption.id });
+        idempotency::record(&txn, k, 201, response).await?;
+    }
+    txn.commit().await?;
+    Ok(Consumed {
+        redemption,
+        coupon,
+        pool: located.pool.clone(),
+        replayed: false,
+    })
+}
+
+type Made = (redemptions::Model, coupons::Model);
+
+async fn consume_in(
+    txn: &DatabaseTransaction,
+    org: &orgs::Model,
+    located: &Located,
+    purchase: &Purchase,
+    mode: Mode,
+) -> ApiResult<Result<Made, Vec<Failure>>> {
+    let now = Utc::now();
+    let locked = facts::lock(txn, located, purchase.redeemer(), now).await?;
+    let discount = match facts::evaluate(txn, org_tz(org), &locked, purchase, now).await? {
+        Ok(d) => d,
+        Err(failures) => return Ok(Err(failures)),
+    };
+    let redemption = store::redemptions::insert(
+        txn,
+        NewRedemption {
+            org_id: org.id,
+            coupon_id: locked.located.target().id,
+            pool_id: locked.located.pool.id,
+            customer_id: purchase.redeemer(),
+            store: &purchase.store,
+            basket_total: purchase.basket.total,
+            currency: &purchase.basket.currency,
+            discount: &discount,
+            redeemed_at: purchase.at,
+            reserved_until: match mode {
+                Mode::Redeem => None,
+                Mode::Reserve { until } => Some(until),
+            },
+        },
+    )
+    .await?;
+    if locked.counted {
+        store::redemptions::add_to_counter(txn, locked.located.pool.id, 1).await?;
+    }
+    let coupon = match mode {
+        Mode::Redeem => {
+            let spent = settle::Spent::Now(&discount);
+            settle::settle(txn, &locked.located, &redemption, spent, now).await?
+        }
+        Mode::Reserve { .. } => settle::hold(txn, &locked.located, &discount).await?,
+    };
+    Ok(Ok((redemption, coupon)))
+}
+
+/// The 422 a refused redemption answers with: every failed rule in `errors`.
+fn not_redeemable(failures: &[Failure]) -> ApiError {
+    let detail = failures
+        .iter()
+        .map(|f| f.detail.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut p = problem(
+        poem::http::StatusCode::UNPROCESSABLE_ENTITY,
+        "not_redeemable",
+        format!("The coupon cannot be redeemed. {detail}"),
+    );
+    p.errors = failures
+        .iter()
+        .map(|f| ProblemItem {
+            code: f.code.to_string(),
+            detail: f.detail.clone(),
+            field: None,
+        })
+        .collect();
+    ApiError::from_problem(p)
+}
+
+/// A 409 for a change the coupon's status does not allow; the detail names the status.
+pub fn invalid_transition(detail: String) -> ApiError {
+    ApiError::conflict("invalid_transition", detail)
+}
+
+/// The discount a redemption row recorded.
+pub fn recorded_discount(row: &redemptions::Model) -> ApiResult<Discount> {
+    match &row.detail {
+        Some(detail) => parse(detail),
+        None => Ok(Discount {
+            amount: row.discount,
+            ..Discount::default()
+        }),
+    }
+}
+
+/// Where a redemption row stands now.
+pub fn state_of(row: &redemptions::Model) -> redemption::RedemptionState {
+    redemption::state(row.active, row.reserved_until, row.reversed_at, Utc::now())
+}

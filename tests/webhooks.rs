@@ -158,6 +158,31 @@ both_databases! {
         assert_eq!((receiver.received().len(), ids.len()), (30, 30));
     }
 
+    async fn batch_issues_announce_every_coupon_and_the_limit_crossing(app) {
+        let receiver = Receiver::start(|_, _| Reply::status(200)).await;
+        subscribe(&app, &receiver.url, &["coupon.issued", "pool.issual_limit_near"]).await;
+        let p = uploaded_pool(&app, 6, json!({"max_total": 5, "notify_remaining_at": 3})).await;
+        let mut csv = String::from("external_id\n");
+        for i in 0..4 {
+            customer(&app, &format!("c{i}"), json!({})).await;
+            csv.push_str(&format!("c{i}\n"));
+        }
+        let resp = app.request(reqwest::Method::POST, &format!("/v1/pools/{p}/issue/batch"), Some(&app.key))
+            .header("content-type", "text/csv").body(csv).send().await.unwrap();
+        assert_eq!(resp.status(), 202);
+        let job = app.wait_for_job(json(resp).await["id"].as_i64().unwrap()).await;
+        assert_eq!((job["state"].as_str(), job["accepted"].as_i64()), (Some("done"), Some(4)), "{job}");
+        let worker = Worker::new(app.db.clone());
+        assert_eq!(worker.run_once(Utc::now()).await.unwrap(), round(5, 0));
+        let events: Vec<Value> = receiver.received().iter().map(verified).collect();
+        let issued: HashSet<String> = events.iter().filter(|e| e["type"] == "coupon.issued")
+            .map(|e| e["data"]["customer"]["external_id"].as_str().unwrap().to_string()).collect();
+        assert_eq!(issued.len(), 4, "{events:?}");
+        let near: Vec<&Value> = events.iter().filter(|e| e["type"] == "pool.issual_limit_near").collect();
+        assert_eq!(near.len(), 1);
+        assert_eq!((near[0]["data"]["issued"].as_i64(), near[0]["data"]["remaining"].as_i64()), (Some(2), Some(3)));
+    }
+
     async fn nearing_the_issual_limit_notifies_subscribers_and_pocs_once(app) {
         let resp = app.patch("/v1/org", json!({"poc_emails": ["ops@example.com"]})).await;
         assert_eq!(resp.status(), 200);

@@ -1,4 +1,5 @@
-//! Wiring: database, migrations and the HTTP server, built once and run until a stop signal.
+//! Wiring: database, migrations, background workers and the HTTP server, built once and run
+//! until a stop signal.
 
 use std::{io, sync::Arc, time::Duration};
 
@@ -11,6 +12,7 @@ use sea_orm::DatabaseConnection;
 use crate::{
     api::{self, AppState, metrics::Metrics},
     config::{DatabaseConfig, ServeConfig},
+    service::webhooks::Worker,
     store,
 };
 
@@ -37,11 +39,17 @@ impl Application {
             .first()
             .and_then(|a| a.as_socket_addr().map(|s| s.port()))
             .ok_or("listener has no socket address")?;
+        if serve.webhook_interval_ms > 0 {
+            Worker::new(conn.clone()).spawn(Duration::from_millis(serve.webhook_interval_ms));
+        }
         Ok(Application {
             port,
             state: AppState {
                 db: conn,
                 metrics: Arc::new(Metrics::default()),
+                remote_retry_window: chrono::TimeDelta::seconds(i64::from(
+                    serve.remote_retry_window_secs,
+                )),
             },
             acceptor,
             grace: Duration::from_secs(serve.shutdown_grace_secs),

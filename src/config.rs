@@ -30,4 +30,13 @@ pub struct ServeConfig {
     /// Seconds to let in-flight requests finish after SIGTERM or Ctrl-C.
     #[arg(long, env = "COUPOND_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+
+    /// Seconds during which a remote-code request for the same customer and pool gets the code
+    /// already issued instead of a new one (the caller is retrying).
+    #[arg(long, env = "COUPOND_REMOTE_RETRY_WINDOW_SECS", default_value_t = 60)]
+    pub remote_retry_window_secs: u32,
+
+    /// Milliseconds between webhook delivery rounds; 0 turns the worker off.
+    #[arg(long, env = "COUPOND_WEBHOOK_INTERVAL_MS", default_value_t = 1000)]
+    pub webhook_interval_ms: u64,
 }

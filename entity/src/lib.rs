@@ -16,3 +16,4 @@ pub mod points_ledger;
 pub mod pool_allowed_customers;
 pub mod pools;
 pub mod redemptions;
+pub mod webhooks;

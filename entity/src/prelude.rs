@@ -12,3 +12,4 @@ pub use super::points_ledger::Entity as PointsLedger;
 pub use super::pool_allowed_customers::Entity as PoolAllowedCustomers;
 pub use super::pools::Entity as Pools;
 pub use super::redemptions::Entity as Redemptions;
+pub use super::webhooks::Entity as Webhooks;

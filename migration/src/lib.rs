@@ -16,6 +16,7 @@ mod m20261121_000011_create_import_issues;
 mod m20261121_000012_create_outbox;
 mod m20261121_000013_create_idempotency_keys;
 mod m20261121_000014_create_pool_allowed_customers;
+mod m20261121_000015_create_webhooks;
 mod m20261121_000020_redemption_counter;
 mod m20261121_000021_redemption_detail;
 mod m20261121_000022_coupon_lookup_key;
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000012_create_outbox::Migration),
             Box::new(m20261121_000013_create_idempotency_keys::Migration),
             Box::new(m20261121_000014_create_pool_allowed_customers::Migration),
+            Box::new(m20261121_000015_create_webhooks::Migration),
             Box::new(m20261121_000020_redemption_counter::Migration),
             Box::new(m20261121_000021_redemption_detail::Migration),
             Box::new(m20261121_000022_coupon_lookup_key::Migration),

@@ -9,7 +9,10 @@ use super::{
     auth::ApiKeyAuth,
     error::{ApiError, ApiResult},
 };
-use crate::{domain::api_key::Scope, store};
+use crate::{
+    domain::{api_key::Scope, signature},
+    store,
+};
 
 #[derive(Object)]
 pub struct CreateApiKey {
@@ -98,6 +101,11 @@ impl ApiKeysApi {
         if body.scopes.is_empty() {
             return Err(ApiError::invalid("scopes", "give at least one scope"));
         }
+        check_pool_binding(&state, auth.0.org_id, &body).await?;
+        if let Some(secret) = &body.signing_secret {
+            signature::secret_key(secret)
+                .map_err(|e| ApiError::invalid("signing_secret", e.to_string()))?;
+        }
         let (row, secret) = store::api_keys::create(
             &state.db,
             store::api_keys::NewApiKey {
@@ -139,5 +147,24 @@ impl ApiKeysApi {
         } else {
             Err(ApiError::not_found("api key", id.0))
         }
+    }
+}
+
+/// A `remote` key issues from exactly one pool of the org; other keys name no pool.
+async fn check_pool_binding(state: &AppState, org_id: i64, body: &CreateApiKey) -> ApiResult<()> {
+    let remote = body.scopes.contains(&Scope::Remote);
+    match body.pool_id {
+        None if remote => Err(ApiError::invalid(
+            "pool_id",
+            "a `remote` key issues from one pool: name it in pool_id",
+        )),
+        Some(_) if !remote => Err(ApiError::invalid(
+            "pool_id",
+            "only `remote` keys are bound to a pool",
+        )),
+        Some(id) if store::pools::get(&state.db, org_id, id).await?.is_none() => Err(
+            ApiError::invalid("pool_id", format!("pool {id} does not exist in this org")),
+        ),
+        _ => Ok(()),
     }
 }

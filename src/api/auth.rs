@@ -1,10 +1,18 @@
 //! Bearer API keys. Obtaining a `Caller` is the authentication check; `require` is the scope check.
+//! Keys with a signing secret also need every request signed (see [`signed_requests`]).
 
-use poem::Request;
+use poem::{
+    Endpoint, IntoResponse, Request, Response,
+    http::{HeaderMap, StatusCode},
+    web::headers::{Authorization, HeaderMapExt, authorization::Bearer as BearerHeader},
+};
 use poem_openapi::{SecurityScheme, auth::Bearer};
 
 use super::{AppState, error::ApiError};
-use crate::{domain::api_key::Scope, store};
+use crate::{
+    domain::{api_key::Scope, signature},
+    store,
+};
 
 /// Who is calling: the org the key belongs to and what the key may do.
 #[derive(Debug, Clone)]
@@ -46,13 +54,15 @@ impl Caller {
 #[oai(ty = "bearer", checker = "authenticate")]
 pub struct ApiKeyAuth(pub Caller);
 
-async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
-    let state = req
-        .data::<AppState>()
-        .expect("AppState is attached to every route");
-    let row = store::api_keys::find_by_secret(&state.db, &bearer.token)
-        .await
-        .map_err(ApiError::from)?
+/// The live key a request's bearer token names (None for an unknown or revoked one), looked up
+/// once per request by [`signed_requests`].
+#[derive(Clone)]
+struct BearerKey(Option<entity::api_keys::Model>);
+
+async fn authenticate(req: &Request, _bearer: Bearer) -> poem::Result<Caller> {
+    let row = req
+        .data::<BearerKey>()
+        .and_then(|k| k.0.clone())
         .ok_or_else(ApiError::unauthorized)?;
     Ok(Caller {
         org_id: row.org_id,
@@ -60,4 +70,61 @@ async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
         scopes: store::api_keys::scopes_of(&row),
         pool_id: row.pool_id,
     })
+}
+
+/// Looks up the bearer key of every request; when the key has a signing secret, the request
+/// must carry a valid Standard Webhooks signature over its raw body (`webhook-id`,
+/// `webhook-timestamp`, `webhook-signature`), else it is a 401 before any handler runs.
+pub async fn signed_requests<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
+    let Some(token) = req
+        .headers()
+        .typed_get::<Authorization<BearerHeader>>()
+        .map(|auth| auth.token().to_string())
+    else {
+        return next.call(req).await.map(IntoResponse::into_response);
+    };
+    let state = req
+        .data::<AppState>()
+        .expect("AppState is attached to every route");
+    let key = store::api_keys::find_by_secret(&state.db, &token)
+        .await
+        .map_err(ApiError::from)?;
+    if let Some(secret) = key.as_ref().and_then(|k| k.signing_secret.clone()) {
+        let body = req.take_body().into_bytes().await?;
+        verify_signed(req.headers(), &secret, &body)?;
+        req.set_body(body);
+    }
+    req.set_data(BearerKey(key));
+    next.call(req).await.map(IntoResponse::into_response)
+}
+
+/// Checks the Standard Webhooks headers of a request against its raw body.
+pub fn verify_signed(headers: &HeaderMap, secret: &str, body: &[u8]) -> Result<(), ApiError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (Some(id), Some(timestamp), Some(signature)) = (
+        header("webhook-id"),
+        header("webhook-timestamp"),
+        header("webhook-signature"),
+    ) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "signature_required",
+            "this API key signs its requests: send webhook-id, webhook-timestamp and \
+             webhook-signature (Standard Webhooks) over the raw body",
+        ));
+    };
+    let invalid = |why: String| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+            format!("the request signature is not valid: {why}"),
+        )
+    };
+    let timestamp: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| invalid("webhook-timestamp is not a number of seconds".into()))?;
+    let now = chrono::Utc::now().timestamp();
+    signature::verify(secret, id, timestamp, body, signature, now)
+        .map_err(|e| invalid(e.to_string()))
 }

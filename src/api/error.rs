@@ -59,6 +59,9 @@ pub enum ApiError {
     /// Something failed inside the service; the cause is logged, not returned.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Box<Problem>>),
+    /// A remote coupon source did not answer, or answered without a usable code.
+    #[oai(status = 502, content_type = "application/problem+json")]
+    BadGateway(Json<Box<Problem>>),
     /// A dependency (the database) is unavailable; retry later.
     #[oai(status = 503, content_type = "application/problem+json")]
     Unavailable(Json<Box<Problem>>),
@@ -80,6 +83,7 @@ impl ApiError {
             404 => ApiError::NotFound(json),
             409 => ApiError::Conflict(json),
             422 => ApiError::Unprocessable(json),
+            502 => ApiError::BadGateway(json),
             503 => ApiError::Unavailable(json),
             _ => ApiError::Internal(json),
         }
@@ -94,6 +98,7 @@ impl ApiError {
             | ApiError::Conflict(p)
             | ApiError::Unprocessable(p)
             | ApiError::Internal(p)
+            | ApiError::BadGateway(p)
             | ApiError::Unavailable(p) => &p.0,
         }
     }
@@ -244,7 +249,7 @@ mod tests {
 
     #[test]
     fn statuses_map_to_their_variants() {
-        for status in [400, 401, 403, 404, 409, 422, 500, 503] {
+        for status in [400, 401, 403, 404, 409, 422, 500, 502, 503] {
             let err = ApiError::new(StatusCode::from_u16(status).unwrap(), "x", "y");
             assert_eq!(err.problem().status, status);
             assert_eq!(err.problem().kind, "urn:coupond:problem:x");

@@ -141,6 +141,7 @@ impl IssuanceApi {
     ) -> ApiResult<BatchAccepted> {
         auth.0.require(Scope::Admin)?;
         let pool = find_pool(&state, auth.0.org_id, id.0).await?;
+        service::issuance::check_batchable(&pool)?;
         let org = store::orgs::get(&state.db, auth.0.org_id)
             .await?
             .ok_or_else(|| ApiError::not_found("org", auth.0.org_id))?;

@@ -13,6 +13,9 @@ pub mod org;
 pub mod patterns;
 pub mod pools;
 pub mod redemption;
+pub mod remote;
+pub mod webhooks;
+pub mod workflow;
 
 use std::sync::Arc;
 
@@ -25,6 +28,8 @@ use sea_orm::DatabaseConnection;
 pub struct AppState {
     pub db: DatabaseConnection,
     pub metrics: Arc<metrics::Metrics>,
+    /// How long a remote-code request is answered with the code already issued.
+    pub remote_retry_window: chrono::TimeDelta,
 }
 
 #[derive(Tags)]
@@ -43,6 +48,12 @@ pub enum ApiTags {
     Imports,
     /// Background jobs and their progress.
     Jobs,
+    /// Signed event deliveries to subscribers' URLs.
+    Webhooks,
+    /// coupond as a loyalty platform's remote coupon source.
+    Remote,
+    /// The workflow-engine plugin: its descriptor and actions.
+    Workflow,
     /// Checkout: validating, redeeming and reversing codes against a basket.
     Redemption,
     /// Looking up, searching and changing coupons.
@@ -58,6 +69,9 @@ type Apis = (
     patterns::PatternsApi,
     issuance::IssuanceApi,
     customers::CustomersApi,
+    webhooks::WebhooksApi,
+    remote::RemoteApi,
+    workflow::WorkflowApi,
     redemption::RedemptionApi,
     coupons::CouponsApi,
 );
@@ -73,6 +87,9 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
             patterns::PatternsApi,
             issuance::IssuanceApi,
             customers::CustomersApi,
+            webhooks::WebhooksApi,
+            remote::RemoteApi,
+            workflow::WorkflowApi,
             redemption::RedemptionApi,
             coupons::CouponsApi,
         ),
@@ -96,6 +113,7 @@ pub fn routes(state: AppState) -> impl Endpoint {
         .at("/openapi.json", api.spec_endpoint())
         .nest("/docs", api.swagger_ui())
         .nest("/", api)
+        .around(auth::signed_requests)
         .around(problem_errors)
         .around(metrics::track)
         .data(state)

@@ -23,7 +23,7 @@ use crate::{
         pool::{PoolSource, PoolState, Reminder, UpdateCriterion},
         redemption::RedemptionRules,
     },
-    service::{self, pools::CodeOptions},
+    service::{self, pools::CodeOptions, revocation::BulkScope},
     store,
 };
 
@@ -35,6 +35,10 @@ pub struct RemoteSource {
     /// Shared secret to sign the request with (Standard Webhooks); write-only.
     #[oai(write_only)]
     pub secret: Option<String>,
+    /// The key the source gave you, sent as the body's `api_key`; write-only. Without one,
+    /// `api_key` is `pool-<id>` and the signature is the credential.
+    #[oai(write_only, validator(max_length = 256))]
+    pub api_key: Option<String>,
     /// Per-attempt timeout in milliseconds (default 2000).
     pub timeout_ms: Option<u32>,
     /// Further attempts after a failure (default 2).
@@ -187,6 +191,43 @@ pub struct GenerateRequest {
     /// Codes to make in this batch: 1 to 5,000,000.
     #[oai(validator(minimum(value = "1"), maximum(value = "5000000")))]
     pub count: u64,
+}
+
+/// Which coupons a revocation takes.
+#[derive(Object)]
+pub struct RevokeRequest {
+    /// all_unredeemed (issued and unissued) or unissued_only. To revoke the active coupons of
+    /// specific customers, send their list as text/csv instead.
+    pub scope: BulkScope,
+}
+
+#[derive(ApiRequest)]
+pub enum RevokeBody {
+    Json(Json<RevokeRequest>),
+    /// The customers whose active coupons to revoke: a header naming the identifier column
+    /// (external_id, email, mobile or user_id), then one customer a row.
+    #[oai(content_type = "text/csv")]
+    Csv(Binary<Body>),
+}
+
+/// How many coupons a bulk revocation took.
+#[derive(Object)]
+pub struct Revoked {
+    /// Issued coupons revoked; each holder's history has a `coupon_revoke` event.
+    pub issued: u64,
+    /// Coupons nobody had been issued, revoked.
+    pub unissued: u64,
+}
+
+#[derive(ApiResponse)]
+pub enum RevokeResponse {
+    /// A bulk revocation is done.
+    #[oai(status = 200)]
+    Revoked(Json<Revoked>),
+    /// The list was processed: customers whose coupons were revoked are `accepted`, ones
+    /// without active coupons `skipped`, unknown ones `rejected`, all in the issues CSV.
+    #[oai(status = 201)]
+    Imported(Json<Import>),
 }
 
 #[derive(ApiResponse)]
@@ -348,6 +389,71 @@ impl PoolsApi {
         let job = service::generation::start(&state.db, pool, body.0.count).await?;
         Ok(JobAccepted::Accepted(Json(job.into())))
     }
+
+    /// Revokes coupons so they can never be redeemed or reversed (Capillary's "Revoke
+    /// coupons"): all unredeemed ones, only unissued ones, or the active coupons of the
+    /// customers in a CSV list. Redeemed coupons are never revoked.
+    #[oai(path = "/:id/revoke", method = "post", operation_id = "revokeCoupons")]
+    async fn revoke(
+        &self,
+        auth: ApiKeyAuth,
+        state: Data<&AppState>,
+        id: Path<i64>,
+        body: RevokeBody,
+    ) -> ApiResult<RevokeResponse> {
+        auth.0.require(Scope::Admin)?;
+        let pool = find(&state, auth.0.org_id, id.0).await?;
+        Ok(match body {
+            RevokeBody::Json(req) => {
+                let counts =
+                    service::revocation::revoke_bulk(&state.db, &pool, req.0.scope).await?;
+                RevokeResponse::Revoked(Json(Revoked {
+                    issued: counts.issued,
+                    unissued: counts.unissued,
+                }))
+            }
+            RevokeBody::Csv(csv) => {
+                let reader = tokio::io::BufReader::new(csv.0.into_async_read());
+                let import = service::revocation::revoke_listed(&state.db, &pool, reader).await?;
+                RevokeResponse::Imported(Json(import.into()))
+            }
+        })
+    }
+
+    /// Claims the pool for workflows: only claimed pools are offered by the workflow plugin and
+    /// accepted by its actions.
+    #[oai(path = "/:id/claim", method = "post", operation_id = "claimPool")]
+    async fn claim(
+        &self,
+        auth: ApiKeyAuth,
+        state: Data<&AppState>,
+        id: Path<i64>,
+    ) -> ApiResult<Json<Pool>> {
+        set_claimed(&auth, &state, id.0, true).await
+    }
+
+    /// Withdraws the pool from workflows.
+    #[oai(path = "/:id/unclaim", method = "post", operation_id = "unclaimPool")]
+    async fn unclaim(
+        &self,
+        auth: ApiKeyAuth,
+        state: Data<&AppState>,
+        id: Path<i64>,
+    ) -> ApiResult<Json<Pool>> {
+        set_claimed(&auth, &state, id.0, false).await
+    }
+}
+
+async fn set_claimed(
+    auth: &ApiKeyAuth,
+    state: &AppState,
+    id: i64,
+    claimed: bool,
+) -> ApiResult<Json<Pool>> {
+    auth.0.require(Scope::Admin)?;
+    let pool = find(state, auth.0.org_id, id).await?;
+    let pool = store::pools::set_claimed(&state.db, pool, claimed).await?;
+    Ok(Json(to_view(pool)?))
 }
 
 fn first_page() -> u64 {
@@ -393,6 +499,7 @@ fn to_view(m: entity::pools::Model) -> ApiResult<Pool> {
         remote: remote.map(|r| RemoteSource {
             url: r.url,
             secret: None,
+            api_key: None,
             timeout_ms: Some(r.timeout_ms),
             retries: Some(r.retries),
         }),

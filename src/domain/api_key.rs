@@ -78,6 +78,18 @@ pub fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// Whether `secret` hashes to `stored`, compared in constant time so the time an answer takes
+/// says nothing about how much of a stored hash a guess matched.
+pub fn hash_matches(secret: &str, stored: &str) -> bool {
+    let computed = hash_secret(secret);
+    computed.len() == stored.len()
+        && computed
+            .bytes()
+            .zip(stored.bytes())
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +112,14 @@ mod tests {
             hash_secret("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn hashes_match_only_their_own_secret() {
+        let key = NewKey::generate();
+        assert!(hash_matches(&key.secret, &key.hash));
+        assert!(!hash_matches("cpd_wrong", &key.hash));
+        assert!(!hash_matches(&key.secret, &key.hash[..63]));
     }
 
     #[test]

@@ -112,6 +112,19 @@ pub fn parse_code_response(body: &[u8]) -> Result<String, RemoteBodyError> {
     }
 }
 
+/// Basis points as the percentage Antavo's `coupon_percentage` carries: `2000` is `"20"`,
+/// `1250` is `"12.5"`, `5` is `"0.05"`.
+pub fn percent_text(basis_points: i64) -> String {
+    let sign = if basis_points < 0 { "-" } else { "" };
+    let bp = basis_points.unsigned_abs();
+    let (whole, hundredths) = (bp / 100, bp % 100);
+    match hundredths {
+        0 => format!("{sign}{whole}"),
+        h if h % 10 == 0 => format!("{sign}{whole}.{}", h / 10),
+        h => format!("{sign}{whole}.{h:02}"),
+    }
+}
+
 fn json_object(body: &[u8]) -> Result<Map<String, Value>, RemoteBodyError> {
     match serde_json::from_slice(body) {
         Ok(Value::Object(object)) => Ok(object),
@@ -332,6 +345,22 @@ mod tests {
         let debug = format!("{req:?}");
         assert!(!debug.contains("secret-key"), "{debug}");
         assert!(debug.contains("\"c\""), "{debug}");
+    }
+
+    #[test]
+    fn basis_points_read_as_percentages() {
+        let cases = [
+            (2000, "20"),
+            (1250, "12.5"),
+            (1205, "12.05"),
+            (5, "0.05"),
+            (0, "0"),
+            (10000, "100"),
+            (-150, "-1.5"),
+        ];
+        for (bp, text) in cases {
+            assert_eq!(percent_text(bp), text, "{bp}");
+        }
     }
 
     #[test]

@@ -10,14 +10,14 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use entity::{customers, imports, orgs, pools};
+use entity::{coupons, customers, imports, orgs, pools};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, TransactionTrait};
 use tokio::io::AsyncBufRead;
 
 use super::{
     customer_lists::{CustomerRows, Row},
-    issuance::{CustomerFacts, context},
-    stored,
+    issuance::{CustomerFacts, Fetched, context, issual_limit_near},
+    stored, webhooks,
 };
 use crate::{
     domain::{
@@ -25,6 +25,7 @@ use crate::{
         expiry::{self, ExpiryRules},
         issuance::{self, Decision, IssuanceRules, RefusalCode},
         pool::PoolSource,
+        webhook::WebhookEvent,
     },
     store::{
         self,
@@ -143,7 +144,17 @@ async fn issue_row(
         )));
     };
     let savepoint = txn.begin().await?;
-    match super::issuance::issue_in(&savepoint, org, pool, &customer, Utc::now()).await {
+    let mut nothing_fetched = Fetched::default();
+    let issued = super::issuance::issue_in(
+        &savepoint,
+        org,
+        pool,
+        &customer,
+        Utc::now(),
+        &mut nothing_fetched,
+    )
+    .await;
+    match issued {
         Ok(_) => {
             savepoint.commit().await?;
             Ok(Ok(()))
@@ -226,6 +237,7 @@ async fn issue_chunk_in_bulk(
     let expiry_rules: ExpiryRules = stored(&pool.expiry).map_err(stored_err)?;
     let tz = org.timezone.parse().unwrap_or(chrono_tz::UTC);
     let mut facts = read_facts(txn, pool, &rules, &rows, now).await?;
+    let issued_before = facts.pool_issued;
     let mut progress = Progress {
         done: rows.len() as i64,
         ..Progress::default()
@@ -283,6 +295,7 @@ async fn issue_chunk_in_bulk(
         store::issuance::add_to_series_counter(txn, pool.id, claimed.len() as i64).await?;
     }
     store::events::record_issues(txn, &claimed).await?;
+    announce(txn, org, pool, &rules, &facts, issued_before, &claimed).await?;
     progress.accepted += claimed.len() as i64;
     for (row, _) in wanted.into_iter().skip(claimed.len()) {
         let reason = issuance::Refusal::pool_exhausted().reason;
@@ -295,4 +308,37 @@ async fn issue_chunk_in_bulk(
     }
     issues.sort_by_key(|i| i.row_number);
     Ok((progress, issues))
+}
+
+/// Queues `coupon.issued` for the chunk's coupons, and the issual-limit notification when the
+/// chunk took the pool's remaining issuals down to its threshold.
+async fn announce(
+    txn: &DatabaseTransaction,
+    org: &orgs::Model,
+    pool: &pools::Model,
+    rules: &IssuanceRules,
+    facts: &ChunkFacts,
+    issued_before: u64,
+    claimed: &[coupons::Model],
+) -> Result<(), DbErr> {
+    let holders: HashMap<i64, &customers::Model> =
+        facts.customers.values().map(|c| (c.id, c)).collect();
+    let occurrences = claimed
+        .iter()
+        .map(|c| {
+            let holder = c.customer_id.and_then(|id| holders.get(&id).copied());
+            (
+                webhooks::issue_occurrence(c),
+                webhooks::coupon_data(c, holder),
+            )
+        })
+        .collect();
+    webhooks::enqueue_many(txn, org.id, WebhookEvent::CouponIssued, occurrences).await?;
+    let issued_after = issued_before + claimed.len() as u64;
+    let crossed = (issued_before + 1..=issued_after)
+        .find(|&total| issuance::limit_notification_due(rules, total));
+    if let (Some(max_total), Some(total)) = (rules.max_total, crossed) {
+        issual_limit_near(txn, org, pool, max_total, total).await?;
+    }
+    Ok(())
 }

@@ -20,6 +20,21 @@ pub async fn replay(db: &DatabaseConnection, k: &Keyed) -> ApiResult<Option<i64>
 /// The id a keyed request recorded under `field`, if the key was used before for the same
 /// request; a 409 if it was used for another.
 pub async fn replay_id(db: &DatabaseConnection, k: &Keyed, field: &str) -> ApiResult<Option<i64>> {
+    let Some(response) = stored_response(db, k).await? else {
+        return Ok(None);
+    };
+    response[field]
+        .as_i64()
+        .map(Some)
+        .ok_or_else(|| ApiError::internal(format!("stored idempotent response without {field}")))
+}
+
+/// The first answer to a keyed request, if the key was used before for the same request; a
+/// 409 if it was used for another.
+pub async fn stored_response(
+    db: &DatabaseConnection,
+    k: &Keyed,
+) -> ApiResult<Option<serde_json::Value>> {
     let Some(saved) = store::idempotency::find(db, k).await? else {
         return Ok(None);
     };
@@ -29,10 +44,7 @@ pub async fn replay_id(db: &DatabaseConnection, k: &Keyed, field: &str) -> ApiRe
             "this Idempotency-Key was already used for a different request",
         ));
     }
-    saved.response[field]
-        .as_i64()
-        .map(Some)
-        .ok_or_else(|| ApiError::internal(format!("stored idempotent response without {field}")))
+    Ok(Some(saved.response))
 }
 
 /// Records the key in the caller's transaction.

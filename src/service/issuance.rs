@@ -3,11 +3,17 @@
 //! Order of locks, the same everywhere: customer row, then the pool's series counter, then a
 //! coupon row. The customer lock makes per-customer limits exact; the counter makes the total
 //! limit exact; the claim statement makes a code go to one customer only.
+//!
+//! Remote pools get their code from an HTTP call, which is made before the transaction opens
+//! (see [`prefetch`]) so no transaction waits on a remote source.
+
+use std::collections::VecDeque;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use entity::{coupons, customers, orgs, pools};
-use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
+use serde_json::json;
 
 use crate::{
     api::error::{ApiError, ApiResult},
@@ -15,13 +21,15 @@ use crate::{
         expiry::{self, ExpiryRules},
         issuance::{self, Decision, IssuanceRules, IssueContext, RefusalCode},
         pool::{PoolSource, PoolState},
+        webhook::WebhookEvent,
     },
-    service::{generation::pool_pattern, stored as parse},
+    service::{generation::pool_pattern, remote_source, stored as parse, webhooks},
     store::{
         self,
         events::EventKind,
         idempotency::Keyed,
         issuance::{History, Stamp},
+        outbox,
     },
 };
 
@@ -42,8 +50,9 @@ pub async fn issue(
     customer: &customers::Model,
     keyed: Option<&Keyed>,
 ) -> ApiResult<Issued> {
+    let mut fetched = prefetch(db, org, pool, customer, 1).await?;
     let txn = db.begin().await?;
-    let issued = issue_in(&txn, org, pool, customer, Utc::now()).await?;
+    let issued = issue_in(&txn, org, pool, customer, Utc::now(), &mut fetched).await?;
     if let Some(k) = keyed {
         let response =
             serde_json::json!({ "coupon_id": issued.coupon.id, "existing": issued.existing });
@@ -53,22 +62,135 @@ pub async fn issue(
     Ok(issued)
 }
 
-/// The issue itself, inside the caller's transaction (batch jobs issue many in one).
+/// Codes fetched from a remote pool's source before the issuing transaction began, used in
+/// order. The source may have bound a code to the customer it was fetched for, so codes left
+/// unused (the rules changed their answer meanwhile) are logged when dropped, never reused.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    pool_id: i64,
+    codes: VecDeque<String>,
+}
+
+impl Fetched {
+    fn next(&mut self) -> Option<String> {
+        self.codes.pop_front()
+    }
+}
+
+impl Drop for Fetched {
+    fn drop(&mut self) {
+        if !self.codes.is_empty() {
+            tracing::warn!(
+                pool = self.pool_id,
+                codes = ?self.codes,
+                "codes fetched from a remote source were not issued"
+            );
+        }
+    }
+}
+
+/// Batch issues run many issues in one transaction, which must not wait on HTTP calls; remote
+/// pools issue one request at a time.
+pub fn check_batchable(pool: &pools::Model) -> ApiResult<()> {
+    if pool.source == PoolSource::Remote.as_str() {
+        return Err(ApiError::conflict(
+            "remote_source",
+            "a remote pool fetches each code from its source: issue one at a time with /issue",
+        ));
+    }
+    Ok(())
+}
+
+/// For a remote pool, fetches `count` codes from its source, but only when the rules read now
+/// say a new coupon would be issued (a refusal is returned at once). Other pools need nothing.
+pub async fn prefetch(
+    db: &DatabaseConnection,
+    org: &orgs::Model,
+    pool: &pools::Model,
+    customer: &customers::Model,
+    count: u32,
+) -> ApiResult<Fetched> {
+    let mut fetched = Fetched {
+        pool_id: pool.id,
+        codes: VecDeque::new(),
+    };
+    if pool.source != PoolSource::Remote.as_str() {
+        return Ok(fetched);
+    }
+    let rules: IssuanceRules = parse(&pool.issuance)?;
+    let ctx = read_context(db, org, pool, &rules, customer, Utc::now()).await?;
+    match issuance::decide(&rules, &ctx) {
+        Decision::Refuse(r) => Err(ApiError::refused(r.code.as_str(), r.reason)),
+        Decision::ReturnExisting(_) => Ok(fetched),
+        Decision::IssueNew => {
+            fetched.codes = remote_source::fetch(pool, customer, count).await?.into();
+            Ok(fetched)
+        }
+    }
+}
+
+/// The issue itself, inside the caller's transaction (batch jobs issue many in one). Remote
+/// pools take their code from `fetched`.
 pub async fn issue_in(
     txn: &DatabaseTransaction,
     org: &orgs::Model,
     pool: &pools::Model,
     customer: &customers::Model,
     now: DateTime<Utc>,
+    fetched: &mut Fetched,
 ) -> ApiResult<Issued> {
     let rules: IssuanceRules = parse(&pool.issuance)?;
-    let tz = org.timezone.parse().unwrap_or(chrono_tz::UTC);
+    if rules.depends_on_history() {
+        store::customers::lock(txn, customer.id).await?;
+    }
+    let ctx = read_context(txn, org, pool, &rules, customer, now).await?;
+    match issuance::decide(&rules, &ctx) {
+        Decision::Refuse(r) => return Err(ApiError::refused(r.code.as_str(), r.reason)),
+        Decision::ReturnExisting(id) => return existing(txn, id).await,
+        Decision::IssueNew => {}
+    }
+    if let Some(max) = rules.max_total {
+        take_series_slot(txn, org, pool, &rules, max).await?;
+    }
+    let expiry_rules: ExpiryRules = parse(&pool.expiry)?;
+    let stamp = Stamp {
+        customer_id: customer.id,
+        now,
+        expires_at: expiry::expires_at(&expiry_rules, now, ctx.tz, pool.ends_at),
+        redeemable_from: Some(expiry::redeemable_from(&expiry_rules, now, ctx.tz)),
+    };
     let source =
         PoolSource::parse(&pool.source).ok_or_else(|| ApiError::internal("unknown pool source"))?;
+    let coupon = claim(txn, pool, source, stamp, fetched).await?;
+    store::events::record(txn, &coupon, Some(customer.id), EventKind::Issue, None).await?;
+    webhooks::enqueue(
+        txn,
+        org.id,
+        WebhookEvent::CouponIssued,
+        &webhooks::issue_occurrence(&coupon),
+        webhooks::coupon_data(&coupon, Some(customer)),
+    )
+    .await?;
+    Ok(Issued {
+        coupon,
+        existing: false,
+    })
+}
+
+/// The rules' view of an issue as `db` sees it now; the customer's history is read only when
+/// a rule depends on it.
+async fn read_context<C: ConnectionTrait>(
+    db: &C,
+    org: &orgs::Model,
+    pool: &pools::Model,
+    rules: &IssuanceRules,
+    customer: &customers::Model,
+    now: DateTime<Utc>,
+) -> ApiResult<IssueContext> {
+    let tz = org.timezone.parse().unwrap_or(chrono_tz::UTC);
     // A common code needs no history either: its unique index refuses a second copy.
     let history = if rules.depends_on_history() {
-        store::customers::lock(txn, customer.id).await?;
-        store::issuance::history(txn, pool.id, customer.id, now).await?
+        store::issuance::history(db, pool.id, customer.id, now).await?
     } else {
         History::default()
     };
@@ -76,42 +198,79 @@ pub async fn issue_in(
         customer,
         history: &history,
         on_allow_list: rules.specific_customers_only
-            && store::issuance::on_allow_list(txn, pool.id, customer.id).await?,
+            && store::issuance::on_allow_list(db, pool.id, customer.id).await?,
         excluded_recently: store::issuance::issued_from_since(
-            txn,
+            db,
             customer.id,
             &rules.exclude_if_issued_from,
             issuance::six_months_before(now),
         )
         .await?,
     };
-    let ctx = context(pool, tz, now, &facts, pool.issued_count as u64);
-    match issuance::decide(&rules, &ctx) {
-        Decision::Refuse(r) => return Err(ApiError::refused(r.code.as_str(), r.reason)),
-        Decision::ReturnExisting(id) => return existing(txn, id).await,
-        Decision::IssueNew => {}
-    }
-    if let Some(max) = rules.max_total
-        && !store::issuance::take_series_slot(txn, pool.id, max).await?
-    {
+    Ok(context(pool, tz, now, &facts, pool.issued_count as u64))
+}
+
+/// Takes a slot of the pool's total issual limit and, when that brings the remaining issuals
+/// down to the notification threshold, says so.
+async fn take_series_slot(
+    txn: &DatabaseTransaction,
+    org: &orgs::Model,
+    pool: &pools::Model,
+    rules: &IssuanceRules,
+    max_total: u64,
+) -> ApiResult<()> {
+    let Some(total) = store::issuance::take_series_slot(txn, pool.id, max_total).await? else {
         return Err(refusal(
             RefusalCode::SeriesLimit,
             "the pool has reached its total issual limit",
         ));
-    }
-    let expiry_rules: ExpiryRules = parse(&pool.expiry)?;
-    let stamp = Stamp {
-        customer_id: customer.id,
-        now,
-        expires_at: expiry::expires_at(&expiry_rules, now, tz, pool.ends_at),
-        redeemable_from: Some(expiry::redeemable_from(&expiry_rules, now, tz)),
     };
-    let coupon = claim(txn, pool, source, stamp).await?;
-    store::events::record(txn, &coupon, Some(customer.id), EventKind::Issue, None).await?;
-    Ok(Issued {
-        coupon,
-        existing: false,
-    })
+    if issuance::limit_notification_due(rules, total) {
+        issual_limit_near(txn, org, pool, max_total, total).await?;
+    }
+    Ok(())
+}
+
+/// The pool's remaining issuals dropped to its threshold: tell subscribers and email the org's
+/// POCs, once for this crossing.
+pub async fn issual_limit_near<C: ConnectionTrait>(
+    db: &C,
+    org: &orgs::Model,
+    pool: &pools::Model,
+    max_total: u64,
+    issued: u64,
+) -> Result<(), DbErr> {
+    let data = json!({
+        "pool_id": pool.id,
+        "pool_name": pool.name,
+        "max_total": max_total,
+        "issued": issued,
+        "remaining": max_total.saturating_sub(issued),
+    });
+    let occurrence = format!("pool-{}-issued-{issued}", pool.id);
+    webhooks::enqueue(
+        db,
+        org.id,
+        WebhookEvent::PoolIssualLimitNear,
+        &occurrence,
+        data.clone(),
+    )
+    .await?;
+    let to: Vec<String> = serde_json::from_value(org.poc_emails.clone()).unwrap_or_default();
+    if !to.is_empty() {
+        let mut email = data;
+        email["template"] = json!("pool_issual_limit_near");
+        email["to"] = json!(to);
+        outbox::push(
+            db,
+            org.id,
+            outbox::EMAIL,
+            format!("email:{occurrence}"),
+            email,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// What the issuance rules see of one customer.
@@ -153,6 +312,7 @@ async fn claim(
     pool: &pools::Model,
     source: PoolSource,
     stamp: Stamp,
+    fetched: &mut Fetched,
 ) -> ApiResult<coupons::Model> {
     match source {
         PoolSource::Common => {
@@ -168,10 +328,17 @@ async fn claim(
                     )
                 })
         }
-        PoolSource::Remote => Err(ApiError::conflict(
-            "remote_source",
-            "codes of a remote pool come from its remote source at issue time",
-        )),
+        PoolSource::Remote => {
+            let code = fetched.next().ok_or_else(|| {
+                ApiError::conflict(
+                    "remote_code_missing",
+                    "the customer's coupons changed while the remote source was asked; retry",
+                )
+            })?;
+            store::issuance::insert_issued(txn, pool, code.clone(), 0, stamp)
+                .await?
+                .ok_or_else(|| remote_source::duplicate(&code))
+        }
         _ => {
             if let Some(c) = store::issuance::claim_available(txn, pool.id, stamp).await? {
                 return Ok(c);

@@ -12,6 +12,11 @@ pub mod issuance;
 pub mod lifecycle;
 pub mod pools;
 pub mod redemption;
+pub mod remote_callback;
+pub mod remote_source;
+pub mod revocation;
+pub mod webhooks;
+pub mod workflow;
 
 /// Reads a settings object stored as JSON on a row. Stored JSON that no longer parses is a
 /// server fault, not the caller's.

@@ -18,6 +18,7 @@ use crate::{
         issuance::IssuanceRules,
         pattern::{self, Pattern, PatternError, PatternSpec},
         pool::{self, PoolSource, PoolState},
+        signature,
     },
     store,
 };
@@ -67,6 +68,8 @@ pub fn code_options(pool: &pools::Model) -> ApiResult<CodeOptions> {
 pub struct StoredRemote {
     pub url: String,
     pub secret: Option<String>,
+    #[serde(default)]
+    pub api_key: Option<String>,
     pub timeout_ms: u32,
     pub retries: u32,
 }
@@ -114,7 +117,22 @@ pub async fn create(
         .map(|p| parse_pattern(p, &codes))
         .transpose()?;
     check_source(input.source, parsed.as_ref())?;
-    let remote = input.remote.as_ref().map(stored_remote).transpose()?;
+    let remote = match (input.source, &input.remote) {
+        (PoolSource::Remote, Some(r)) => Some(stored_remote(r)?),
+        (PoolSource::Remote, None) => {
+            return Err(ApiError::invalid(
+                "remote",
+                "a remote pool needs its source: remote.url",
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(ApiError::invalid(
+                "remote",
+                "only pools with source `remote` have a remote source",
+            ));
+        }
+        (_, None) => None,
+    };
     let row = pools::ActiveModel {
         org_id: Set(org_id),
         name: Set(input.name.trim().to_string()),
@@ -272,9 +290,14 @@ fn stored_remote(r: &RemoteSource) -> ApiResult<StoredRemote> {
             "an http:// or https:// URL",
         ));
     }
+    if let Some(secret) = &r.secret {
+        signature::secret_key(secret)
+            .map_err(|e| ApiError::invalid("remote.secret", e.to_string()))?;
+    }
     Ok(StoredRemote {
         url: r.url.clone(),
         secret: r.secret.clone(),
+        api_key: r.api_key.clone(),
         timeout_ms: r.timeout_ms.unwrap_or(2_000).clamp(100, 30_000),
         retries: r.retries.unwrap_or(2).min(5),
     })

@@ -7,7 +7,7 @@ use sea_orm::{
     Set,
 };
 
-use crate::domain::api_key::{NewKey, Scope, hash_secret};
+use crate::domain::api_key::{NewKey, Scope, hash_matches, hash_secret};
 
 pub struct NewApiKey {
     pub org_id: i64,
@@ -41,16 +41,18 @@ pub async fn create<C: ConnectionTrait>(
     Ok((row, key.secret))
 }
 
-/// The live key whose secret this is, if any.
+/// The live key whose secret this is, if any. The row is found by its hash and the hash then
+/// compared again in constant time.
 pub async fn find_by_secret<C: ConnectionTrait>(
     db: &C,
     secret: &str,
 ) -> Result<Option<api_keys::Model>, DbErr> {
-    api_keys::Entity::find()
+    let row = api_keys::Entity::find()
         .filter(api_keys::Column::KeyHash.eq(hash_secret(secret)))
         .filter(api_keys::Column::RevokedAt.is_null())
         .one(db)
-        .await
+        .await?;
+    Ok(row.filter(|r| hash_matches(secret, &r.key_hash)))
 }
 
 pub async fn list<C: ConnectionTrait>(db: &C, org_id: i64) -> Result<Vec<api_keys::Model>, DbErr> {

@@ -92,22 +92,24 @@ pub async fn on_allow_list<C: ConnectionTrait>(
 }
 
 /// Takes one slot of the pool's total issual limit: one conditional increment, so concurrent
-/// issuers can never take more slots than the limit. False when the limit is reached.
+/// issuers can never take more slots than the limit. The pool's new total, or None when the
+/// limit is reached.
 pub async fn take_series_slot<C: ConnectionTrait>(
     db: &C,
     pool_id: i64,
     max_total: u64,
-) -> Result<bool, DbErr> {
-    let result = pools::Entity::update_many()
-        .col_expr(
-            pools::Column::IssuedCount,
-            Expr::col(pools::Column::IssuedCount).add(1),
-        )
-        .filter(pools::Column::Id.eq(pool_id))
-        .filter(pools::Column::IssuedCount.lt(max_total as i64))
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected == 1)
+) -> Result<Option<u64>, DbErr> {
+    let backend = db.get_database_backend();
+    let stmt = Statement::from_sql_and_values(
+        backend,
+        "UPDATE pools SET issued_count = issued_count + 1 \
+         WHERE id = $1 AND issued_count < $2 RETURNING issued_count",
+        [pool_id.into(), (max_total as i64).into()],
+    );
+    match db.query_one_raw(stmt).await? {
+        Some(row) => Ok(Some(row.try_get::<i64>("", "issued_count")? as u64)),
+        None => Ok(None),
+    }
 }
 
 /// The facts stamped on a coupon when it is issued.
@@ -216,6 +218,23 @@ pub async fn insert_issued<C: ConnectionTrait>(
         Some(row) => Ok(Some(coupons::Model::from_query_result(&row, "")?)),
         None => Ok(None),
     }
+}
+
+/// The customer's most recent coupon of the pool issued at or after `since` and still issued.
+pub async fn issued_since<C: ConnectionTrait>(
+    db: &C,
+    pool_id: i64,
+    customer_id: i64,
+    since: DateTime<Utc>,
+) -> Result<Option<coupons::Model>, DbErr> {
+    coupons::Entity::find()
+        .filter(coupons::Column::CustomerId.eq(customer_id))
+        .filter(coupons::Column::PoolId.eq(pool_id))
+        .filter(coupons::Column::Status.eq(CouponStatus::Issued.as_i16()))
+        .filter(coupons::Column::IssuedAt.gte(since))
+        .order_by_desc(coupons::Column::IssuedAt)
+        .one(db)
+        .await
 }
 
 pub async fn get<C: ConnectionTrait>(db: &C, id: i64) -> Result<Option<coupons::Model>, DbErr> {

@@ -9,8 +9,12 @@ pub mod idempotency;
 pub mod imports;
 pub mod issuance;
 pub mod orgs;
+pub mod outbox;
+pub mod points;
 pub mod pools;
 pub mod redemptions;
+pub mod revocation;
+pub mod webhooks;
 
 use std::time::Duration;
 

@@ -185,3 +185,14 @@ pub async fn recount_issued<C: ConnectionTrait>(db: &C, pool_id: i64) -> Result<
         .await?;
     Ok(())
 }
+
+/// Claims the pool for workflows, or withdraws it.
+pub async fn set_claimed<C: ConnectionTrait>(
+    db: &C,
+    pool: pools::Model,
+    claimed: bool,
+) -> Result<pools::Model, DbErr> {
+    let mut row: pools::ActiveModel = pool.into();
+    row.claimed = Set(claimed);
+    save(db, row).await
+}

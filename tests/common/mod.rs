@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod fixtures;
+pub mod receiver;
+
 use coupond::{
     app::Application,
     config::{DatabaseConfig, ServeConfig},
@@ -67,6 +70,9 @@ impl TestApp {
         let serve = ServeConfig {
             bind: "127.0.0.1:0".into(),
             shutdown_grace_secs: 1,
+            remote_retry_window_secs: 60,
+            // Tests drive webhook delivery with `Worker::run_once`.
+            webhook_interval_ms: 0,
         };
         let app = Application::build(&db_config, &serve)
             .await

@@ -1,0 +1,142 @@
+//! `/v1/remote/coupon-code`: the callback a loyalty platform's "remote" coupon source calls
+//! (Antavo's request and response shapes, not ours: no bearer key, no problem+json).
+
+use poem::{Request, RequestBody, http::StatusCode, web::Data};
+use poem_openapi::{
+    ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object, OpenApi,
+    payload::Json,
+    registry::{MetaMediaType, MetaRequest, Registry},
+    types::Type,
+};
+
+use super::{ApiTags, AppState, error::ApiError};
+use crate::service::remote_callback::{self, Call};
+
+/// Antavo's request. Every field may be a string or a number; other fields are ignored.
+#[derive(Object)]
+pub struct RemoteCodeRequest {
+    /// A key with the `remote` scope; it names the pool the code comes from.
+    pub api_key: String,
+    /// The customer's id in the loyalty platform (our external id); unknown ones are created.
+    pub customer: String,
+    /// The coupon type, e.g. `percentage` (informational; the pool decides).
+    #[oai(rename = "type")]
+    pub kind: Option<String>,
+    /// The coupon value (informational).
+    pub value: Option<String>,
+    /// The percentage of a percentage coupon (informational).
+    pub coupon_percentage: Option<String>,
+}
+
+/// The raw body, documented as [`RemoteCodeRequest`] and read whatever its content type, since
+/// platforms are loose about both.
+pub struct RawBody(Vec<u8>);
+
+impl<'a> ApiExtractor<'a> for RawBody {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        RemoteCodeRequest::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        Some(MetaRequest {
+            description: None,
+            content: vec![MetaMediaType {
+                content_type: "application/json",
+                schema: RemoteCodeRequest::schema_ref(),
+            }],
+            required: true,
+        })
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        Ok(RawBody(
+            <Vec<u8> as poem::FromRequest>::from_request(request, body).await?,
+        ))
+    }
+}
+
+#[derive(Object)]
+pub struct RemoteCode {
+    pub code: String,
+}
+
+/// Why no code was issued.
+#[derive(Object)]
+pub struct RemoteRefusal {
+    /// What went wrong, in a sentence.
+    pub error: String,
+    /// Stable machine-readable reason: invalid_body, unauthorized, customer_limit,
+    /// pool_exhausted, pool_inactive, ...
+    pub code: String,
+}
+
+#[derive(ApiResponse)]
+pub enum RemoteCodeResponse {
+    /// The code issued to the customer (the same one again for a retry within the window,
+    /// and for aggregated pools).
+    #[oai(status = 200)]
+    Code(Json<RemoteCode>),
+    /// Refused: an unreadable body (400), a wrong key or signature (401), or a rule of the
+    /// pool (422, with the rule's code).
+    #[oai(status_range = "4XX")]
+    Refused(StatusCode, Json<RemoteRefusal>),
+    /// coupond or a source behind it failed; retrying later may succeed.
+    #[oai(status_range = "5XX")]
+    Failed(StatusCode, Json<RemoteRefusal>),
+}
+
+impl From<ApiError> for RemoteCodeResponse {
+    fn from(e: ApiError) -> RemoteCodeResponse {
+        let p = e.problem();
+        let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = Json(RemoteRefusal {
+            error: p.detail.clone(),
+            code: p.code.clone(),
+        });
+        if status.is_client_error() {
+            RemoteCodeResponse::Refused(status, body)
+        } else {
+            RemoteCodeResponse::Failed(status, body)
+        }
+    }
+}
+
+pub struct RemoteApi;
+
+#[OpenApi(prefix_path = "/v1/remote", tag = "ApiTags::Remote")]
+impl RemoteApi {
+    /// Issues a code to the customer from the pool the `api_key` is bound to, under the pool's
+    /// rules, and answers `{"code": "..."}`. A request for the same customer within the retry
+    /// window (`COUPOND_REMOTE_RETRY_WINDOW_SECS`, default 60 s) gets the code already issued.
+    /// A key with a signing secret also needs a Standard Webhooks signature.
+    #[oai(
+        path = "/coupon-code",
+        method = "post",
+        operation_id = "remoteCouponCode"
+    )]
+    async fn coupon_code(
+        &self,
+        state: Data<&AppState>,
+        request: &Request,
+        body: RawBody,
+    ) -> RemoteCodeResponse {
+        let call = Call {
+            headers: request.headers(),
+            body: &body.0,
+            retry_window: state.remote_retry_window,
+        };
+        match remote_callback::serve(&state.db, call).await {
+            Ok(code) => RemoteCodeResponse::Code(Json(RemoteCode { code })),
+            Err(e) => e.into(),
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! coupond as an Antavo "remote" coupon source: a loyalty platform POSTs
+//! `{api_key, customer, type, value, coupon_percentage, ...}` and gets a code issued to that
+//! customer from the pool the key is bound to, under the pool's issuance rules.
+//!
+//! Platforms retry calls whose answer they did not get, without any idempotency key; a request
+//! for the same customer and pool within the retry window therefore gets the code issued last
+//! instead of a new one. The check runs again under the customer's row lock inside the issuing
+//! transaction, so concurrent retries also end with one code.
+
+use chrono::{TimeDelta, Utc};
+use entity::{api_keys, pools};
+use poem::http::{HeaderMap, StatusCode};
+use sea_orm::{DatabaseConnection, TransactionTrait};
+
+use crate::{
+    api::{
+        auth::verify_signed,
+        error::{ApiError, ApiResult},
+    },
+    domain::{
+        api_key::Scope,
+        customer::CustomerIdentifier,
+        remote::{RemoteBodyError, RemoteCodeRequest},
+    },
+    service::issuance,
+    store,
+};
+
+/// A call to the callback: its raw body and headers, and the retry window to apply.
+pub struct Call<'a> {
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+    pub retry_window: TimeDelta,
+}
+
+/// The code for the customer the request names.
+pub async fn serve(db: &DatabaseConnection, call: Call<'_>) -> ApiResult<String> {
+    let request = RemoteCodeRequest::parse(call.body).map_err(bad_body)?;
+    let (key, pool) = authenticate(db, &request.api_key).await?;
+    if let Some(secret) = &key.signing_secret {
+        verify_signed(call.headers, secret, call.body)?;
+    }
+    let org = store::orgs::get(db, key.org_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("a key's org vanished"))?;
+    let external_id = match CustomerIdentifier::from_column("external_id", &request.customer) {
+        Ok(CustomerIdentifier::ExternalId(id)) => id,
+        Ok(_) => {
+            return Err(ApiError::internal(
+                "external_id parsed as another identifier",
+            ));
+        }
+        Err(e) => return Err(ApiError::invalid("customer", e.reason)),
+    };
+    let customer = store::customers::ensure(db, org.id, &external_id).await?;
+    let since = Utc::now() - call.retry_window;
+    if let Some(recent) = store::issuance::issued_since(db, pool.id, customer.id, since).await? {
+        return Ok(recent.code);
+    }
+    let mut fetched = issuance::prefetch(db, &org, &pool, &customer, 1).await?;
+    let txn = db.begin().await?;
+    store::customers::lock(&txn, customer.id).await?;
+    let recent = store::issuance::issued_since(&txn, pool.id, customer.id, since).await?;
+    let code = match recent {
+        Some(c) => c.code,
+        None => {
+            issuance::issue_in(&txn, &org, &pool, &customer, Utc::now(), &mut fetched)
+                .await?
+                .coupon
+                .code
+        }
+    };
+    txn.commit().await?;
+    Ok(code)
+}
+
+/// The remote key and its pool. Every failure is the same 401, so a caller learns nothing about
+/// which keys or pools exist.
+async fn authenticate(
+    db: &DatabaseConnection,
+    api_key: &str,
+) -> ApiResult<(api_keys::Model, pools::Model)> {
+    let unauthorized = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "api_key is not a valid remote key",
+        )
+    };
+    let key = store::api_keys::find_by_secret(db, api_key)
+        .await?
+        .filter(|k| Scope::granted(&store::api_keys::scopes_of(k), Scope::Remote))
+        .ok_or_else(unauthorized)?;
+    let pool_id = key.pool_id.ok_or_else(unauthorized)?;
+    let pool = store::pools::get(db, key.org_id, pool_id)
+        .await?
+        .ok_or_else(unauthorized)?;
+    Ok((key, pool))
+}
+
+fn bad_body(e: RemoteBodyError) -> ApiError {
+    let mut p = crate::api::error::problem(StatusCode::BAD_REQUEST, "invalid_body", e.to_string());
+    p.field = Some(e.field.to_string());
+    ApiError::from_problem(p)
+}

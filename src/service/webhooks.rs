@@ -1,0 +1,224 @@
+//! Webhooks out: events are queued in the outbox inside the transaction of the change they
+//! announce, then delivered, signed the Standard Webhooks way, by a worker that retries failed
+//! deliveries with exponential backoff. Delivery is at least once; `webhook-id` stays the same
+//! across retries so receivers can drop duplicates.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use entity::{coupons, customers, outbox};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
+use serde_json::{Value, json};
+
+use crate::{
+    domain::{
+        coupon::CouponStatus,
+        signature,
+        webhook::{self, MAX_ATTEMPTS, WebhookEvent},
+    },
+    store::{self, outbox::WEBHOOK},
+};
+
+/// Rows a worker claims per round.
+const BATCH: u64 = 50;
+/// How long one delivery may take.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long claimed rows stay a worker's: well past the delivery timeout.
+const LEASE: TimeDelta = TimeDelta::seconds(60);
+
+/// Queues `event` for every subscription of the org that wants it, in the caller's transaction.
+/// `occurrence` names this happening among the org's events of that kind (the coupon id for
+/// `coupon.issued`, the redemption id for `coupon.redeemed`, ...): queueing the same occurrence
+/// twice delivers it once.
+pub async fn enqueue<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    event: WebhookEvent,
+    occurrence: &str,
+    data: Value,
+) -> Result<(), DbErr> {
+    enqueue_many(db, org_id, event, vec![(occurrence.to_string(), data)]).await
+}
+
+/// [`enqueue`] for many occurrences of one event, (occurrence, data) each, in few statements.
+pub async fn enqueue_many<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    event: WebhookEvent,
+    occurrences: Vec<(String, Value)>,
+) -> Result<(), DbErr> {
+    let subscriptions = store::webhooks::subscribed(db, org_id, event).await?;
+    if subscriptions.is_empty() || occurrences.is_empty() {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let mut messages = Vec::with_capacity(subscriptions.len() * occurrences.len());
+    for (occurrence, data) in occurrences {
+        let body = webhook::envelope(event, now, data);
+        for sub in &subscriptions {
+            let dedup_key = format!("webhook:{}:{}:{occurrence}", sub.id, event.as_str());
+            messages.push((dedup_key, json!({"webhook_id": sub.id, "body": body})));
+        }
+    }
+    store::outbox::push_many(db, org_id, WEBHOOK, messages).await
+}
+
+/// Names one issue of a coupon (a coupon may be issued again after being unassigned).
+pub fn issue_occurrence(coupon: &coupons::Model) -> String {
+    let at = coupon.issued_at.map_or(0, |t| t.timestamp_micros());
+    format!("coupon-{}-issued-{at}", coupon.id)
+}
+
+/// The `data` of coupon events: the coupon and, when known, the customer concerned.
+pub fn coupon_data(coupon: &coupons::Model, customer: Option<&customers::Model>) -> Value {
+    json!({
+        "coupon": {
+            "id": coupon.id,
+            "code": coupon.code,
+            "pool_id": coupon.pool_id,
+            "status": CouponStatus::from_i16(coupon.status).map(CouponStatus::as_str),
+            "issued_at": coupon.issued_at,
+            "expires_at": coupon.expires_at,
+            "redeemable_from": coupon.redeemable_from,
+            "balance": coupon.balance,
+        },
+        "customer": customer.map(|c| json!({"id": c.id, "external_id": c.external_id})),
+    })
+}
+
+/// What one round of the worker did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Round {
+    pub delivered: usize,
+    pub failed: usize,
+}
+
+impl Round {
+    fn claimed(&self) -> usize {
+        self.delivered + self.failed
+    }
+}
+
+/// Delivers queued webhooks. Safe to run on every replica at once.
+#[derive(Clone)]
+pub struct Worker {
+    db: DatabaseConnection,
+    client: reqwest::Client,
+}
+
+impl Worker {
+    pub fn new(db: DatabaseConnection) -> Worker {
+        Worker {
+            db,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Claims the deliveries due at `now` (at most one batch) and attempts each once.
+    pub async fn run_once(&self, now: DateTime<Utc>) -> Result<Round, DbErr> {
+        let claimed = store::outbox::claim(
+            &self.db,
+            store::outbox::Claim {
+                channel: WEBHOOK,
+                now,
+                lease_until: now + LEASE,
+                max_attempts: MAX_ATTEMPTS,
+                limit: BATCH,
+            },
+        )
+        .await?;
+        let mut tasks = tokio::task::JoinSet::new();
+        for row in claimed {
+            let worker = self.clone();
+            tasks.spawn(async move { worker.deliver(row, now).await });
+        }
+        let mut round = Round::default();
+        while let Some(done) = tasks.join_next().await {
+            match done.map_err(|e| DbErr::Custom(format!("delivery task failed: {e}")))?? {
+                true => round.delivered += 1,
+                false => round.failed += 1,
+            }
+        }
+        Ok(round)
+    }
+
+    /// Runs rounds every `interval` until the process stops; a full batch goes again at once.
+    pub fn spawn(self, interval: Duration) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            loop {
+                tick.tick().await;
+                loop {
+                    match self.run_once(Utc::now()).await {
+                        Ok(round) if round.claimed() as u64 == BATCH => continue,
+                        Ok(_) => break,
+                        Err(err) => {
+                            tracing::warn!(%err, "webhook round failed");
+                            break;
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// One attempt at one row; true when the receiver took it.
+    async fn deliver(&self, row: outbox::Model, now: DateTime<Utc>) -> Result<bool, DbErr> {
+        let Some(sub) = self.subscription_of(&row).await? else {
+            let error = "the subscription was deleted";
+            store::outbox::give_up(&self.db, row.id, error, MAX_ATTEMPTS).await?;
+            return Ok(false);
+        };
+        match self.post(&row, &sub).await {
+            Ok(()) => {
+                store::outbox::mark_sent(&self.db, row.id, Utc::now()).await?;
+                Ok(true)
+            }
+            Err(error) => {
+                let error = if row.attempts >= MAX_ATTEMPTS {
+                    format!("gave up after {} attempts: {error}", row.attempts)
+                } else {
+                    error
+                };
+                let next = now + webhook::backoff(row.attempts);
+                store::outbox::mark_failed(&self.db, row.id, &error, next).await?;
+                Ok(false)
+            }
+        }
+    }
+
+    async fn subscription_of(
+        &self,
+        row: &outbox::Model,
+    ) -> Result<Option<entity::webhooks::Model>, DbErr> {
+        match row.payload["webhook_id"].as_i64() {
+            Some(id) => store::webhooks::get(&self.db, id).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn post(&self, row: &outbox::Model, sub: &entity::webhooks::Model) -> Result<(), String> {
+        let body = serde_json::to_vec(&row.payload["body"]).map_err(|e| e.to_string())?;
+        let msg_id = format!("msg_{}", row.id);
+        let timestamp = Utc::now().timestamp();
+        let signature =
+            signature::sign(&sub.secret, &msg_id, timestamp, &body).map_err(|e| e.to_string())?;
+        let resp = self
+            .client
+            .post(&sub.url)
+            .timeout(DELIVERY_TIMEOUT)
+            .header("content-type", "application/json")
+            .header("webhook-id", msg_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| format!("request failed: {e}"))?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("the receiver answered {}", resp.status()))
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The outbox: emails, SMS and webhook deliveries written in the transaction of the change they
+//! announce, and sent afterwards by workers. A worker claims due rows by taking a lease on them
+//! (pushing their next attempt past the time a delivery can take), so replicas never send the
+//! same row at once and a worker that dies leaves its rows due again when the lease runs out.
+
+use chrono::{DateTime, Utc};
+use entity::outbox;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter, Set,
+    Statement, sea_query::Expr,
+};
+
+/// Channels a row is sent on.
+pub const WEBHOOK: &str = "webhook";
+pub const EMAIL: &str = "email";
+pub const SMS: &str = "sms";
+
+/// The longest error text kept on a row.
+const MAX_ERROR_CHARS: usize = 500;
+
+/// Queues a message, due at once. A row with the same dedup key wins: false when one existed.
+pub async fn push<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    channel: &str,
+    dedup_key: String,
+    payload: serde_json::Value,
+) -> Result<bool, DbErr> {
+    let result = outbox::Entity::insert(new_row(org_id, channel, dedup_key, payload))
+        .on_conflict_do_nothing_on([outbox::Column::DedupKey])
+        .exec(db)
+        .await?;
+    Ok(matches!(result, sea_orm::TryInsertResult::Inserted(_)))
+}
+
+/// Queues many messages of one channel, (dedup key, payload) each, a statement per thousand;
+/// rows whose dedup key exists are skipped.
+pub async fn push_many<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    channel: &str,
+    messages: Vec<(String, serde_json::Value)>,
+) -> Result<(), DbErr> {
+    let mut rows = messages
+        .into_iter()
+        .map(|(key, payload)| new_row(org_id, channel, key, payload))
+        .peekable();
+    while rows.peek().is_some() {
+        outbox::Entity::insert_many(rows.by_ref().take(1_000))
+            .on_conflict_do_nothing_on([outbox::Column::DedupKey])
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
+fn new_row(
+    org_id: i64,
+    channel: &str,
+    dedup_key: String,
+    payload: serde_json::Value,
+) -> outbox::ActiveModel {
+    let now = Utc::now();
+    outbox::ActiveModel {
+        org_id: Set(org_id),
+        channel: Set(channel.to_string()),
+        dedup_key: Set(dedup_key),
+        payload: Set(payload),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        sent_at: Set(None),
+        last_error: Set(None),
+        created_at: Set(now),
+        ..Default::default()
+    }
+}
+
+/// What a claim asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    pub channel: &'a str,
+    pub now: DateTime<Utc>,
+    /// Until when the claimed rows are this worker's.
+    pub lease_until: DateTime<Utc>,
+    /// Rows that already had this many attempts are left alone (given up).
+    pub max_attempts: i32,
+    pub limit: u64,
+}
+
+/// Claims up to `limit` due, unsent rows of a channel in one statement, counting the attempt.
+/// PostgreSQL skips rows another worker is claiming (`FOR UPDATE SKIP LOCKED`); SQLite has one
+/// writer at a time, so the same statement without the lock clause is its twin.
+pub async fn claim<C: ConnectionTrait>(db: &C, c: Claim<'_>) -> Result<Vec<outbox::Model>, DbErr> {
+    let backend = db.get_database_backend();
+    let lock = if backend == DbBackend::Postgres {
+        "FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1 \
+         WHERE id IN (SELECT id FROM outbox WHERE channel = $2 AND sent_at IS NULL \
+         AND attempts < $3 AND next_attempt_at <= $4 ORDER BY next_attempt_at, id LIMIT $5 {lock}) \
+         RETURNING *"
+    );
+    let stmt = Statement::from_sql_and_values(
+        backend,
+        sql,
+        [
+            c.lease_until.into(),
+            c.channel.into(),
+            c.max_attempts.into(),
+            c.now.into(),
+            (c.limit as i64).into(),
+        ],
+    );
+    let rows = db.query_all_raw(stmt).await?;
+    rows.iter()
+        .map(|row| outbox::Model::from_query_result(row, ""))
+        .collect()
+}
+
+pub async fn mark_sent<C: ConnectionTrait>(
+    db: &C,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    outbox::Entity::update_many()
+        .col_expr(outbox::Column::SentAt, Expr::value(now))
+        .col_expr(outbox::Column::LastError, Expr::value(None::<String>))
+        .filter(outbox::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Records a failed attempt and when to try again.
+pub async fn mark_failed<C: ConnectionTrait>(
+    db: &C,
+    id: i64,
+    error: &str,
+    next_attempt_at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
+    outbox::Entity::update_many()
+        .col_expr(outbox::Column::LastError, Expr::value(error))
+        .col_expr(outbox::Column::NextAttemptAt, Expr::value(next_attempt_at))
+        .filter(outbox::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Stops retrying a row that can never be sent (its subscription is gone), keeping why.
+pub async fn give_up<C: ConnectionTrait>(
+    db: &C,
+    id: i64,
+    error: &str,
+    max_attempts: i32,
+) -> Result<(), DbErr> {
+    outbox::Entity::update_many()
+        .col_expr(outbox::Column::LastError, Expr::value(error))
+        .col_expr(outbox::Column::Attempts, Expr::value(max_attempts))
+        .filter(outbox::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! Webhook subscriptions of an org.
+
+use chrono::Utc;
+use entity::webhooks;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    Set,
+};
+
+use crate::domain::webhook::WebhookEvent;
+
+pub async fn create<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    url: String,
+    events: &[WebhookEvent],
+    secret: String,
+) -> Result<webhooks::Model, DbErr> {
+    let names: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
+    webhooks::ActiveModel {
+        org_id: Set(org_id),
+        url: Set(url),
+        events: Set(serde_json::json!(names)),
+        secret: Set(secret),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+}
+
+pub async fn list<C: ConnectionTrait>(db: &C, org_id: i64) -> Result<Vec<webhooks::Model>, DbErr> {
+    webhooks::Entity::find()
+        .filter(webhooks::Column::OrgId.eq(org_id))
+        .order_by_asc(webhooks::Column::Id)
+        .all(db)
+        .await
+}
+
+pub async fn get<C: ConnectionTrait>(db: &C, id: i64) -> Result<Option<webhooks::Model>, DbErr> {
+    webhooks::Entity::find_by_id(id).one(db).await
+}
+
+/// Deletes one of the org's subscriptions; false when there is no such subscription.
+pub async fn delete<C: ConnectionTrait>(db: &C, org_id: i64, id: i64) -> Result<bool, DbErr> {
+    let result = webhooks::Entity::delete_many()
+        .filter(webhooks::Column::Id.eq(id))
+        .filter(webhooks::Column::OrgId.eq(org_id))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// The org's subscriptions to `event`.
+pub async fn subscribed<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    event: WebhookEvent,
+) -> Result<Vec<webhooks::Model>, DbErr> {
+    Ok(list(db, org_id)
+        .await?
+        .into_iter()
+        .filter(|w| events_of(w).contains(&event))
+        .collect())
+}
+
+/// The events stored on a subscription; unknown names (from a newer version) are ignored.
+pub fn events_of(row: &webhooks::Model) -> Vec<WebhookEvent> {
+    row.events
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|v| v.as_str().and_then(WebhookEvent::parse))
+                .collect()
+        })
+        .unwrap_or_default()
+}

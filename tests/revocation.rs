@@ -1,0 +1,114 @@
+//! Revoking coupons: all unredeemed, only unissued, or listed customers' active coupons.
+
+mod common;
+
+use common::{
+    TestApp,
+    fixtures::{customer, events, issue_ok, uploaded_pool},
+    json,
+};
+use reqwest::Method;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+use serde_json::{Value, json};
+
+async fn revoke(app: &TestApp, pool_id: i64, scope: &str) -> Value {
+    let resp = app
+        .post(
+            &format!("/v1/pools/{pool_id}/revoke"),
+            json!({"scope": scope}),
+        )
+        .await;
+    let status = resp.status();
+    let body = json(resp).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+async fn stats(app: &TestApp, pool_id: i64) -> Value {
+    json(app.get(&format!("/v1/pools/{pool_id}/stats")).await).await
+}
+
+/// Marks a coupon redeemed, as a checkout would.
+async fn redeem(app: &TestApp, code: &str) {
+    entity::coupons::Entity::update_many()
+        .col_expr(entity::coupons::Column::Status, Expr::value(2i16))
+        .filter(entity::coupons::Column::Code.eq(code))
+        .exec(&app.db)
+        .await
+        .unwrap();
+}
+
+async fn status_of(app: &TestApp, external_id: &str) -> Vec<String> {
+    let list = json(
+        app.get(&format!("/v1/customers/{external_id}/coupons"))
+            .await,
+    )
+    .await;
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
+both_databases! {
+    async fn all_unredeemed_takes_issued_and_unissued_but_never_redeemed(app) {
+        let p = uploaded_pool(&app, 2_050, json!({})).await;
+        for who in ["ana", "bob"] {
+            customer(&app, who, json!({})).await;
+        }
+        issue_ok(&app, p, "ana").await;
+        let bob = issue_ok(&app, p, "bob").await;
+        redeem(&app, bob["code"].as_str().unwrap()).await;
+
+        assert_eq!(revoke(&app, p, "all_unredeemed").await, json!({"issued": 1, "unissued": 2_048}));
+        let s = stats(&app, p).await;
+        assert_eq!((s["revoked"].as_i64(), s["redeemed"].as_i64(), s["available"].as_i64()), (Some(2_049), Some(1), Some(0)));
+        assert_eq!(status_of(&app, "ana").await, ["revoked"]);
+        assert_eq!(status_of(&app, "bob").await, ["redeemed"]);
+        assert_eq!(events(&app, "coupon_revoke").await, 1);
+        let again = app.post(&format!("/v1/pools/{p}/issue"), json!({"customer": {"external_id": "ana"}})).await;
+        assert_eq!(json(again).await["code"], "pool_exhausted");
+        assert_eq!(revoke(&app, p, "all_unredeemed").await, json!({"issued": 0, "unissued": 0}));
+    }
+
+    async fn unissued_only_leaves_issued_coupons_alone(app) {
+        let p = uploaded_pool(&app, 4, json!({})).await;
+        customer(&app, "ana", json!({})).await;
+        issue_ok(&app, p, "ana").await;
+        assert_eq!(revoke(&app, p, "unissued_only").await, json!({"issued": 0, "unissued": 3}));
+        assert_eq!(status_of(&app, "ana").await, ["issued"]);
+        assert_eq!(events(&app, "coupon_revoke").await, 0);
+        let bad = app.post(&format!("/v1/pools/{p}/revoke"), json!({"scope": "customers"})).await;
+        assert_eq!(bad.status(), 400);
+    }
+
+    async fn a_customer_list_revokes_their_active_coupons_and_reports_the_rest(app) {
+        let p = uploaded_pool(&app, 6, json!({})).await;
+        for who in ["ana", "bob", "carl"] {
+            customer(&app, who, json!({})).await;
+        }
+        issue_ok(&app, p, "ana").await;
+        issue_ok(&app, p, "ana").await;
+        let bob = issue_ok(&app, p, "bob").await;
+        issue_ok(&app, p, "carl").await;
+        redeem(&app, bob["code"].as_str().unwrap()).await;
+        let csv = "external_id\nana\nbob\nnobody\nana\n\n";
+        let resp = app.request(Method::POST, &format!("/v1/pools/{p}/revoke"), Some(&app.key))
+            .header("content-type", "text/csv").body(csv).send().await.unwrap();
+        assert_eq!(resp.status(), 201);
+        let import = json(resp).await;
+        assert_eq!(import["kind"], "revocation");
+        assert_eq!((import["accepted"].as_i64(), import["skipped"].as_i64(), import["rejected"].as_i64()), (Some(1), Some(2), Some(1)));
+        let issues = app.get(import["issues_url"].as_str().unwrap()).await.text().await.unwrap();
+        assert_eq!(issues, "row,value,code,reason\n\
+            3,bob,no_active_coupons,the customer holds no active coupon of this pool\n\
+            4,nobody,invalid_customer,User does not exist with provided external id\n\
+            5,ana,no_active_coupons,the customer holds no active coupon of this pool\n");
+        assert_eq!(status_of(&app, "ana").await, ["revoked", "revoked"]);
+        assert_eq!(status_of(&app, "bob").await, ["redeemed"]);
+        assert_eq!(status_of(&app, "carl").await, ["issued"]);
+        assert_eq!(events(&app, "coupon_revoke").await, 2);
+    }
+}

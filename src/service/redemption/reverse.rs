@@ -8,6 +8,7 @@ use super::{
     holds::{Settled, find, reread},
     invalid_transition, locate_by_id, settle, state_of,
 };
+use crate::service::webhooks;
 use crate::{
     api::error::{ApiError, ApiResult},
     domain::{coupon::Change, redemption::RedemptionState},
@@ -46,7 +47,16 @@ pub async fn reverse(db: &DatabaseConnection, org_id: i64, id: i64) -> ApiResult
     }
     let detail = serde_json::json!({ "redemption_id": id, "discount": closed.discount });
     let who = closed.customer_id.or(coupon.customer_id);
-    store::events::record(&txn, &coupon, who, EventKind::Unredeem, Some(detail)).await?;
+    store::events::record(
+        &txn,
+        &coupon,
+        who,
+        EventKind::Unredeem,
+        Some(detail.clone()),
+    )
+    .await?;
+    let occurrence = format!("redemption-{id}-reversed");
+    webhooks::announce(&txn, &coupon, EventKind::Unredeem, occurrence, Some(detail)).await?;
     txn.commit().await?;
     Ok((closed, coupon))
 }

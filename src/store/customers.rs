@@ -150,13 +150,16 @@ pub async fn find_many<C: ConnectionTrait>(
             let rows = customers::Entity::find()
                 .filter(customers::Column::OrgId.eq(org_id))
                 .filter(column.is_in(values))
-                .order_by_desc(customers::Column::Id)
                 .all(db)
                 .await?;
-            // Descending ids, so the oldest customer with a shared email or mobile wins.
+            // No ORDER BY: sorted by id, PostgreSQL walks the primary key instead of seeking
+            // the lookup index. The oldest customer with a shared email or mobile wins here.
             for row in rows {
                 for id in chunk.iter().filter(|id| names(id, &row)) {
-                    found.insert((*id).clone(), row.clone());
+                    let older = found.get(*id).is_some_and(|kept: &customers::Model| kept.id < row.id);
+                    if !older {
+                        found.insert((*id).clone(), row.clone());
+                    }
                 }
             }
         }

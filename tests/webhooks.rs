@@ -110,6 +110,39 @@ both_databases! {
         assert!(row.sent_at.is_some() && row.last_error.is_none(), "{row:?}");
     }
 
+    async fn redemptions_reversals_invalidations_and_transfers_are_announced(app) {
+        let receiver = Receiver::start(|_, _| Reply::status(204)).await;
+        subscribe(&app, &receiver.url, &["coupon.redeemed", "coupon.reversed", "coupon.invalidated", "coupon.transferred"]).await;
+        customer(&app, "ana", json!({})).await;
+        customer(&app, "bob", json!({})).await;
+        let p = uploaded_pool(&app, 2, json!({})).await;
+        let first = issue_ok(&app, p, "ana").await["code"].as_str().unwrap().to_string();
+        let second = issue_ok(&app, p, "ana").await["code"].as_str().unwrap().to_string();
+        let basket = json!({"customer": {"external_id": "ana"}, "basket": {"total": 10000, "currency": "EUR", "lines": []}});
+        let redeemed = json(app.post(&format!("/v1/coupons/{first}/redeem"), basket).await).await;
+        let id = redeemed["id"].as_i64().expect("redemption id");
+        assert_eq!(app.post(&format!("/v1/redemptions/{id}/reverse"), json!({})).await.status(), 200);
+        assert_eq!(app.post(&format!("/v1/coupons/{first}/transfer"), json!({"customer": {"external_id": "bob"}})).await.status(), 200);
+        assert_eq!(app.post(&format!("/v1/coupons/{second}/invalidate"), json!({})).await.status(), 200);
+
+        let worker = Worker::new(app.db.clone());
+        assert_eq!(worker.run_once(Utc::now()).await.unwrap(), round(4, 0));
+        let events: Vec<(String, String)> = receiver
+            .received()
+            .iter()
+            .map(verified)
+            .map(|e| (e["type"].as_str().unwrap().to_string(), e["data"]["coupon"]["code"].as_str().unwrap().to_string()))
+            .collect();
+        let expected: HashSet<(String, String)> = [
+            ("coupon.redeemed", &first), ("coupon.reversed", &first),
+            ("coupon.transferred", &first), ("coupon.invalidated", &second),
+        ]
+        .into_iter()
+        .map(|(t, c)| (t.to_string(), c.to_string()))
+        .collect();
+        assert_eq!(events.into_iter().collect::<HashSet<_>>(), expected);
+    }
+
     async fn deliveries_give_up_after_their_last_attempt(app) {
         let receiver = Receiver::start(|_, _| Reply::status(500)).await;
         subscribe(&app, &receiver.url, &["coupon.issued"]).await;

@@ -52,8 +52,10 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        // "Next available coupon of pool P" is a seek on (pool, status) ordered by id; the same
-        // index answers the per-status counts of pool stats without touching the table.
+        // "Next available coupon of pool P" is a seek on (pool, status) in code order; the same
+        // index answers the per-status counts of pool stats without touching the table. Claims
+        // take codes in code order, not id order, on purpose: ordered by id, PostgreSQL prefers
+        // walking the primary key past every coupon already claimed.
         manager
             .create_index(
                 Index::create()
@@ -61,7 +63,7 @@ impl MigrationTrait for Migration {
                     .table(Coupons::Table)
                     .col(Coupons::PoolId)
                     .col(Coupons::Status)
-                    .col(Coupons::Id)
+                    .col(Coupons::Code)
                     .to_owned(),
             )
             .await?;

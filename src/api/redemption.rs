@@ -191,11 +191,11 @@ impl RedemptionApi {
         body: Json<RedeemRequest>,
     ) -> ApiResult<Json<Validation>> {
         auth.0.require(Scope::Pos)?;
-        let org = org(&state, auth.0.org_id).await?;
-        let purchase = purchase(&state, auth.0.org_id, &body.0).await?;
+        let org_id = auth.0.org_id;
+        let purchase = purchase(&state, org_id, &body.0).await?;
         let located =
-            service::redemption::locate(&state.db, org.id, &code.0, purchase.redeemer()).await?;
-        let verdict = service::redemption::validate(&state.db, &org, &located, &purchase).await?;
+            service::redemption::locate(&state.db, org_id, &code.0, purchase.redeemer()).await?;
+        let verdict = service::redemption::validate(&state.db, &located, &purchase).await?;
         let target = located.target();
         Ok(Json(Validation {
             redeemable: verdict.is_ok(),
@@ -361,10 +361,10 @@ impl RedemptionApi {
             key,
             body: fingerprint(body.codes.clone().into(), &request, None),
         });
-        let org = org(&state, auth.0.org_id).await?;
-        let purchase = purchase(&state, org.id, &request).await?;
+        let org_id = auth.0.org_id;
+        let purchase = purchase(&state, org_id, &request).await?;
         let done =
-            service::checkout::checkout(&state.db, &org, purchase, &body.codes, key.as_ref())
+            service::checkout::checkout(&state.db, org_id, purchase, &body.codes, key.as_ref())
                 .await?;
         let results: Vec<CodeResult> = done
             .results
@@ -379,12 +379,6 @@ impl RedemptionApi {
             results,
         }))
     }
-}
-
-async fn org(state: &AppState, org_id: i64) -> ApiResult<entity::orgs::Model> {
-    store::orgs::get(&state.db, org_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("org", org_id))
 }
 
 /// The checkout facts from a request: a sound basket and the customer it names.
@@ -442,11 +436,11 @@ async fn consume(
     {
         return Ok(Redeemed::Replayed(Json(consumed_view(&done)?)));
     }
-    let org = org(state, caller.org_id).await?;
-    let purchase = purchase(state, org.id, body).await?;
-    let located = service::redemption::locate(&state.db, org.id, code, purchase.redeemer()).await?;
+    let org_id = caller.org_id;
+    let purchase = purchase(state, org_id, body).await?;
+    let located = service::redemption::locate(&state.db, org_id, code, purchase.redeemer()).await?;
     let done =
-        service::redemption::consume(&state.db, &org, &located, &purchase, mode, keyed.as_ref())
+        service::redemption::consume(&state.db, org_id, &located, &purchase, mode, keyed.as_ref())
             .await?;
     let view = Json(consumed_view(&done)?);
     Ok(if done.replayed {

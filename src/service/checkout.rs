@@ -4,7 +4,6 @@
 
 use std::collections::HashSet;
 
-use entity::orgs;
 use sea_orm::DatabaseConnection;
 
 use crate::{
@@ -53,7 +52,7 @@ impl CheckoutKey {
 
 pub async fn checkout(
     db: &DatabaseConnection,
-    org: &orgs::Model,
+    org_id: i64,
     purchase: Purchase,
     codes: &[String],
     key: Option<&CheckoutKey>,
@@ -67,7 +66,7 @@ pub async fn checkout(
             basket: left.clone(),
             ..purchase.clone()
         };
-        let result = redeem_one(db, org, code, &now, keyed.as_ref(), &mut used).await;
+        let result = redeem_one(db, org_id, code, &now, keyed.as_ref(), &mut used).await;
         if let Ok(done) = &result {
             left = left_after(&left, done)?;
         }
@@ -81,19 +80,19 @@ pub async fn checkout(
 
 async fn redeem_one(
     db: &DatabaseConnection,
-    org: &orgs::Model,
+    org_id: i64,
     code: &str,
     purchase: &Purchase,
     keyed: Option<&Keyed>,
     used: &mut HashSet<i64>,
 ) -> ApiResult<Consumed> {
     if let Some(k) = keyed
-        && let Some(done) = redemption::replay(db, org.id, k).await?
+        && let Some(done) = redemption::replay(db, org_id, k).await?
     {
         used.insert(done.coupon.id);
         return Ok(done);
     }
-    let located = redemption::locate(db, org.id, code, purchase.redeemer()).await?;
+    let located = redemption::locate(db, org_id, code, purchase.redeemer()).await?;
     // Forgiving entry can make two spellings one coupon; it is redeemed once per checkout.
     if !used.insert(located.target().id) {
         return Err(ApiError::refused(
@@ -101,7 +100,7 @@ async fn redeem_one(
             format!("{code} names a coupon already in this checkout"),
         ));
     }
-    redemption::consume(db, org, &located, purchase, Mode::Redeem, keyed).await
+    redemption::consume(db, org_id, &located, purchase, Mode::Redeem, keyed).await
 }
 
 fn left_after(basket: &Basket, done: &Consumed) -> ApiResult<Basket> {

@@ -11,7 +11,10 @@ use sea_orm::{DatabaseConnection, Set, TransactionTrait};
 use crate::{
     api::error::{ApiError, ApiResult},
     domain::coupon::{Change, CouponStatus},
-    service::redemption::{invalid_transition, status_of},
+    service::{
+        redemption::{invalid_transition, status_of},
+        webhooks,
+    },
     store::{self, events::EventKind},
 };
 
@@ -122,7 +125,14 @@ async fn change(
     let Edit { row, events } = edit(&current, now)?;
     let saved = store::coupons::save(&txn, row).await?;
     for (customer, kind, detail) in events {
-        store::events::record(&txn, &saved, customer, kind, detail).await?;
+        store::events::record(&txn, &saved, customer, kind, detail.clone()).await?;
+        let occurrence = format!(
+            "coupon-{}-{}-{}",
+            saved.id,
+            kind.as_str(),
+            now.timestamp_micros()
+        );
+        webhooks::announce(&txn, &saved, kind, occurrence, detail).await?;
     }
     txn.commit().await?;
     Ok(saved)

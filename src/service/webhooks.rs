@@ -16,7 +16,7 @@ use crate::{
         signature,
         webhook::{self, MAX_ATTEMPTS, WebhookEvent},
     },
-    store::{self, outbox::WEBHOOK},
+    store::{self, events::EventKind, outbox::WEBHOOK},
 };
 
 /// Rows a worker claims per round.
@@ -61,6 +61,29 @@ pub async fn enqueue_many<C: ConnectionTrait>(
         }
     }
     store::outbox::push_many(db, org_id, WEBHOOK, messages).await
+}
+
+/// Announces a change of a coupon that subscribers may follow (redeemed, reversed,
+/// invalidated, transferred, expired), in the caller's transaction; other changes announce
+/// nothing. `occurrence` names this change (see [`enqueue`]); `detail` joins the coupon data.
+pub async fn announce<C: ConnectionTrait>(
+    db: &C,
+    coupon: &coupons::Model,
+    kind: EventKind,
+    occurrence: String,
+    detail: Option<Value>,
+) -> Result<(), DbErr> {
+    let event = match kind {
+        EventKind::Redeem => WebhookEvent::CouponRedeemed,
+        EventKind::Unredeem => WebhookEvent::CouponReversed,
+        EventKind::Invalidate => WebhookEvent::CouponInvalidated,
+        EventKind::Transfer => WebhookEvent::CouponTransferred,
+        EventKind::Expire => WebhookEvent::CouponExpired,
+        _ => return Ok(()),
+    };
+    let mut data = coupon_data(coupon, None);
+    data["detail"] = detail.unwrap_or(Value::Null);
+    enqueue(db, coupon.org_id, event, &occurrence, data).await
 }
 
 /// Names one issue of a coupon (a coupon may be issued again after being unassigned).

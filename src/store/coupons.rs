@@ -199,6 +199,57 @@ pub async fn reversed_among<C: ConnectionTrait>(
         .collect())
 }
 
+/// A coupon's pool and the time zone of its org, read in the same statement as the coupon:
+/// checkout needs all three for every code.
+#[derive(Debug, Clone)]
+pub struct PoolOf {
+    pub pool: entity::pools::Model,
+    pub timezone: String,
+}
+
+impl sea_orm::FromQueryResult for PoolOf {
+    fn from_query_result(row: &sea_orm::QueryResult, pre: &str) -> Result<PoolOf, DbErr> {
+        Ok(PoolOf {
+            pool: entity::pools::Model::from_query_result(row, pre)?,
+            timezone: row.try_get("", ORG_TIMEZONE)?,
+        })
+    }
+}
+
+const ORG_TIMEZONE: &str = "org_timezone";
+
+/// A coupon row with its pool.
+pub type WithPool = (coupons::Model, PoolOf);
+
+/// The rows `query` finds, each with its pool and org time zone, in one statement.
+async fn with_pool<C: ConnectionTrait>(
+    db: &C,
+    query: sea_orm::Select<coupons::Entity>,
+) -> Result<Vec<WithPool>, DbErr> {
+    use entity::{orgs, pools};
+    use sea_orm::JoinType;
+    let to_pool = coupons::Entity::belongs_to(pools::Entity)
+        .from(coupons::Column::PoolId)
+        .to(pools::Column::Id)
+        .into();
+    let to_org = pools::Entity::belongs_to(orgs::Entity)
+        .from(pools::Column::OrgId)
+        .to(orgs::Column::Id)
+        .into();
+    let rows = query
+        .join(JoinType::InnerJoin, to_pool)
+        .join(JoinType::InnerJoin, to_org)
+        .select_also(pools::Entity)
+        .column_as(orgs::Column::Timezone, ORG_TIMEZONE)
+        .into_model::<coupons::Model, PoolOf>()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(coupon, pool)| pool.map(|p| (coupon, p)))
+        .collect())
+}
+
 /// The org's coupon rows with exactly this code at these share keys (0 for the code itself, a
 /// customer id for that customer's copy of a common code).
 pub async fn by_code<C: ConnectionTrait>(
@@ -206,13 +257,18 @@ pub async fn by_code<C: ConnectionTrait>(
     org_id: i64,
     code: &str,
     share_keys: &[i64],
-) -> Result<Vec<coupons::Model>, DbErr> {
-    coupons::Entity::find()
+) -> Result<Vec<WithPool>, DbErr> {
+    let query = coupons::Entity::find()
         .filter(coupons::Column::OrgId.eq(org_id))
         .filter(coupons::Column::Code.eq(code))
-        .filter(coupons::Column::ShareKey.is_in(share_keys.iter().copied()))
-        .all(db)
-        .await
+        .filter(coupons::Column::ShareKey.is_in(share_keys.iter().copied()));
+    with_pool(db, query).await
+}
+
+/// The coupon row with this id.
+pub async fn by_id<C: ConnectionTrait>(db: &C, id: i64) -> Result<Option<WithPool>, DbErr> {
+    let query = coupons::Entity::find_by_id(id);
+    Ok(with_pool(db, query).await?.into_iter().next())
 }
 
 /// Most rows a forgiving look-up reads; more than one distinct code is ambiguous anyway.
@@ -225,15 +281,14 @@ pub async fn by_lookup_key<C: ConnectionTrait>(
     org_id: i64,
     key: &str,
     share_keys: &[i64],
-) -> Result<Vec<coupons::Model>, DbErr> {
+) -> Result<Vec<WithPool>, DbErr> {
     use sea_orm::sea_query::{Expr, ExprTrait};
-    coupons::Entity::find()
+    let query = coupons::Entity::find()
         .filter(coupons::Column::OrgId.eq(org_id))
         .filter(Expr::cust(migration::CODE_LOOKUP_KEY).eq(key))
         .filter(coupons::Column::ShareKey.is_in(share_keys.iter().copied()))
-        .limit(LOOKUP_LIMIT)
-        .all(db)
-        .await
+        .limit(LOOKUP_LIMIT);
+    with_pool(db, query).await
 }
 
 /// The coupon row, under its lock for the rest of the transaction (PostgreSQL `FOR UPDATE`;

@@ -138,7 +138,7 @@ pub async fn claim_available<C: ConnectionTrait>(
     let sql = format!(
         "UPDATE coupons SET status = $1, customer_id = $2, issued_at = $3, expires_at = $4, \
          redeemable_from = $5, last_status_change_at = $3 \
-         WHERE id = (SELECT id FROM coupons WHERE pool_id = $6 AND status = $7 ORDER BY id LIMIT 1 {lock}) \
+         WHERE id = (SELECT id FROM coupons WHERE pool_id = $6 AND status = $7 ORDER BY code LIMIT 1 {lock}) \
          RETURNING *"
     );
     let stmt = Statement::from_sql_and_values(
@@ -375,9 +375,11 @@ pub async fn allowed_many<C: ConnectionTrait>(
     Ok(out)
 }
 
-/// Hands the pool's next available codes to these customers (in order) in one statement
-/// (PostgreSQL only: the batch path). Returns the issued coupons in customer order; fewer than
-/// asked when the pool runs out.
+/// Hands the pool's next available codes to these customers, in order (PostgreSQL only: the
+/// batch path). Two statements: the first locks the codes (`SKIP LOCKED`, so concurrent
+/// issuers take others), the second assigns them by id. One joined statement would leave the
+/// planner guessing the size of the join and scanning the whole table. Returns the issued
+/// coupons in customer order; fewer than asked when the pool runs out.
 pub async fn claim_many<C: ConnectionTrait>(
     db: &C,
     pool_id: i64,
@@ -387,42 +389,48 @@ pub async fn claim_many<C: ConnectionTrait>(
     if customer_ids.is_empty() {
         return Ok(Vec::new());
     }
-    // The array goes as one text parameter, cast server-side, to stay under bind limits.
-    let ids = format!(
-        "{{{}}}",
-        customer_ids
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    );
-    let sql = "WITH picked AS ( \
-                   SELECT id FROM coupons WHERE pool_id = $1 AND status = $2 \
-                   ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED), \
-               numbered AS (SELECT id, row_number() OVER (ORDER BY id) AS rn FROM picked), \
-               wanted AS (SELECT customer_id, rn FROM unnest($4::text::bigint[]) \
-                          WITH ORDINALITY AS w(customer_id, rn)) \
-               UPDATE coupons c SET status = $5, customer_id = w.customer_id, issued_at = $6, \
-                   expires_at = $7, redeemable_from = $8, last_status_change_at = $6 \
-               FROM numbered n JOIN wanted w ON w.rn = n.rn \
-               WHERE c.id = n.id \
-               RETURNING c.*, w.rn";
-    let stmt = Statement::from_sql_and_values(
+    let pick = Statement::from_sql_and_values(
         DbBackend::Postgres,
-        sql,
+        "SELECT id FROM coupons WHERE pool_id = $1 AND status = $2 \
+         ORDER BY code LIMIT $3 FOR UPDATE SKIP LOCKED",
         [
             pool_id.into(),
             CouponStatus::Available.as_i16().into(),
             (customer_ids.len() as i64).into(),
-            ids.into(),
+        ],
+    );
+    let mut ids = Vec::with_capacity(customer_ids.len());
+    for row in db.query_all_raw(pick).await? {
+        ids.push(row.try_get::<i64>("", "id")?);
+    }
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Arrays travel as one text parameter each, cast server-side, to stay under bind limits.
+    let array = |v: &[i64]| {
+        format!(
+            "{{{}}}",
+            v.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+        )
+    };
+    let assign = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "UPDATE coupons c SET status = $1, customer_id = x.customer_id, issued_at = $2, \
+             expires_at = $3, redeemable_from = $4, last_status_change_at = $2 \
+         FROM unnest($5::text::bigint[], $6::text::bigint[]) WITH ORDINALITY AS x(id, customer_id, rn) \
+         WHERE c.id = x.id \
+         RETURNING c.*, x.rn",
+        [
             CouponStatus::Issued.as_i16().into(),
             s.now.into(),
             s.expires_at.into(),
             s.redeemable_from.into(),
+            array(&ids).into(),
+            array(&customer_ids[..ids.len()]).into(),
         ],
     );
-    let mut rows = Vec::with_capacity(customer_ids.len());
-    for row in db.query_all_raw(stmt).await? {
+    let mut rows = Vec::with_capacity(ids.len());
+    for row in db.query_all_raw(assign).await? {
         let rn: i64 = row.try_get("", "rn")?;
         rows.push((rn, coupons::Model::from_query_result(&row, "")?));
     }

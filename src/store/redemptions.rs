@@ -7,7 +7,7 @@ use entity::{pools, redemptions};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, Set,
-    sea_query::{Expr, ExprTrait},
+    sea_query::{Expr, ExprTrait, Func},
 };
 
 use crate::domain::{discount::Discount, redemption::StoreFacts};
@@ -125,6 +125,34 @@ pub async fn count<C: ConnectionTrait>(
         query = query.filter(redemptions::Column::CustomerId.eq(id));
     }
     query.count(db).await
+}
+
+/// Active redemptions in `scope`, and how many of them are `customer`'s, in one statement, for
+/// pools that limit both.
+pub async fn count_with_customer<C: ConnectionTrait>(
+    db: &C,
+    scope: Scope,
+    customer: i64,
+    counting: Counting,
+) -> Result<(u64, u64), DbErr> {
+    let theirs = Expr::case(redemptions::Column::CustomerId.eq(customer), 1);
+    let counts: Option<(i64, i64)> = redemptions::Entity::find()
+        .select_only()
+        .column_as(
+            Expr::from(Func::count(Expr::col(redemptions::Column::Id))),
+            "all",
+        )
+        .column_as(Expr::from(Func::count(theirs)), "theirs")
+        .filter(scope.condition())
+        .filter(counting.condition())
+        .into_tuple()
+        .one(db)
+        .await?;
+    let (all, theirs) = counts.unwrap_or_default();
+    Ok((
+        u64::try_from(all).unwrap_or(0),
+        u64::try_from(theirs).unwrap_or(0),
+    ))
 }
 
 /// When the customer last redeemed from the pool (live holds included).

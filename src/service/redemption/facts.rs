@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use entity::{coupons, pools, redemptions};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 
@@ -14,7 +13,7 @@ use crate::{
     domain::{
         discount::{Discount, DiscountType},
         pool::PoolState,
-        redemption::{self, Failure, RedemptionContext, RedemptionRules},
+        redemption::{self, Failure, RedemptionContext},
     },
     store::{
         self,
@@ -32,9 +31,14 @@ pub struct Locked {
     series: u64,
 }
 
-/// Whether per-customer rules read the redeemer's history, which their row lock keeps still.
-fn per_customer(rules: &RedemptionRules) -> bool {
-    rules.customer_limit().is_some() || rules.min_days_between.is_some()
+/// Whether the rules read a redeemer's history beyond the coupon row being locked, which only
+/// their customer row lock keeps still: the gap since their last redemption anywhere in the
+/// pool, or their count on a common code spread over the code's row and their copy. Their
+/// count on a unique code needs no more than that code's row lock, which every redemption of
+/// it takes.
+fn per_customer(located: &Located) -> bool {
+    let rules = &located.rules;
+    rules.min_days_between.is_some() || (located.is_common && rules.customer_limit().is_some())
 }
 
 /// Takes the locks in the service's order and closes the coupon's holds that ran out, so the
@@ -46,25 +50,39 @@ pub async fn lock(
     now: DateTime<Utc>,
 ) -> ApiResult<Locked> {
     if let Some(id) = redeemer
-        && per_customer(&located.rules)
+        && per_customer(located)
     {
         store::customers::lock(txn, id).await?;
     }
     let series = lock_series(txn, located, now).await?;
     let mut fresh = lock_rows(txn, located).await?;
-    let closed =
-        store::redemptions::expire_holds(txn, Scope::Coupon(fresh.target().id), now).await?;
-    give_back(txn, &fresh.pool, &closed, series.is_some()).await?;
-    if fresh.is_gift_card() {
-        let back: i64 = closed.iter().map(|r| r.discount).sum();
-        let target = fresh.copy.as_mut().unwrap_or(&mut fresh.code_row);
-        target.balance = target.balance.map(|b| b + back);
+    // Counts leave run-out holds out already; closing them matters only where they keep
+    // something: gift card money or a place in the series counter.
+    if fresh.is_gift_card() || series.is_some() {
+        close_run_out(txn, &mut fresh, series.is_some(), now).await?;
     }
     Ok(Locked {
         located: fresh,
         counted: series.is_some(),
         series: series.unwrap_or(0),
     })
+}
+
+async fn close_run_out(
+    txn: &DatabaseTransaction,
+    located: &mut Located,
+    counted: bool,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    let scope = Scope::Coupon(located.target().id);
+    let closed = store::redemptions::expire_holds(txn, scope, now).await?;
+    give_back(txn, &located.pool, &closed, counted).await?;
+    if located.is_gift_card() {
+        let back: i64 = closed.iter().map(|r| r.discount).sum();
+        let target = located.copy.as_mut().unwrap_or(&mut located.code_row);
+        target.balance = target.balance.map(|b| b + back);
+    }
+    Ok(())
 }
 
 /// The series counter under the pool row's lock, when the pool has a series limit. A full
@@ -137,21 +155,19 @@ pub async fn give_back(
 /// The verdict under the locks.
 pub async fn evaluate(
     txn: &DatabaseTransaction,
-    tz: Tz,
     locked: &Locked,
     purchase: &Purchase,
     now: DateTime<Utc>,
 ) -> ApiResult<Result<Discount, Vec<Failure>>> {
     let located = &locked.located;
     let counts = gather(txn, located, purchase.redeemer(), now, locked.series).await?;
-    verdict(tz, located, purchase, counts, located.target().balance)
+    verdict(located, purchase, counts, located.target().balance)
 }
 
 /// The verdict without locks or writes: holds that ran out but are not closed yet are left out
 /// of the counter and added back to the balance, as a redemption would close them.
 pub async fn dry_run<C: ConnectionTrait>(
     db: &C,
-    tz: Tz,
     located: &Located,
     purchase: &Purchase,
 ) -> ApiResult<Result<Discount, Vec<Failure>>> {
@@ -176,7 +192,7 @@ pub async fn dry_run<C: ConnectionTrait>(
         }
         other => other,
     };
-    verdict(tz, located, purchase, counts, balance)
+    verdict(located, purchase, counts, balance)
 }
 
 /// Counts the rules compare with their limits, live holds included.
@@ -203,15 +219,23 @@ async fn gather<C: ConnectionTrait>(
         series,
         ..Counts::default()
     };
-    if rules.code_limit(located.is_common).is_some() {
-        counts.code = store::redemptions::count(db, scope, None, live).await?;
+    let code_limited = rules.code_limit(located.is_common).is_some();
+    let customer_limited = redeemer.is_some() && rules.customer_limit().is_some();
+    match (code_limited, redeemer) {
+        (true, Some(customer)) if customer_limited => {
+            (counts.code, counts.customer_code) =
+                store::redemptions::count_with_customer(db, scope, customer, live).await?;
+        }
+        (true, _) => counts.code = store::redemptions::count(db, scope, None, live).await?,
+        (false, Some(customer)) if customer_limited => {
+            counts.customer_code =
+                store::redemptions::count(db, scope, Some(customer), live).await?;
+        }
+        (false, _) => {}
     }
     let Some(customer) = redeemer else {
         return Ok(counts);
     };
-    if rules.customer_limit().is_some() {
-        counts.customer_code = store::redemptions::count(db, scope, Some(customer), live).await?;
-    }
     if rules.min_days_between.is_some() {
         counts.customer_last =
             store::redemptions::last_live_at(db, located.pool.id, customer, now).await?;
@@ -220,13 +244,12 @@ async fn gather<C: ConnectionTrait>(
 }
 
 fn verdict(
-    tz: Tz,
     located: &Located,
     purchase: &Purchase,
     counts: Counts,
     balance: Option<i64>,
 ) -> ApiResult<Result<Discount, Vec<Failure>>> {
-    let ctx = context(tz, located, purchase, counts, balance)?;
+    let ctx = context(located, purchase, counts, balance)?;
     let mut failures = pool_failures(&located.pool);
     let rules = &located.rules;
     Ok(
@@ -253,7 +276,6 @@ fn pool_failures(pool: &pools::Model) -> Vec<Failure> {
 }
 
 fn context(
-    tz: Tz,
     located: &Located,
     purchase: &Purchase,
     counts: Counts,
@@ -264,7 +286,7 @@ fn context(
     let customer = purchase.customer.as_ref();
     Ok(RedemptionContext {
         now: purchase.at,
-        tz,
+        tz: located.tz,
         coupon_status: located.status()?,
         // An unissued code carries no dates of its own; the offer's window bounds it.
         expires_at: earliest(target.expires_at, pool.ends_at),

@@ -6,7 +6,7 @@ use chrono::Utc;
 use entity::{coupons, redemptions};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 
-use super::{Located, coupon_by_id, facts, invalid_transition, locate_row, settle, state_of};
+use super::{Located, coupon_by_id, facts, invalid_transition, locate_by_id, settle, state_of};
 use crate::{
     api::error::{ApiError, ApiResult},
     domain::{coupon::Change, redemption::RedemptionState},
@@ -69,7 +69,7 @@ pub async fn release(db: &DatabaseConnection, org_id: i64, id: i64) -> ApiResult
 
 async fn hold_coupon(db: &DatabaseConnection, org_id: i64, id: i64) -> ApiResult<Located> {
     let row = find(db, org_id, id, "reservation").await?;
-    locate_row(db, coupon_by_id(db, row.coupon_id).await?).await
+    locate_by_id(db, row.coupon_id).await
 }
 
 /// The org's redemption row, or a 404 naming what the caller asked for.

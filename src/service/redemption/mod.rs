@@ -1,28 +1,28 @@
 //! Validating and redeeming a code at checkout, two-step redemptions (holds) and reversals.
 //!
 //! A redemption is one transaction. Locks are taken in one order everywhere: the redeemer's
-//! customer row (when per-customer rules apply), the pool row (when it keeps the series
-//! counter), then the coupon rows (the code's own row before a customer's copy of a common
-//! code). Issuing takes customer, pool, coupon too, and claims codes with `SKIP LOCKED`, so the
-//! two never wait on each other in a cycle. Under those locks the counts the rules need are
+//! customer row (when a per-customer rule reads beyond the coupon row), the pool row (when it
+//! keeps the series counter), then the coupon rows (the code's own row before a customer's
+//! copy of a common code). Issuing takes customer, pool, coupon too, and claims codes with
+//! `SKIP LOCKED`, so the two never wait on each other in a cycle. Under those locks the counts the rules need are
 //! read, the rules evaluated and the redemption written, so no limit can be overshot by
 //! concurrent checkouts.
 //!
 //! Holds (reservations) are redemption rows with `reserved_until` set. They count against every
 //! limit until they run out, and take their gift card amount off the balance at once. Nothing
-//! sweeps them on a timer: counts leave out holds that ran out, and the rows (with the balance
-//! and series counter they keep) are closed the next time their coupon is redeemed, or their pool
-//! when its counter is full.
+//! sweeps them on a timer: counts leave out holds that ran out, and those keeping something
+//! (gift card money, a place in the series counter) are closed and give it back the next time
+//! their coupon is redeemed, or their pool when its counter is full.
 
 mod facts;
 mod holds;
 mod reverse;
 mod settle;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use entity::{coupons, customers, orgs, pools, redemptions};
+use entity::{coupons, customers, pools, redemptions};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
 
 pub use holds::{confirm, release};
@@ -40,7 +40,12 @@ use crate::{
         pools::code_options,
         stored as parse,
     },
-    store::{self, idempotency::Keyed, redemptions::NewRedemption},
+    store::{
+        self,
+        coupons::{PoolOf, WithPool},
+        idempotency::Keyed,
+        redemptions::NewRedemption,
+    },
 };
 
 /// A checkout as the till describes it.
@@ -66,6 +71,8 @@ impl Purchase {
 #[derive(Debug, Clone)]
 pub struct Located {
     pub pool: pools::Model,
+    /// The org's time zone, in which days and hours are counted.
+    pub tz: chrono_tz::Tz,
     pub rules: RedemptionRules,
     pub is_common: bool,
     /// The code's own row (share key 0).
@@ -110,11 +117,6 @@ pub fn status_of(row: &coupons::Model) -> ApiResult<CouponStatus> {
     CouponStatus::from_i16(row.status).ok_or_else(|| ApiError::internal("unknown coupon status"))
 }
 
-/// The org's time zone, in which days and hours are counted.
-fn org_tz(org: &orgs::Model) -> chrono_tz::Tz {
-    org.timezone.parse().unwrap_or(chrono_tz::UTC)
-}
-
 /// Finds the coupon a typed code names: the exact code first (one indexed look-up), then, if
 /// there is none, the forgiving-entry key for pools that allow it. A common code resolves to
 /// the redeemer's copy when they hold one.
@@ -129,37 +131,43 @@ pub async fn locate<C: ConnectionTrait>(
     if rows.is_empty() {
         rows = forgiving(db, org_id, code, &share_keys).await?;
     }
-    let code_row = rows
+    let (code_row, pool) = rows
         .iter()
-        .find(|r| r.share_key == 0)
+        .find(|(row, _)| row.share_key == 0)
         .cloned()
         .ok_or_else(|| coupon_not_found(code))?;
-    let copy = rows.into_iter().find(|r| r.share_key != 0);
-    located(db, code_row, copy).await
+    let copy = rows
+        .into_iter()
+        .map(|(row, _)| row)
+        .find(|r| r.share_key != 0);
+    located(code_row, copy, pool)
 }
 
-/// The coupon behind a redemption row: its own row, and the code's row if it is a copy.
-async fn locate_row<C: ConnectionTrait>(db: &C, coupon: coupons::Model) -> ApiResult<Located> {
+/// The coupon a redemption row is recorded on: its own row, and the code's row if it is a
+/// customer's copy of a common code.
+async fn locate_by_id<C: ConnectionTrait>(db: &C, coupon_id: i64) -> ApiResult<Located> {
+    let (coupon, pool) = store::coupons::by_id(db, coupon_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("redemption without its coupon"))?;
     if coupon.share_key == 0 {
-        return located(db, coupon, None).await;
+        return located(coupon, None, pool);
     }
-    let code_row = store::coupons::by_code(db, coupon.org_id, &coupon.code, &[0])
+    let (code_row, pool) = store::coupons::by_code(db, coupon.org_id, &coupon.code, &[0])
         .await?
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::internal("common code without its own row"))?;
-    located(db, code_row, Some(coupon)).await
+    located(code_row, Some(coupon), pool)
 }
 
-async fn located<C: ConnectionTrait>(
-    db: &C,
+fn located(
     code_row: coupons::Model,
     copy: Option<coupons::Model>,
+    of: PoolOf,
 ) -> ApiResult<Located> {
-    let pool = store::pools::get(db, code_row.org_id, code_row.pool_id)
-        .await?
-        .ok_or_else(|| ApiError::internal("coupon without its pool"))?;
+    let pool = of.pool;
     Ok(Located {
+        tz: of.timezone.parse().unwrap_or(chrono_tz::UTC),
         rules: parse(&pool.redemption)?,
         is_common: pool.source == "common",
         pool,
@@ -176,30 +184,19 @@ async fn forgiving<C: ConnectionTrait>(
     org_id: i64,
     code: &str,
     share_keys: &[i64],
-) -> ApiResult<Vec<coupons::Model>> {
+) -> ApiResult<Vec<WithPool>> {
     let Some(key) = coupon::lookup_key(code) else {
         return Ok(Vec::new());
     };
-    let mut forgiving_pools: HashMap<i64, bool> = HashMap::new();
     let mut kept = Vec::new();
-    for row in store::coupons::by_lookup_key(db, org_id, &key, share_keys).await? {
+    for (row, of) in store::coupons::by_lookup_key(db, org_id, &key, share_keys).await? {
         // The database upper-cases by its locale; only what the Rust key agrees with counts.
-        if coupon::lookup_key(&row.code).as_deref() != Some(key.as_str()) {
-            continue;
-        }
-        let forgiving = match forgiving_pools.get(&row.pool_id) {
-            Some(f) => *f,
-            None => {
-                let f = pool_is_forgiving(db, org_id, row.pool_id).await?;
-                forgiving_pools.insert(row.pool_id, f);
-                f
-            }
-        };
-        if forgiving {
-            kept.push(row);
+        let same_key = coupon::lookup_key(&row.code).as_deref() == Some(key.as_str());
+        if same_key && code_options(&of.pool)?.case_insensitive {
+            kept.push((row, of));
         }
     }
-    let codes: HashSet<&str> = kept.iter().map(|r| r.code.as_str()).collect();
+    let codes: HashSet<&str> = kept.iter().map(|(r, _)| r.code.as_str()).collect();
     if codes.len() > 1 {
         return Err(ApiError::conflict(
             "ambiguous_code",
@@ -211,17 +208,6 @@ async fn forgiving<C: ConnectionTrait>(
         ));
     }
     Ok(kept)
-}
-
-async fn pool_is_forgiving<C: ConnectionTrait>(
-    db: &C,
-    org_id: i64,
-    pool_id: i64,
-) -> ApiResult<bool> {
-    let Some(pool) = store::pools::get(db, org_id, pool_id).await? else {
-        return Ok(false);
-    };
-    Ok(code_options(&pool)?.case_insensitive)
 }
 
 fn coupon_not_found(code: &str) -> ApiError {
@@ -247,12 +233,11 @@ fn check_amount(located: &Located, purchase: &Purchase) -> ApiResult<()> {
 /// A dry run: every rule checked as a redemption would, nothing locked or written.
 pub async fn validate(
     db: &DatabaseConnection,
-    org: &orgs::Model,
     located: &Located,
     purchase: &Purchase,
 ) -> ApiResult<Result<Discount, Vec<Failure>>> {
     check_amount(located, purchase)?;
-    facts::dry_run(db, org_tz(org), located, purchase).await
+    facts::dry_run(db, located, purchase).await
 }
 
 /// Redeem at once, or hold until `until`.
@@ -276,18 +261,18 @@ pub struct Consumed {
 /// A refusal is a 422 `not_redeemable` whose `errors` are every rule that failed.
 pub async fn consume(
     db: &DatabaseConnection,
-    org: &orgs::Model,
+    org_id: i64,
     located: &Located,
     purchase: &Purchase,
     mode: Mode,
     keyed: Option<&Keyed>,
 ) -> ApiResult<Consumed> {
     check_amount(located, purchase)?;
-    match consume_once(db, org, located, purchase, mode, keyed).await {
+    match consume_once(db, org_id, located, purchase, mode, keyed).await {
         // A concurrent request with the same key committed first: answer as it did.
         Err(e) if e.problem().code == RACE_LOST => {
             let k = keyed.ok_or(e)?;
-            replay(db, org.id, k)
+            replay(db, org_id, k)
                 .await?
                 .ok_or_else(|| ApiError::internal("lost key race but no key"))
         }
@@ -307,7 +292,7 @@ pub async fn replay(
     let redemption = store::redemptions::get(db, org_id, id)
         .await?
         .ok_or_else(|| ApiError::internal("keyed redemption vanished"))?;
-    let located = locate_row(db, coupon_by_id(db, redemption.coupon_id).await?).await?;
+    let located = locate_by_id(db, redemption.coupon_id).await?;
     Ok(Some(Consumed {
         coupon: located.target().clone(),
         pool: located.pool,
@@ -324,14 +309,14 @@ pub async fn coupon_by_id<C: ConnectionTrait>(db: &C, id: i64) -> ApiResult<coup
 
 async fn consume_once(
     db: &DatabaseConnection,
-    org: &orgs::Model,
+    org_id: i64,
     located: &Located,
     purchase: &Purchase,
     mode: Mode,
     keyed: Option<&Keyed>,
 ) -> ApiResult<Consumed> {
     let txn = db.begin().await?;
-    let (redemption, coupon) = match consume_in(&txn, org, located, purchase, mode).await? {
+    let (redemption, coupon) = match consume_in(&txn, org_id, located, purchase, mode).await? {
         Ok(done) => done,
         Err(failures) => return Err(not_redeemable(&failures)),
     };
@@ -352,21 +337,21 @@ type Made = (redemptions::Model, coupons::Model);
 
 async fn consume_in(
     txn: &DatabaseTransaction,
-    org: &orgs::Model,
+    org_id: i64,
     located: &Located,
     purchase: &Purchase,
     mode: Mode,
 ) -> ApiResult<Result<Made, Vec<Failure>>> {
     let now = Utc::now();
     let locked = facts::lock(txn, located, purchase.redeemer(), now).await?;
-    let discount = match facts::evaluate(txn, org_tz(org), &locked, purchase, now).await? {
+    let discount = match facts::evaluate(txn, &locked, purchase, now).await? {
         Ok(d) => d,
         Err(failures) => return Ok(Err(failures)),
     };
     let redemption = store::redemptions::insert(
         txn,
         NewRedemption {
-            org_id: org.id,
+            org_id,
             coupon_id: locked.located.target().id,
             pool_id: locked.located.pool.id,
             customer_id: purchase.redeemer(),

@@ -4,10 +4,11 @@ use chrono::Utc;
 use sea_orm::{DatabaseConnection, TransactionTrait};
 
 use super::{
-    coupon_by_id, facts,
+    facts,
     holds::{Settled, find, reread},
-    invalid_transition, locate_row, settle, state_of,
+    invalid_transition, locate_by_id, settle, state_of,
 };
+use crate::service::webhooks;
 use crate::{
     api::error::{ApiError, ApiResult},
     domain::{coupon::Change, redemption::RedemptionState},
@@ -20,7 +21,7 @@ use crate::{
 /// revoked stays so (409 naming its status).
 pub async fn reverse(db: &DatabaseConnection, org_id: i64, id: i64) -> ApiResult<Settled> {
     let row = find(db, org_id, id, "redemption").await?;
-    let located = locate_row(db, coupon_by_id(db, row.coupon_id).await?).await?;
+    let located = locate_by_id(db, row.coupon_id).await?;
     let txn = db.begin().await?;
     let now = Utc::now();
     let locked = facts::lock(&txn, &located, None, now).await?;
@@ -46,7 +47,16 @@ pub async fn reverse(db: &DatabaseConnection, org_id: i64, id: i64) -> ApiResult
     }
     let detail = serde_json::json!({ "redemption_id": id, "discount": closed.discount });
     let who = closed.customer_id.or(coupon.customer_id);
-    store::events::record(&txn, &coupon, who, EventKind::Unredeem, Some(detail)).await?;
+    store::events::record(
+        &txn,
+        &coupon,
+        who,
+        EventKind::Unredeem,
+        Some(detail.clone()),
+    )
+    .await?;
+    let occurrence = format!("redemption-{id}-reversed");
+    webhooks::announce(&txn, &coupon, EventKind::Unredeem, occurrence, Some(detail)).await?;
     txn.commit().await?;
     Ok((closed, coupon))
 }

@@ -6,6 +6,7 @@ use entity::{coupons, redemptions};
 use sea_orm::{DatabaseTransaction, Set};
 
 use super::{Located, status_of};
+use crate::service::webhooks;
 use crate::{
     api::error::ApiResult,
     domain::{
@@ -75,7 +76,9 @@ pub async fn settle(
     let detail =
         serde_json::json!({ "redemption_id": redemption.id, "discount": redemption.discount });
     let who = redeemer.or(coupon.customer_id);
-    store::events::record(txn, &coupon, who, EventKind::Redeem, Some(detail)).await?;
+    store::events::record(txn, &coupon, who, EventKind::Redeem, Some(detail.clone())).await?;
+    let occurrence = format!("redemption-{}", redemption.id);
+    webhooks::announce(txn, &coupon, EventKind::Redeem, occurrence, Some(detail)).await?;
     Ok(coupon)
 }
 

@@ -3,8 +3,8 @@
 mod common;
 
 use common::{
-    TestApp,
-    fixtures::{customer, events, issue_ok, uploaded_pool},
+    TestApp, expect_problem,
+    fixtures::{customer, events, issue_ok, pool, uploaded_pool},
     json,
 };
 use reqwest::Method;
@@ -71,6 +71,23 @@ both_databases! {
         let again = app.post(&format!("/v1/pools/{p}/issue"), json!({"customer": {"external_id": "ana"}})).await;
         assert_eq!(json(again).await["code"], "pool_exhausted");
         assert_eq!(revoke(&app, p, "all_unredeemed").await, json!({"issued": 0, "unissued": 0}));
+    }
+
+    async fn a_revoked_coupon_is_never_redeemed_or_reversed(app) {
+        let p = pool(&app, json!({"name": "Multi", "source": "uploaded", "discount_type": "amount", "value": 500,
+                                  "currency": "EUR", "redemption": {"redeem_more_than_once": true}})).await;
+        app.post(&format!("/v1/pools/{p}/codes"), json!({"codes": ["MULTI-1"]})).await;
+        customer(&app, "ana", json!({})).await;
+        issue_ok(&app, p, "ana").await;
+        let checkout = json!({"customer": {"external_id": "ana"}, "basket": {"total": 2000, "currency": "EUR"}});
+        let first = json(app.post("/v1/coupons/MULTI-1/redeem", checkout.clone()).await).await;
+        assert_eq!(first["coupon_status"], "issued", "{first}");
+        assert_eq!(revoke(&app, p, "all_unredeemed").await, json!({"issued": 1, "unissued": 0}));
+        let refused = expect_problem(app.post("/v1/coupons/MULTI-1/redeem", checkout).await, 422, "not_redeemable").await;
+        assert!(refused["errors"].as_array().unwrap().iter().any(|e| e["code"] == "revoked"), "{refused}");
+        let id = first["id"].as_i64().unwrap();
+        expect_problem(app.post(&format!("/v1/redemptions/{id}/reverse"), json!({})).await, 409, "invalid_transition").await;
+        assert_eq!(status_of(&app, "ana").await, ["revoked"]);
     }
 
     async fn unissued_only_leaves_issued_coupons_alone(app) {

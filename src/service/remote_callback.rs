@@ -7,8 +7,8 @@
 //! instead of a new one. The check runs again under the customer's row lock inside the issuing
 //! transaction, so concurrent retries also end with one code.
 
-use chrono::{TimeDelta, Utc};
-use entity::{api_keys, pools};
+use chrono::{DateTime, TimeDelta, Utc};
+use entity::{api_keys, customers, orgs, pools};
 use poem::http::{HeaderMap, StatusCode};
 use sea_orm::{DatabaseConnection, TransactionTrait};
 
@@ -20,6 +20,7 @@ use crate::{
     domain::{
         api_key::Scope,
         customer::CustomerIdentifier,
+        pool::PoolSource,
         remote::{RemoteBodyError, RemoteCodeRequest},
     },
     service::issuance,
@@ -53,18 +54,32 @@ pub async fn serve(db: &DatabaseConnection, call: Call<'_>) -> ApiResult<String>
         Err(e) => return Err(ApiError::invalid("customer", e.reason)),
     };
     let customer = store::customers::ensure(db, org.id, &external_id).await?;
-    let since = Utc::now() - call.retry_window;
-    if let Some(recent) = store::issuance::issued_since(db, pool.id, customer.id, since).await? {
+    code_for(db, &org, &pool, &customer, Utc::now() - call.retry_window).await
+}
+
+/// The code issued to the customer since `since`, or a new one.
+async fn code_for(
+    db: &DatabaseConnection,
+    org: &orgs::Model,
+    pool: &pools::Model,
+    customer: &customers::Model,
+    since: DateTime<Utc>,
+) -> ApiResult<String> {
+    // A retry must not cost a remote pool a fetch from its source; other pools check only
+    // under the lock below.
+    if pool.source == PoolSource::Remote.as_str()
+        && let Some(recent) = store::issuance::issued_since(db, pool.id, customer.id, since).await?
+    {
         return Ok(recent.code);
     }
-    let mut fetched = issuance::prefetch(db, &org, &pool, &customer, 1).await?;
+    let mut fetched = issuance::prefetch(db, org, pool, customer, 1).await?;
     let txn = db.begin().await?;
     store::customers::lock(&txn, customer.id).await?;
     let recent = store::issuance::issued_since(&txn, pool.id, customer.id, since).await?;
     let code = match recent {
         Some(c) => c.code,
         None => {
-            issuance::issue_in(&txn, &org, &pool, &customer, Utc::now(), &mut fetched)
+            issuance::issue_in(&txn, org, pool, customer, Utc::now(), &mut fetched)
                 .await?
                 .coupon
                 .code

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use entity::customers;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    sea_query::OnConflict,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+    sea_query::{OnConflict, Query},
 };
 
 use crate::domain::customer::CustomerIdentifier;
@@ -68,26 +69,41 @@ pub async fn ensure<C: ConnectionTrait>(
     org_id: i64,
     external_id: &str,
 ) -> Result<customers::Model, DbErr> {
+    let id = CustomerIdentifier::ExternalId(external_id.to_string());
+    if let Some(known) = find(db, org_id, &id).await? {
+        return Ok(known);
+    }
     let now = Utc::now();
-    let row = customers::ActiveModel {
-        org_id: Set(org_id),
-        external_id: Set(external_id.to_string()),
-        transaction_count: Set(0),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
-    };
-    customers::Entity::insert(row)
-        .on_conflict_do_nothing_on([customers::Column::OrgId, customers::Column::ExternalId])
-        .exec(db)
-        .await?;
-    find(
-        db,
-        org_id,
-        &CustomerIdentifier::ExternalId(external_id.to_string()),
-    )
-    .await?
-    .ok_or_else(|| DbErr::RecordNotFound(format!("customer {external_id}")))
+    let mut insert = Query::insert();
+    insert
+        .into_table(customers::Entity)
+        .columns([
+            customers::Column::OrgId,
+            customers::Column::ExternalId,
+            customers::Column::TransactionCount,
+            customers::Column::CreatedAt,
+            customers::Column::UpdatedAt,
+        ])
+        .values_panic([
+            org_id.into(),
+            external_id.into(),
+            0i32.into(),
+            now.into(),
+            now.into(),
+        ])
+        .on_conflict(
+            OnConflict::columns([customers::Column::OrgId, customers::Column::ExternalId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .returning_all();
+    if let Some(row) = db.query_one(&insert).await? {
+        return customers::Model::from_query_result(&row, "");
+    }
+    // A concurrent request created it between the look-up and the insert.
+    find(db, org_id, &id)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("customer {external_id}")))
 }
 
 /// The customer an identifier names. Email and mobile are not unique keys: the oldest

@@ -172,7 +172,9 @@ pub async fn find_many<C: ConnectionTrait>(
             // the lookup index. The oldest customer with a shared email or mobile wins here.
             for row in rows {
                 for id in chunk.iter().filter(|id| names(id, &row)) {
-                    let older = found.get(*id).is_some_and(|kept: &customers::Model| kept.id < row.id);
+                    let older = found
+                        .get(*id)
+                        .is_some_and(|kept: &customers::Model| kept.id < row.id);
                     if !older {
                         found.insert((*id).clone(), row.clone());
                     }

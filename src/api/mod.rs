@@ -60,23 +60,7 @@ pub enum ApiTags {
     Coupons,
 }
 
-type Apis = (
-    org::OrgApi,
-    api_keys::ApiKeysApi,
-    imports::ImportsApi,
-    imports::JobsApi,
-    pools::PoolsApi,
-    patterns::PatternsApi,
-    issuance::IssuanceApi,
-    customers::CustomersApi,
-    webhooks::WebhooksApi,
-    remote::RemoteApi,
-    workflow::WorkflowApi,
-    redemption::RedemptionApi,
-    coupons::CouponsApi,
-);
-
-pub fn openapi_service() -> OpenApiService<Apis, ()> {
+pub fn openapi_service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
     OpenApiService::new(
         (
             org::OrgApi,

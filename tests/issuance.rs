@@ -5,50 +5,14 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{TestApp, expect_problem, json};
+use common::{
+    TestApp, expect_problem,
+    fixtures::{customer, events, issue_ok, pool, uploaded_pool},
+    json,
+};
 use futures_util::future::join_all;
 use reqwest::Method;
 use serde_json::{Value, json};
-
-async fn pool(app: &TestApp, body: Value) -> i64 {
-    let resp = app.post("/v1/pools", body).await;
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    assert_eq!(status, 201, "{text}");
-    serde_json::from_str::<Value>(&text).unwrap()["id"]
-        .as_i64()
-        .unwrap()
-}
-
-/// An uploaded pool with `n` codes and these issuance rules.
-async fn uploaded_pool(app: &TestApp, n: usize, issuance: Value) -> i64 {
-    let id = pool(
-        app,
-        json!({"name": "P", "source": "uploaded", "discount_type": "amount", "value": 500,
-                              "currency": "EUR", "issuance": issuance}),
-    )
-    .await;
-    let codes: Vec<String> = (0..n).map(|i| format!("P{id}C{i:05}")).collect();
-    let resp = app
-        .post(&format!("/v1/pools/{id}/codes"), json!({"codes": codes}))
-        .await;
-    assert_eq!(json(resp).await["accepted"], n);
-    id
-}
-
-async fn customer(app: &TestApp, external_id: &str, body: Value) {
-    let resp = app
-        .request(
-            Method::PUT,
-            &format!("/v1/customers/{external_id}"),
-            Some(&app.key),
-        )
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-}
 
 async fn issue(app: &TestApp, pool_id: i64, customer: Value) -> reqwest::Response {
     app.post(
@@ -56,14 +20,6 @@ async fn issue(app: &TestApp, pool_id: i64, customer: Value) -> reqwest::Respons
         json!({"customer": customer}),
     )
     .await
-}
-
-async fn issue_ok(app: &TestApp, pool_id: i64, external_id: &str) -> Value {
-    let resp = issue(app, pool_id, json!({"external_id": external_id})).await;
-    let status = resp.status();
-    let body = json(resp).await;
-    assert_eq!(status, 201, "{body}");
-    body
 }
 
 both_databases! {
@@ -351,13 +307,4 @@ async fn run_concurrently(
         }
     });
     join_all(workers).await.into_iter().flatten().collect()
-}
-
-async fn events(app: &TestApp, kind: &str) -> u64 {
-    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
-    entity::coupon_events::Entity::find()
-        .filter(entity::coupon_events::Column::Kind.eq(kind))
-        .count(&app.db)
-        .await
-        .unwrap()
 }

@@ -5,22 +5,16 @@
 mod common;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
-use common::{TestApp, expect_problem, json};
+use common::{
+    TestApp, expect_problem,
+    fixtures::{customer, issue_ok, pool},
+    json,
+};
 use futures_util::future::join_all;
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
 
 const MADRID: chrono_tz::Tz = chrono_tz::Europe::Madrid;
-
-async fn pool(app: &TestApp, body: Value) -> i64 {
-    let resp = app.post("/v1/pools", body).await;
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    assert_eq!(status, 201, "{text}");
-    serde_json::from_str::<Value>(&text).unwrap()["id"]
-        .as_i64()
-        .unwrap()
-}
 
 /// An uploaded €5-off pool with these codes and redemption rules (plus `extra` pool fields).
 async fn uploaded(app: &TestApp, codes: &[&str], redemption: Value, extra: Value) -> i64 {
@@ -37,33 +31,12 @@ async fn uploaded(app: &TestApp, codes: &[&str], redemption: Value, extra: Value
     id
 }
 
-async fn customer(app: &TestApp, external_id: &str, body: Value) -> i64 {
-    let resp = app
-        .request(
-            Method::PUT,
-            &format!("/v1/customers/{external_id}"),
-            Some(&app.key),
-        )
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    json(resp).await["id"].as_i64().unwrap()
-}
-
 /// Issues the pool's next coupon to the customer and returns its code.
 async fn issue(app: &TestApp, pool_id: i64, external_id: &str) -> String {
-    let resp = app
-        .post(
-            &format!("/v1/pools/{pool_id}/issue"),
-            json!({"customer": {"external_id": external_id}}),
-        )
-        .await;
-    let status = resp.status();
-    let body = json(resp).await;
-    assert_eq!(status, 201, "{body}");
-    body["code"].as_str().unwrap().to_string()
+    issue_ok(app, pool_id, external_id).await["code"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 fn basket(total: i64) -> Value {

@@ -53,6 +53,9 @@ pub enum ApiError {
     /// The request conflicts with the current state (duplicate, wrong status, idempotency key reuse).
     #[oai(status = 409, content_type = "application/problem+json")]
     Conflict(Json<Box<Problem>>),
+    /// The body, file or list is over its size limit.
+    #[oai(status = 413, content_type = "application/problem+json")]
+    PayloadTooLarge(Json<Box<Problem>>),
     /// The request was read but a field or business rule refused it.
     #[oai(status = 422, content_type = "application/problem+json")]
     Unprocessable(Json<Box<Problem>>),
@@ -82,6 +85,7 @@ impl ApiError {
             403 => ApiError::Forbidden(json),
             404 => ApiError::NotFound(json),
             409 => ApiError::Conflict(json),
+            413 => ApiError::PayloadTooLarge(json),
             422 => ApiError::Unprocessable(json),
             502 => ApiError::BadGateway(json),
             503 => ApiError::Unavailable(json),
@@ -96,6 +100,7 @@ impl ApiError {
             | ApiError::Forbidden(p)
             | ApiError::NotFound(p)
             | ApiError::Conflict(p)
+            | ApiError::PayloadTooLarge(p)
             | ApiError::Unprocessable(p)
             | ApiError::Internal(p)
             | ApiError::BadGateway(p)
@@ -172,6 +177,47 @@ impl From<DbErr> for ApiError {
             }
             other => ApiError::internal(other),
         }
+    }
+}
+
+/// The one mapping from the service's answer to HTTP.
+impl From<crate::service::Error> for ApiError {
+    fn from(err: crate::service::Error) -> ApiError {
+        use crate::service::Error as E;
+        let status = match &err {
+            E::Refused(_) | E::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            E::NotFound { .. } => StatusCode::NOT_FOUND,
+            E::Conflict { .. } | E::RaceLost => StatusCode::CONFLICT,
+            E::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            E::Forbidden { .. } => StatusCode::FORBIDDEN,
+            E::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            E::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            E::Db(e) if crate::service::error::is_unavailable(e) => {
+                tracing::error!(cause = %e, "database unavailable");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            E::Db(_) | E::Internal(_) => {
+                tracing::error!(cause = %err, "internal error");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        let mut p = problem(status, err.code(), err.public_detail());
+        match err {
+            E::Invalid { field, .. } => p.field = Some(field.into_owned()),
+            E::Refused(r) => {
+                p.errors = r
+                    .failures
+                    .into_iter()
+                    .map(|f| ProblemItem {
+                        code: f.code.into_owned(),
+                        detail: f.detail,
+                        field: None,
+                    })
+                    .collect()
+            }
+            _ => {}
+        }
+        ApiError::from_problem(p)
     }
 }
 

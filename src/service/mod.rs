@@ -6,6 +6,7 @@ pub mod checkout;
 pub mod codes;
 pub mod customer_lists;
 pub mod customers;
+pub mod error;
 pub mod generation;
 pub mod idempotency;
 pub mod issuance;
@@ -17,6 +18,8 @@ pub mod remote_source;
 pub mod revocation;
 pub mod webhooks;
 pub mod workflow;
+
+pub use error::{Error, Result};
 
 /// Reads a settings object stored as JSON on a row. Stored JSON that no longer parses is a
 /// server fault, not the caller's.

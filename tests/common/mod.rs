@@ -65,7 +65,7 @@ impl TestApp {
         };
         let db_config = DatabaseConfig {
             database_url: database_url.clone(),
-            database_max_connections: 16,
+            database_max_connections: 8,
         };
         let serve = ServeConfig {
             bind: "127.0.0.1:0".into(),

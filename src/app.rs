@@ -10,7 +10,11 @@ use poem::{
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    api::{self, AppState, metrics::Metrics},
+    api::{
+        self, AppState,
+        limits::{LimitSettings, Limits},
+        metrics::Metrics,
+    },
     config::{DatabaseConfig, ServeConfig},
     service::webhooks::Worker,
     store,
@@ -50,6 +54,12 @@ impl Application {
                 remote_retry_window: chrono::TimeDelta::seconds(i64::from(
                     serve.remote_retry_window_secs,
                 )),
+                limits: Arc::new(Limits::new(LimitSettings {
+                    per_key_per_sec: serve.rate_limit_per_key,
+                    per_customer_per_min: serve.rate_limit_per_customer,
+                    not_found_per_min: serve.rate_limit_unknown_codes,
+                    auth_failures_per_min: serve.rate_limit_auth_failures,
+                })),
             },
             acceptor,
             grace: Duration::from_secs(serve.shutdown_grace_secs),

@@ -36,6 +36,25 @@ pub struct ServeConfig {
     #[arg(long, env = "COUPOND_REMOTE_RETRY_WINDOW_SECS", default_value_t = 60)]
     pub remote_retry_window_secs: u32,
 
+    /// Checkout (validate, redeem, reserve, checkout) and remote-callback requests a second per
+    /// API key; 0 turns the limit off.
+    #[arg(long, env = "COUPOND_RATE_LIMIT_PER_KEY", default_value_t = 1000)]
+    pub rate_limit_per_key: u32,
+
+    /// Checkout requests a minute naming one customer, per API key; 0 turns the limit off.
+    #[arg(long, env = "COUPOND_RATE_LIMIT_PER_CUSTOMER", default_value_t = 30)]
+    pub rate_limit_per_customer: u32,
+
+    /// Unknown codes an API key may try a minute before it is blocked for the rest of it
+    /// (code guessing); 0 turns the limit off.
+    #[arg(long, env = "COUPOND_RATE_LIMIT_UNKNOWN_CODES", default_value_t = 60)]
+    pub rate_limit_unknown_codes: u32,
+
+    /// Refused API keys a minute from one address before it is blocked for the rest of it
+    /// (key guessing); 0 turns the limit off.
+    #[arg(long, env = "COUPOND_RATE_LIMIT_AUTH_FAILURES", default_value_t = 20)]
+    pub rate_limit_auth_failures: u32,
+
     /// Milliseconds between webhook delivery rounds; 0 turns the worker off.
     #[arg(long, env = "COUPOND_WEBHOOK_INTERVAL_MS", default_value_t = 1000)]
     pub webhook_interval_ms: u64,

@@ -8,7 +8,7 @@ use poem::{
 };
 use poem_openapi::{SecurityScheme, auth::Bearer};
 
-use super::{AppState, error::ApiError};
+use super::{AppState, error::ApiError, limits};
 use crate::{
     domain::{api_key::Scope, signature},
     store,
@@ -72,6 +72,13 @@ async fn authenticate(req: &Request, _bearer: Bearer) -> poem::Result<Caller> {
     })
 }
 
+/// The id of the live key the request's bearer token names, once `signed_requests` ran.
+pub fn bearer_key_id(req: &Request) -> Option<i64> {
+    req.data::<BearerKey>()
+        .and_then(|k| k.0.as_ref())
+        .map(|k| k.id)
+}
+
 /// Looks up the bearer key of every request; when the key has a signing secret, the request
 /// must carry a valid Standard Webhooks signature over its raw body (`webhook-id`,
 /// `webhook-timestamp`, `webhook-signature`), else it is a 401 before any handler runs.
@@ -86,9 +93,22 @@ pub async fn signed_requests<E: Endpoint>(next: E, mut req: Request) -> poem::Re
     let state = req
         .data::<AppState>()
         .expect("AppState is attached to every route");
+    let client = limits::client_address(&req);
+    if let Some(wait) = client.and_then(|ip| state.limits.auth_failures.blocked(&ip)) {
+        return Ok(limits::too_many(
+            "auth_rate_limited",
+            "too many refused API keys from this address",
+            wait,
+        ));
+    }
     let key = store::api_keys::find_by_secret(&state.db, &token)
         .await
         .map_err(ApiError::from)?;
+    if key.is_none()
+        && let Some(ip) = client
+    {
+        state.limits.auth_failures.spend(&ip);
+    }
     if let Some(secret) = key.as_ref().and_then(|k| k.signing_secret.clone()) {
         let body = req.take_body().into_bytes().await?;
         verify_signed(req.headers(), &secret, &body)?;

@@ -59,6 +59,9 @@ pub enum ApiError {
     /// The request was read but a field or business rule refused it.
     #[oai(status = 422, content_type = "application/problem+json")]
     Unprocessable(Json<Box<Problem>>),
+    /// Too many requests for this key, customer or address; wait `Retry-After` seconds.
+    #[oai(status = 429, content_type = "application/problem+json")]
+    TooManyRequests(Json<Box<Problem>>),
     /// Something failed inside the service; the cause is logged, not returned.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Box<Problem>>),
@@ -86,6 +89,7 @@ impl ApiError {
             404 => ApiError::NotFound(json),
             409 => ApiError::Conflict(json),
             413 => ApiError::PayloadTooLarge(json),
+            429 => ApiError::TooManyRequests(json),
             422 => ApiError::Unprocessable(json),
             502 => ApiError::BadGateway(json),
             503 => ApiError::Unavailable(json),
@@ -101,6 +105,7 @@ impl ApiError {
             | ApiError::NotFound(p)
             | ApiError::Conflict(p)
             | ApiError::PayloadTooLarge(p)
+            | ApiError::TooManyRequests(p)
             | ApiError::Unprocessable(p)
             | ApiError::Internal(p)
             | ApiError::BadGateway(p)

@@ -8,6 +8,7 @@ pub mod error;
 pub mod health;
 pub mod imports;
 pub mod issuance;
+pub mod limits;
 pub mod metrics;
 pub mod org;
 pub mod patterns;
@@ -30,6 +31,7 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// How long a remote-code request is answered with the code already issued.
     pub remote_retry_window: chrono::TimeDelta,
+    pub limits: Arc<limits::Limits>,
 }
 
 #[derive(Tags)]
@@ -97,6 +99,7 @@ pub fn routes(state: AppState) -> impl Endpoint {
         .at("/openapi.json", api.spec_endpoint())
         .nest("/docs", api.swagger_ui())
         .nest("/", api)
+        .around(limits::guard)
         .around(auth::signed_requests)
         .around(problem_errors)
         .around(metrics::track)

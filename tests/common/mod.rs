@@ -59,6 +59,14 @@ macro_rules! both_databases {
 impl TestApp {
     /// None when the backend is PostgreSQL and no server is configured.
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        TestApp::spawn_with(backend, |_| {}).await
+    }
+
+    /// Like `spawn`, with settings changed from the tests' defaults by `configure`.
+    pub async fn spawn_with(
+        backend: Backend,
+        configure: impl FnOnce(&mut ServeConfig),
+    ) -> Option<TestApp> {
         let database_url = match backend {
             Backend::Sqlite => sqlite_url(),
             Backend::Postgres => postgres_database().await?,
@@ -67,13 +75,19 @@ impl TestApp {
             database_url: database_url.clone(),
             database_max_connections: 8,
         };
-        let serve = ServeConfig {
+        let mut serve = ServeConfig {
             bind: "127.0.0.1:0".into(),
             shutdown_grace_secs: 1,
             remote_retry_window_secs: 60,
+            // Abuse limits are off except in the tests of the limits themselves.
+            rate_limit_per_key: 0,
+            rate_limit_per_customer: 0,
+            rate_limit_unknown_codes: 0,
+            rate_limit_auth_failures: 0,
             // Tests drive webhook delivery with `Worker::run_once`.
             webhook_interval_ms: 0,
         };
+        configure(&mut serve);
         let app = Application::build(&db_config, &serve)
             .await
             .expect("build app");

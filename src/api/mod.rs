@@ -30,6 +30,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// How long a remote-code request is answered with the code already issued.
     pub remote_retry_window: chrono::TimeDelta,
+    /// Which message channels can send (`/readyz` says which cannot).
+    pub deliveries: crate::notify::Availability,
 }
 
 #[derive(Tags)]

@@ -9,7 +9,7 @@ pub mod receiver;
 
 use coupond::{
     app::Application,
-    config::{DatabaseConfig, ServeConfig},
+    config::{DatabaseConfig, NotifyConfig, ServeConfig},
 };
 use reqwest::{Client, Method, RequestBuilder, Response};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
@@ -30,6 +30,16 @@ pub struct TestApp {
     pub org_id: i64,
     /// The admin key of the test's org.
     pub key: String,
+}
+
+/// No transports, and no scheduler or dispatcher running on their own: tests that need them
+/// configure and drive them.
+pub fn quiet_notifications() -> NotifyConfig {
+    NotifyConfig {
+        outbox_interval_ms: 0,
+        scheduler_tick_ms: 0,
+        ..NotifyConfig::default()
+    }
 }
 
 /// Runs each listed test body once on SQLite and once on PostgreSQL.
@@ -73,6 +83,7 @@ impl TestApp {
             remote_retry_window_secs: 60,
             // Tests drive webhook delivery with `Worker::run_once`.
             webhook_interval_ms: 0,
+            notify: quiet_notifications(),
         };
         let app = Application::build(&db_config, &serve)
             .await

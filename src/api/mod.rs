@@ -9,6 +9,7 @@ pub mod health;
 pub mod imports;
 pub mod issuance;
 pub mod metrics;
+pub mod notifications;
 pub mod org;
 pub mod patterns;
 pub mod pools;
@@ -60,6 +61,8 @@ pub enum ApiTags {
     Redemption,
     /// Looking up, searching and changing coupons.
     Coupons,
+    /// Expiry reminders, resends and the email/SMS outbox.
+    Notifications,
 }
 
 pub fn openapi_service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
@@ -77,7 +80,7 @@ pub fn openapi_service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
             remote::RemoteApi,
             workflow::WorkflowApi,
             redemption::RedemptionApi,
-            coupons::CouponsApi,
+            (coupons::CouponsApi, notifications::NotificationsApi),
         ),
         "coupond",
         env!("CARGO_PKG_VERSION"),

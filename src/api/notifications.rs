@@ -22,7 +22,7 @@ use crate::{
 
 /// One expiry reminder: `days_before` the coupon's expiry date, at `at` in the org's time zone.
 #[derive(Object)]
-pub struct Reminder {
+pub struct ExpiryReminder {
     #[oai(read_only)]
     pub id: i64,
     /// Days before the expiry date (0: on the day it expires).
@@ -43,8 +43,8 @@ pub struct Reminder {
 }
 
 #[derive(Object)]
-pub struct ReminderList {
-    pub items: Vec<Reminder>,
+pub struct ExpiryReminderList {
+    pub items: Vec<ExpiryReminder>,
 }
 
 /// How a pool's coupons are sent again.
@@ -92,9 +92,9 @@ pub struct OutboxList {
     pub items: Vec<OutboxMessage>,
 }
 
-impl From<pool_reminders::Model> for Reminder {
-    fn from(m: pool_reminders::Model) -> Reminder {
-        Reminder {
+impl From<pool_reminders::Model> for ExpiryReminder {
+    fn from(m: pool_reminders::Model) -> ExpiryReminder {
+        ExpiryReminder {
             id: m.id,
             days_before: m.days_before.max(0) as u32,
             at: m.at_time,
@@ -149,11 +149,11 @@ impl NotificationsApi {
         auth: ApiKeyAuth,
         state: Data<&AppState>,
         id: Path<i64>,
-    ) -> ApiResult<Json<ReminderList>> {
+    ) -> ApiResult<Json<ExpiryReminderList>> {
         auth.0.require(Scope::Admin)?;
         let rows = notifications::reminders(&state.db, auth.0.org_id, id.0).await?;
-        Ok(Json(ReminderList {
-            items: rows.into_iter().map(Reminder::from).collect(),
+        Ok(Json(ExpiryReminderList {
+            items: rows.into_iter().map(ExpiryReminder::from).collect(),
         }))
     }
 
@@ -169,8 +169,8 @@ impl NotificationsApi {
         auth: ApiKeyAuth,
         state: Data<&AppState>,
         id: Path<i64>,
-        body: Json<ReminderList>,
-    ) -> ApiResult<Json<ReminderList>> {
+        body: Json<ExpiryReminderList>,
+    ) -> ApiResult<Json<ExpiryReminderList>> {
         auth.0.require(Scope::Admin)?;
         let specs = body
             .0
@@ -186,8 +186,8 @@ impl NotificationsApi {
             })
             .collect();
         let rows = notifications::set_reminders(&state.db, auth.0.org_id, id.0, specs).await?;
-        Ok(Json(ReminderList {
-            items: rows.into_iter().map(Reminder::from).collect(),
+        Ok(Json(ExpiryReminderList {
+            items: rows.into_iter().map(ExpiryReminder::from).collect(),
         }))
     }
 

@@ -246,10 +246,32 @@ pub fn reminder_due(due_at: DateTime<Utc>, expires_at: DateTime<Utc>, now: DateT
     due_at <= now && now < expires_at
 }
 
-/// How far ahead of `now` expiries can be for a reminder `days_before` to be due: its days, one
-/// for the time of day and one for the widest time-zone offset.
-pub fn reminder_horizon(now: DateTime<Utc>, days_before: u32) -> DateTime<Utc> {
-    now + TimeDelta::days(i64::from(days_before) + 2)
+/// Coupons expiring before this instant may have reminder (`days_before`, `at`) due at `now`,
+/// and those after it cannot: the last local day whose `at` has passed, plus the reminder's
+/// days, ends there. The reminder scan reads only this window, so coupons whose reminder is
+/// still days away are not read again and again.
+pub fn reminder_window_end(
+    now: DateTime<Utc>,
+    tz: Tz,
+    days_before: u32,
+    at: NaiveTime,
+) -> DateTime<Utc> {
+    let local = now.with_timezone(&tz);
+    let mut last_day = local.date_naive();
+    if local.time() < at {
+        last_day = last_day.pred_opt().unwrap_or(last_day);
+    }
+    let end_day = last_day
+        .checked_add_days(Days::new(u64::from(days_before) + 1))
+        .unwrap_or(last_day);
+    let midnight = end_day.and_time(NaiveTime::MIN);
+    tz.from_local_datetime(&midnight)
+        .earliest()
+        .or_else(|| {
+            tz.from_local_datetime(&(midnight + TimeDelta::hours(1)))
+                .earliest()
+        })
+        .map_or(now, |t| t.with_timezone(&Utc))
 }
 
 /// The wait after the `failed_attempts`-th failure: `base` doubling each time, at most an
@@ -420,6 +442,24 @@ mod tests {
             html_body("a <b>\nc\n\nd"),
             "<html><body><p>a &lt;b&gt;<br>c</p><p>d</p></body></html>"
         );
+    }
+
+    #[test]
+    fn the_reminder_window_ends_after_the_last_due_expiry_day() {
+        let at = parse_time_of_day("09:00").unwrap();
+        // 08:59 in Madrid on 10 Dec: 9 Dec is the last day whose 09:00 passed; 3 days before
+        // covers expiries up to 12 Dec, so the window ends at 13 Dec 00:00 local.
+        let before = reminder_window_end(utc("2026-12-10T07:59:00Z"), Madrid, 3, at);
+        assert_eq!(before, utc("2026-12-12T23:00:00Z"));
+        let after = reminder_window_end(utc("2026-12-10T08:00:00Z"), Madrid, 3, at);
+        assert_eq!(after, utc("2026-12-13T23:00:00Z"));
+        // Every expiry inside the window is due, the first one outside is not.
+        let now = utc("2026-12-10T08:00:00Z");
+        let inside = utc("2026-12-13T22:59:59Z");
+        let due = reminder_due_at(inside, Madrid, 3, at).unwrap();
+        assert!(reminder_due(due, inside, now));
+        let due = reminder_due_at(after, Madrid, 3, at).unwrap();
+        assert!(!reminder_due(due, after, now));
     }
 
     #[test]

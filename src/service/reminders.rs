@@ -47,7 +47,7 @@ async fn queue_reminder(
     let days = reminder.days_before.max(0) as u32;
     let at = message::parse_time_of_day(&reminder.at_time)
         .map_err(|e| Error::internal(format!("reminder {}: {e}", reminder.id)))?;
-    let horizon = message::reminder_horizon(now, days);
+    let window_end = message::reminder_window_end(now, tz, days, at);
     let mut after = 0;
     let mut queued = 0;
     loop {
@@ -56,7 +56,7 @@ async fn queue_reminder(
             reminder.id,
             pool.id,
             now,
-            horizon,
+            window_end,
             after,
             BATCH,
         )

@@ -117,14 +117,14 @@ pub async fn put_messages<C: ConnectionTrait>(
     Ok(row)
 }
 
-/// Issued coupons of the reminder's pool expiring in (now, horizon] that have not had it,
+/// Issued coupons of the reminder's pool expiring in (now, window_end) that have not had it,
 /// after coupon id `after`, by id.
 pub async fn reminder_candidates<C: ConnectionTrait>(
     db: &C,
     reminder_id: i64,
     pool_id: i64,
     now: DateTime<Utc>,
-    horizon: DateTime<Utc>,
+    window_end: DateTime<Utc>,
     after: i64,
     limit: u64,
 ) -> Result<Vec<coupons::Model>, DbErr> {
@@ -132,13 +132,13 @@ pub async fn reminder_candidates<C: ConnectionTrait>(
     let stmt = Statement::from_sql_and_values(
         backend,
         "SELECT c.* FROM coupons c WHERE c.status = $1 AND c.expires_at > $2 \
-         AND c.expires_at <= $3 AND c.pool_id = $4 AND c.id > $5 AND c.customer_id IS NOT NULL \
+         AND c.expires_at < $3 AND c.pool_id = $4 AND c.id > $5 AND c.customer_id IS NOT NULL \
          AND NOT EXISTS (SELECT 1 FROM reminder_deliveries d \
          WHERE d.reminder_id = $6 AND d.coupon_id = c.id) ORDER BY c.id LIMIT $7",
         [
             CouponStatus::Issued.as_i16().into(),
             now.into(),
-            horizon.into(),
+            window_end.into(),
             pool_id.into(),
             after.into(),
             reminder_id.into(),

@@ -17,6 +17,7 @@ use common::{
 };
 use coupond::{config::NotifyConfig, domain::signature};
 use reqwest::Method;
+use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -46,6 +47,7 @@ on_both_databases!(
     two_instances_send_each_message_once,
     smtp_down_then_back_and_dead_messages_retried,
     without_transports_messages_stay_queued,
+    housekeeping_closes_run_out_holds_and_drops_old_messages,
 );
 
 fn config(smtp: Option<String>, sms: Option<(String, &str)>) -> NotifyConfig {
@@ -556,12 +558,82 @@ async fn without_transports_messages_stay_queued(backend: Backend) {
     assert_eq!(app.dispatcher.run_once().await.unwrap(), Default::default());
     let pending = json(app.get("/v1/outbox?state=pending").await).await;
     assert_eq!(pending["items"][0]["attempts"], 0, "{pending}");
+}
 
-    // Housekeeping deletes sent messages past the retention, and nothing still queued.
-    let later = Utc::now() + TimeDelta::days(31);
+async fn housekeeping_closes_run_out_holds_and_drops_old_messages(backend: Backend) {
+    let gateway = Receiver::start(|_, _| Reply::status(200)).await;
+    let sms = Some((gateway.url.clone(), "webhook"));
+    let Some(app) = TestApp::spawn_with(backend, config(None, sms)).await else {
+        return;
+    };
+    customer(
+        &app,
+        "ana",
+        json!({"mobile": "+34600111222", "email": "ana@example.com"}),
+    )
+    .await;
+    let card = common::fixtures::pool(
+        &app,
+        json!({"name": "Gift", "source": "generated", "pattern": "HK####",
+        "discount_type": "gift_card", "value": 10000, "currency": "EUR",
+        "redemption": {"redeem_more_than_once": true}}),
+    )
+    .await;
+    let code = issue_ok(&app, card, "ana").await["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hold = app
+        .post(
+            &format!("/v1/coupons/{code}/reserve"),
+            json!({"customer": {"external_id": "ana"},
+            "basket": {"total": 3000, "currency": "EUR"}, "amount": 2500, "ttl_seconds": 1}),
+        )
+        .await;
+    assert_eq!(json(hold).await["coupon_balance"], 7500);
+    app.post(&format!("/v1/coupons/{code}/resend"), json!({}))
+        .await;
+    app.post(
+        &format!("/v1/coupons/{code}/resend"),
+        json!({"channel": "email"}),
+    )
+    .await;
+    assert_eq!(
+        sent_count(&app).await,
+        1,
+        "the SMS; the email has no transport"
+    );
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+
+    let housekeeping = coupond::scheduler::Job::Housekeeping;
     app.scheduler
-        .run_job(coupond::scheduler::Job::Housekeeping, later)
+        .run_job(housekeeping, Utc::now())
         .await
         .unwrap();
-    assert_eq!(outbox(&app, "sms").await.len(), 1);
+    let holds = entity::redemptions::Entity::find()
+        .all(&app.db)
+        .await
+        .unwrap();
+    assert!(!holds[0].active, "the run-out hold is closed");
+    let coupon = json(app.get(&format!("/v1/coupons/{code}")).await).await;
+    assert_eq!(coupon["balance"], 10000, "{coupon}");
+    assert_eq!(
+        outbox(&app, "sms").await.len(),
+        1,
+        "kept within the retention"
+    );
+
+    app.scheduler
+        .run_job(housekeeping, Utc::now() + TimeDelta::days(31))
+        .await
+        .unwrap();
+    assert!(
+        outbox(&app, "sms").await.is_empty(),
+        "sent and old: deleted"
+    );
+    assert_eq!(
+        outbox(&app, "email").await.len(),
+        1,
+        "never deleted while queued"
+    );
 }

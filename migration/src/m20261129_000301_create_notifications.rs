@@ -11,7 +11,8 @@ pub struct Migration;
 /// Expiry reminders and resend templates of pools, the reminders already given to each coupon,
 /// and the scheduler's record of its runs (its lease: a run is claimed by moving `last_run_ms`).
 /// A partial index finds coupons that can still expire by expiry time, for the sweep and the
-/// reminders, without reading the redeemed and expired bulk of the table.
+/// reminders, without reading the redeemed and expired bulk of the table; another finds open
+/// holds by when they run out, for housekeeping.
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -22,6 +23,17 @@ impl MigrationTrait for Migration {
                     .table(Coupons::Table)
                     .col(Coupons::ExpiresAt)
                     .and_where(Expr::col(Coupons::Status).is_in(EXPIRABLE))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_redemptions_open_holds")
+                    .table(Redemptions::Table)
+                    .col(Redemptions::ReservedUntil)
+                    .and_where(Expr::col(Redemptions::Active).eq(true))
+                    .and_where(Expr::col(Redemptions::ReservedUntil).is_not_null())
                     .to_owned(),
             )
             .await?;
@@ -115,6 +127,14 @@ impl MigrationTrait for Migration {
         manager
             .drop_index(
                 Index::drop()
+                    .name("idx_redemptions_open_holds")
+                    .table(Redemptions::Table)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .drop_index(
+                Index::drop()
                     .name("idx_coupons_expiring")
                     .table(Coupons::Table)
                     .to_owned(),
@@ -170,4 +190,11 @@ enum Coupons {
     Table,
     Status,
     ExpiresAt,
+}
+
+#[derive(DeriveIden)]
+enum Redemptions {
+    Table,
+    Active,
+    ReservedUntil,
 }

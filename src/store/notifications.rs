@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use entity::{
-    coupon_events, coupons, idempotency_keys, outbox, pool_messages, pool_reminders,
-    reminder_deliveries, scheduler_runs,
+    coupon_events, coupons, idempotency_keys, outbox, pool_messages, pool_reminders, pools,
+    redemptions, reminder_deliveries, scheduler_runs,
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
@@ -414,4 +414,30 @@ pub async fn delete_idempotency_keys_before<C: ConnectionTrait>(
         .exec(db)
         .await?;
     Ok(result.rows_affected)
+}
+
+/// A pool by id, whatever its org (for housekeeping).
+pub async fn pool_by_id<C: ConnectionTrait>(
+    db: &C,
+    id: i64,
+) -> Result<Option<pools::Model>, DbErr> {
+    pools::Entity::find_by_id(id).one(db).await
+}
+
+/// Up to `limit` holds that ran out by `now` and are still open, as (pool id, coupon id).
+pub async fn run_out_holds<C: ConnectionTrait>(
+    db: &C,
+    now: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<(i64, i64)>, DbErr> {
+    redemptions::Entity::find()
+        .select_only()
+        .column(redemptions::Column::PoolId)
+        .column(redemptions::Column::CouponId)
+        .filter(redemptions::Column::Active.eq(true))
+        .filter(redemptions::Column::ReservedUntil.lte(now))
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await
 }

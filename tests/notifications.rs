@@ -48,6 +48,7 @@ on_both_databases!(
     smtp_down_then_back_and_dead_messages_retried,
     without_transports_messages_stay_queued,
     housekeeping_closes_run_out_holds_and_drops_old_messages,
+    each_scheduled_run_happens_once_across_replicas,
 );
 
 fn config(smtp: Option<String>, sms: Option<(String, &str)>) -> NotifyConfig {
@@ -636,4 +637,40 @@ async fn housekeeping_closes_run_out_holds_and_drops_old_messages(backend: Backe
         1,
         "never deleted while queued"
     );
+}
+
+async fn each_scheduled_run_happens_once_across_replicas(backend: Backend) {
+    use coupond::scheduler::Job;
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let second = app.another_instance(quiet_notifications()).await;
+    // 03:29:30 UTC: housekeeping (03:30) and the sweep (every 5 minutes) are a step away.
+    let start = Utc::now()
+        .date_naive()
+        .and_hms_opt(3, 29, 30)
+        .unwrap()
+        .and_utc();
+    let mut runs: Vec<(DateTime<Utc>, Job)> = Vec::new();
+    for step in 0..4 {
+        let at = start + TimeDelta::seconds(40 * step);
+        app.clock.set(at);
+        let (a, b) = tokio::join!(app.scheduler.tick(), second.scheduler.tick());
+        runs.extend(
+            a.unwrap()
+                .into_iter()
+                .chain(b.unwrap())
+                .map(|job| (at, job)),
+        );
+    }
+    let at = |s: i64| start + TimeDelta::seconds(s);
+    let all = [Job::ExpirySweep, Job::Reminders, Job::Housekeeping];
+    let mut expected: Vec<(DateTime<Utc>, Job)> = all.iter().map(|j| (at(0), *j)).collect();
+    // 03:30:00 passes between 03:29:30 and 03:30:10: every job is due once more.
+    expected.extend(all.iter().map(|j| (at(40), *j)));
+    // 03:31:00 passes between 03:30:50 and 03:31:30: only the minutely reminder scan.
+    expected.push((at(120), Job::Reminders));
+    runs.sort_by_key(|(t, j)| (*t, j.name()));
+    expected.sort_by_key(|(t, j)| (*t, j.name()));
+    assert_eq!(runs, expected, "each run once, by one of the two replicas");
 }

@@ -81,15 +81,19 @@ impl Scheduler {
     }
 
     /// Runs every job that is due at the clock's time and that this replica wins; returns the
-    /// jobs it ran.
+    /// jobs it ran. A job that fails is logged and tried again at its next scheduled time; the
+    /// others still run.
     pub async fn tick(&self) -> service::Result<Vec<Job>> {
         let now = self.clock.now();
         let mut ran = Vec::new();
         for entry in &self.entries {
-            if self.claim(entry, now).await? {
-                self.run_job(entry.job, now).await?;
-                ran.push(entry.job);
+            if !self.claim(entry, now).await? {
+                continue;
             }
+            if let Err(err) = self.run_job(entry.job, now).await {
+                tracing::warn!(job = entry.job.name(), %err, "scheduled job failed");
+            }
+            ran.push(entry.job);
         }
         Ok(ran)
     }
@@ -103,7 +107,7 @@ impl Scheduler {
                 _ = tick.tick() => {}
             }
             if let Err(err) = self.tick().await {
-                tracing::warn!(%err, "scheduled job failed");
+                tracing::warn!(%err, "scheduler could not claim its jobs");
             }
         }
     }

@@ -295,21 +295,17 @@ pub fn state_of(row: &outbox::Model) -> message::OutboxState {
 
 /// Unsent rows that used up their attempts, whatever their channel.
 fn dead() -> Condition {
-    let out_of_attempts = |webhooks: bool| {
-        let channel = outbox::Column::Channel;
-        Condition::all()
-            .add(if webhooks {
-                channel.eq(WEBHOOK)
-            } else {
-                channel.ne(WEBHOOK)
-            })
-            .add(outbox::Column::Attempts.gte(max_attempts(if webhooks { WEBHOOK } else { "" })))
-    };
-    Condition::all().add(outbox::Column::SentAt.is_null()).add(
-        Condition::any()
-            .add(out_of_attempts(true))
-            .add(out_of_attempts(false)),
-    )
+    let channel = outbox::Column::Channel;
+    let attempts = outbox::Column::Attempts;
+    let webhooks = Condition::all()
+        .add(channel.eq(WEBHOOK))
+        .add(attempts.gte(webhook::MAX_ATTEMPTS));
+    let messages = Condition::all()
+        .add(channel.ne(WEBHOOK))
+        .add(attempts.gte(message::MAX_ATTEMPTS));
+    Condition::all()
+        .add(outbox::Column::SentAt.is_null())
+        .add(Condition::any().add(webhooks).add(messages))
 }
 
 /// The org's outbox rows, newest first, optionally of one channel and state.

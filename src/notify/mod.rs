@@ -73,3 +73,55 @@ impl Availability {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(smtp: Option<&str>, sms: Option<(&str, &str)>, secret: Option<&str>) -> NotifyConfig {
+        NotifyConfig {
+            smtp_url: smtp.map(str::to_string),
+            sms_gateway_url: sms.map(|(url, _)| url.to_string()),
+            sms_gateway_kind: sms.map_or("webhook", |(_, kind)| kind).to_string(),
+            sms_gateway_secret: secret.map(str::to_string),
+            ..NotifyConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn smtp_urls_choose_plain_starttls_or_tls() {
+        for url in [
+            "smtp://localhost:2525",
+            "smtp://user:pass@mail.example.com:587?tls=required",
+            "smtps://user:pass@mail.example.com",
+        ] {
+            let t = Transports::from_config(&with(Some(url), None, None)).unwrap();
+            assert_eq!(
+                t.availability(),
+                Availability {
+                    email: true,
+                    sms: false
+                }
+            );
+        }
+        assert!(Transports::from_config(&with(Some("imap://x"), None, None)).is_err());
+    }
+
+    #[tokio::test]
+    async fn sms_gateways_need_their_credentials() {
+        let twilio = "https://AC1:tok@api.twilio.com/2010-04-01/Accounts/AC1/Messages.json";
+        assert!(Transports::from_config(&with(None, Some((twilio, "twilio")), None)).is_ok());
+        let no_auth = "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json";
+        assert!(Transports::from_config(&with(None, Some((no_auth, "twilio")), None)).is_err());
+        let hook = Some(("https://sms.example.com/send", "webhook"));
+        assert!(
+            Transports::from_config(&with(None, hook, None)).is_err(),
+            "unsigned"
+        );
+        assert!(Transports::from_config(&with(None, hook, Some("a-long-enough-secret"))).is_ok());
+        let fax = Some(("https://sms.example.com/send", "fax"));
+        assert!(Transports::from_config(&with(None, fax, Some("a-long-enough-secret"))).is_err());
+        let none = Transports::from_config(&NotifyConfig::default()).unwrap();
+        assert_eq!(none.availability().notes().len(), 2);
+    }
+}

@@ -99,6 +99,10 @@ pub struct NotifyConfig {
     #[arg(long, env = "COUPOND_REMINDER_CRON", default_value = DEFAULT_REMINDER_CRON)]
     pub reminder_cron: String,
 
+    /// When pools are checked for codes running low (cron, seconds first, UTC).
+    #[arg(long, env = "COUPOND_LIMIT_WATCH_CRON", default_value = DEFAULT_LIMIT_WATCH_CRON)]
+    pub limit_watch_cron: String,
+
     /// When housekeeping runs (cron, seconds first, UTC).
     #[arg(long, env = "COUPOND_HOUSEKEEPING_CRON", default_value = DEFAULT_HOUSEKEEPING_CRON)]
     pub housekeeping_cron: String,
@@ -111,6 +115,7 @@ pub struct NotifyConfig {
 pub const DEFAULT_MAIL_FROM: &str = "coupond <coupond@localhost>";
 pub const DEFAULT_EXPIRY_CRON: &str = "0 */5 * * * *";
 pub const DEFAULT_REMINDER_CRON: &str = "0 * * * * *";
+pub const DEFAULT_LIMIT_WATCH_CRON: &str = "30 * * * * *";
 pub const DEFAULT_HOUSEKEEPING_CRON: &str = "0 30 3 * * *";
 
 impl Default for NotifyConfig {
@@ -129,6 +134,7 @@ impl Default for NotifyConfig {
             scheduler_tick_ms: 1000,
             expiry_cron: DEFAULT_EXPIRY_CRON.into(),
             reminder_cron: DEFAULT_REMINDER_CRON.into(),
+            limit_watch_cron: DEFAULT_LIMIT_WATCH_CRON.into(),
             housekeeping_cron: DEFAULT_HOUSEKEEPING_CRON.into(),
             retention_days: 30,
         }

@@ -49,6 +49,7 @@ on_both_databases!(
     without_transports_messages_stay_queued,
     housekeeping_closes_run_out_holds_and_drops_old_messages,
     each_scheduled_run_happens_once_across_replicas,
+    running_short_of_codes_notifies_once_per_crossing,
 );
 
 fn config(smtp: Option<String>, sms: Option<(String, &str)>) -> NotifyConfig {
@@ -664,13 +665,76 @@ async fn each_scheduled_run_happens_once_across_replicas(backend: Backend) {
         );
     }
     let at = |s: i64| start + TimeDelta::seconds(s);
-    let all = [Job::ExpirySweep, Job::Reminders, Job::Housekeeping];
+    let all = [
+        Job::ExpirySweep,
+        Job::Reminders,
+        Job::LimitWatch,
+        Job::Housekeeping,
+    ];
     let mut expected: Vec<(DateTime<Utc>, Job)> = all.iter().map(|j| (at(0), *j)).collect();
-    // 03:30:00 passes between 03:29:30 and 03:30:10: every job is due once more.
-    expected.extend(all.iter().map(|j| (at(40), *j)));
-    // 03:31:00 passes between 03:30:50 and 03:31:30: only the minutely reminder scan.
+    // 03:30:00 passes between 03:29:30 and 03:30:10: every job but the limit watch (at :30)
+    // is due once more.
+    expected.extend(
+        all.iter()
+            .filter(|j| **j != Job::LimitWatch)
+            .map(|j| (at(40), *j)),
+    );
+    expected.push((at(80), Job::LimitWatch));
+    // 03:31:00 and 03:31:30 pass by 03:31:30: the minutely reminder scan and limit watch.
     expected.push((at(120), Job::Reminders));
+    expected.push((at(120), Job::LimitWatch));
     runs.sort_by_key(|(t, j)| (*t, j.name()));
     expected.sort_by_key(|(t, j)| (*t, j.name()));
     assert_eq!(runs, expected, "each run once, by one of the two replicas");
+}
+
+async fn running_short_of_codes_notifies_once_per_crossing(backend: Backend) {
+    use coupond::scheduler::Job;
+    let smtp = SmtpServer::start().await;
+    let Some(app) = TestApp::spawn_with(backend, config(Some(smtp.url()), None)).await else {
+        return;
+    };
+    app.patch("/v1/org", json!({"poc_emails": ["poc@example.com"]}))
+        .await;
+    let p = coupon_pool(
+        &app,
+        "S",
+        5,
+        json!({"issuance": {"max_total": 100, "notify_remaining_at": 2}}),
+    )
+    .await;
+    let watch = || async {
+        app.scheduler
+            .run_job(Job::LimitWatch, Utc::now())
+            .await
+            .unwrap();
+        app.dispatcher.run_once().await.unwrap();
+        smtp.mails()
+    };
+    for i in 0..8 {
+        customer(&app, &format!("c{i}"), json!({})).await;
+    }
+    for i in 0..2 {
+        issue_ok(&app, p, &format!("c{i}")).await;
+    }
+    assert!(watch().await.is_empty(), "3 codes left");
+    issue_ok(&app, p, "c2").await;
+    let mails = watch().await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].rcpt_to, ["poc@example.com"]);
+    assert!(
+        mails[0].subject.contains("2 coupons left"),
+        "{}",
+        mails[0].subject
+    );
+    assert_eq!(watch().await.len(), 1, "once per crossing");
+
+    let codes: Vec<String> = (0..5).map(|i| format!("REFILL{p}X{i}")).collect();
+    app.post(&format!("/v1/pools/{p}/codes"), json!({"codes": codes}))
+        .await;
+    assert_eq!(watch().await.len(), 1, "refilled above the threshold");
+    for i in 3..8 {
+        issue_ok(&app, p, &format!("c{i}")).await;
+    }
+    assert_eq!(watch().await.len(), 2, "a new crossing after the refill");
 }

@@ -10,6 +10,7 @@ pub use super::orgs::Entity as Orgs;
 pub use super::outbox::Entity as Outbox;
 pub use super::points_ledger::Entity as PointsLedger;
 pub use super::pool_allowed_customers::Entity as PoolAllowedCustomers;
+pub use super::pool_limit_alerts::Entity as PoolLimitAlerts;
 pub use super::pool_messages::Entity as PoolMessages;
 pub use super::pool_reminders::Entity as PoolReminders;
 pub use super::pools::Entity as Pools;

@@ -9,7 +9,8 @@ const EXPIRABLE: [i16; 2] = [0, 1];
 pub struct Migration;
 
 /// Expiry reminders and resend templates of pools, the reminders already given to each coupon,
-/// and the scheduler's record of its runs (its lease: a run is claimed by moving `last_run_ms`).
+/// whether a pool's codes are below its notification threshold (and how many times they fell
+/// there), and the scheduler's record of its runs (its lease: a run is claimed by moving `last_run_ms`).
 /// A partial index finds coupons that can still expire by expiry time, for the sweep and the
 /// reminders, without reading the redeemed and expired bulk of the table; another finds open
 /// holds by when they run out, for housekeeping.
@@ -105,6 +106,21 @@ impl MigrationTrait for Migration {
         manager
             .create_table(
                 Table::create()
+                    .table(PoolLimitAlerts::Table)
+                    .col(big_integer(PoolLimitAlerts::PoolId).primary_key())
+                    .col(boolean(PoolLimitAlerts::Below))
+                    .col(integer(PoolLimitAlerts::Crossings))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(PoolLimitAlerts::Table, PoolLimitAlerts::PoolId)
+                            .to(Pools::Table, Pools::Id),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
                     .table(SchedulerRuns::Table)
                     .col(string(SchedulerRuns::Name).primary_key())
                     .col(big_integer(SchedulerRuns::LastRunMs))
@@ -116,6 +132,7 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in [
             SchedulerRuns::Table.into_iden(),
+            PoolLimitAlerts::Table.into_iden(),
             PoolMessages::Table.into_iden(),
             ReminderDeliveries::Table.into_iden(),
             PoolReminders::Table.into_iden(),
@@ -197,4 +214,12 @@ enum Redemptions {
     Table,
     Active,
     ReservedUntil,
+}
+
+#[derive(DeriveIden)]
+enum PoolLimitAlerts {
+    Table,
+    PoolId,
+    Below,
+    Crossings,
 }

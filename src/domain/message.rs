@@ -211,6 +211,17 @@ pub fn limit_notice(pool_name: &str, remaining: u64, max_total: u64) -> (String,
     )
 }
 
+/// The subject and text of the email to an org's POCs when a pool's codes run low.
+pub fn codes_left_notice(pool_name: &str, codes_left: u64) -> (String, String) {
+    (
+        format!("Pool \"{pool_name}\": {codes_left} coupons left to issue"),
+        format!(
+            "The coupon pool \"{pool_name}\" has {codes_left} codes left to issue.\n\n\
+             Upload or generate more codes before it runs out."
+        ),
+    )
+}
+
 /// Parses a reminder's `HH:MM`.
 pub fn parse_time_of_day(text: &str) -> Result<NaiveTime, TemplateError> {
     NaiveTime::parse_from_str(text, "%H:%M")

@@ -16,7 +16,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 
 use crate::{
     config::NotifyConfig,
-    service::{self, expiry_sweep, housekeeping, reminders},
+    service::{self, expiry_sweep, housekeeping, limit_watch, reminders},
     store,
 };
 
@@ -25,6 +25,7 @@ use crate::{
 pub enum Job {
     ExpirySweep,
     Reminders,
+    LimitWatch,
     Housekeeping,
 }
 
@@ -33,6 +34,7 @@ impl Job {
         match self {
             Job::ExpirySweep => "expiry_sweep",
             Job::Reminders => "expiry_reminders",
+            Job::LimitWatch => "issual_limit_watch",
             Job::Housekeeping => "housekeeping",
         }
     }
@@ -70,6 +72,7 @@ impl Scheduler {
             entries: vec![
                 parse(Job::ExpirySweep, &config.expiry_cron)?,
                 parse(Job::Reminders, &config.reminder_cron)?,
+                parse(Job::LimitWatch, &config.limit_watch_cron)?,
                 parse(Job::Housekeeping, &config.housekeeping_cron)?,
             ],
             retention: TimeDelta::days(i64::from(config.retention_days)),
@@ -135,6 +138,7 @@ impl Scheduler {
         let done = match job {
             Job::ExpirySweep => expiry_sweep::sweep(&self.db, now).await?,
             Job::Reminders => reminders::queue_due(&self.db, now).await?,
+            Job::LimitWatch => limit_watch::check(&self.db, now).await?,
             Job::Housekeeping => housekeeping::clean(&self.db, now, self.retention).await?,
         };
         tracing::info!(

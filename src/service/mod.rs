@@ -13,6 +13,7 @@ pub mod housekeeping;
 pub mod idempotency;
 pub mod issuance;
 pub mod lifecycle;
+pub mod limit_watch;
 pub mod notifications;
 pub mod pools;
 pub mod redemption;

@@ -4,16 +4,22 @@
 
 use chrono::{DateTime, Utc};
 use entity::{
-    coupon_events, coupons, idempotency_keys, outbox, pool_messages, pool_reminders, pools,
-    redemptions, reminder_deliveries, scheduler_runs,
+    coupon_events, coupons, idempotency_keys, outbox, pool_limit_alerts, pool_messages,
+    pool_reminders, pools, redemptions, reminder_deliveries, scheduler_runs,
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
-    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set, Statement, sea_query::Expr,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+    sea_query::{Expr, ExprTrait},
 };
 
 use crate::{
-    domain::{coupon::CouponStatus, message, webhook},
+    domain::{
+        coupon::CouponStatus,
+        message,
+        pool::{PoolSource, PoolState},
+        webhook,
+    },
     store::{events::EventKind, outbox::WEBHOOK},
 };
 
@@ -436,4 +442,77 @@ pub async fn run_out_holds<C: ConnectionTrait>(
         .into_tuple()
         .all(db)
         .await
+}
+
+/// Active pools whose codes can run out (uploaded or generated), for the limit watch.
+pub async fn pools_with_codes<C: ConnectionTrait>(db: &C) -> Result<Vec<pools::Model>, DbErr> {
+    pools::Entity::find()
+        .filter(pools::Column::State.eq(PoolState::Active.as_str()))
+        .filter(pools::Column::Source.is_in([
+            PoolSource::Uploaded.as_str(),
+            PoolSource::Generated.as_str(),
+        ]))
+        .order_by_asc(pools::Column::Id)
+        .all(db)
+        .await
+}
+
+/// The pool's codes still available, counted up to `cap` only: the watch needs to know
+/// whether they are few, not how many a big pool has.
+pub async fn available_up_to<C: ConnectionTrait>(
+    db: &C,
+    pool_id: i64,
+    cap: u64,
+) -> Result<u64, DbErr> {
+    let ids: Vec<i64> = coupons::Entity::find()
+        .select_only()
+        .column(coupons::Column::Id)
+        .filter(coupons::Column::PoolId.eq(pool_id))
+        .filter(coupons::Column::Status.eq(CouponStatus::Available.as_i16()))
+        .limit(cap)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(ids.len() as u64)
+}
+
+/// Marks the pool's codes as fallen to its threshold; the number of this crossing when this
+/// call made the change, None when they were already there (another replica or run saw it).
+pub async fn fall_below<C: ConnectionTrait>(db: &C, pool_id: i64) -> Result<Option<i32>, DbErr> {
+    pool_limit_alerts::Entity::insert(pool_limit_alerts::ActiveModel {
+        pool_id: Set(pool_id),
+        below: Set(false),
+        crossings: Set(0),
+    })
+    .on_conflict_do_nothing_on([pool_limit_alerts::Column::PoolId])
+    .exec(db)
+    .await?;
+    let result = pool_limit_alerts::Entity::update_many()
+        .col_expr(pool_limit_alerts::Column::Below, Expr::value(true))
+        .col_expr(
+            pool_limit_alerts::Column::Crossings,
+            Expr::col(pool_limit_alerts::Column::Crossings).add(1),
+        )
+        .filter(pool_limit_alerts::Column::PoolId.eq(pool_id))
+        .filter(pool_limit_alerts::Column::Below.eq(false))
+        .exec(db)
+        .await?;
+    if result.rows_affected == 0 {
+        return Ok(None);
+    }
+    let row = pool_limit_alerts::Entity::find_by_id(pool_id)
+        .one(db)
+        .await?;
+    Ok(row.map(|r| r.crossings))
+}
+
+/// The pool's codes rose above its threshold again (a refill): the next fall is a new crossing.
+pub async fn rise_above<C: ConnectionTrait>(db: &C, pool_id: i64) -> Result<(), DbErr> {
+    pool_limit_alerts::Entity::update_many()
+        .col_expr(pool_limit_alerts::Column::Below, Expr::value(false))
+        .filter(pool_limit_alerts::Column::PoolId.eq(pool_id))
+        .filter(pool_limit_alerts::Column::Below.eq(true))
+        .exec(db)
+        .await?;
+    Ok(())
 }

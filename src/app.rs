@@ -8,6 +8,7 @@ use poem::{
     listener::{Acceptor, Listener, TcpListener},
 };
 use sea_orm::DatabaseConnection;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     api::{
@@ -15,7 +16,9 @@ use crate::{
         limits::{LimitSettings, Limits},
         metrics::Metrics,
     },
-    config::{DatabaseConfig, ServeConfig},
+    config::{DatabaseConfig, NotifyConfig, ServeConfig},
+    notify::{Dispatcher, Transports},
+    scheduler::{Clock, Scheduler, SystemClock},
     service::webhooks::Worker,
     store,
 };
@@ -29,10 +32,23 @@ pub struct Application {
     state: AppState,
     acceptor: poem::listener::TcpAcceptor,
     grace: Duration,
+    scheduler: Scheduler,
+    dispatcher: Dispatcher,
+    /// Stops the notification workers when the server stops.
+    workers: CancellationToken,
 }
 
 impl Application {
     pub async fn build(db: &DatabaseConfig, serve: &ServeConfig) -> Result<Application, BoxError> {
+        Self::build_with_clock(db, serve, Arc::new(SystemClock)).await
+    }
+
+    /// [`Application::build`] with the clock the scheduler reads (tests move it).
+    pub async fn build_with_clock(
+        db: &DatabaseConfig,
+        serve: &ServeConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Application, BoxError> {
         let conn = store::connect(db).await?;
         store::migrate(&conn).await?;
         let acceptor = TcpListener::bind(serve.bind.clone())
@@ -46,6 +62,14 @@ impl Application {
         if serve.webhook_interval_ms > 0 {
             Worker::new(conn.clone()).spawn(Duration::from_millis(serve.webhook_interval_ms));
         }
+        // Notifications (wt-notify): the lead moves these two workers under the supervisor.
+        let transports = Transports::from_config(&serve.notify)?;
+        let deliveries = transports.availability();
+        deliveries.log();
+        let (scheduler, dispatcher) =
+            notification_workers(&conn, &serve.notify, clock, transports)?;
+        let workers = CancellationToken::new();
+        spawn_notification_workers(&scheduler, &dispatcher, &serve.notify, &workers);
         Ok(Application {
             port,
             state: AppState {
@@ -60,10 +84,24 @@ impl Application {
                     not_found_per_min: serve.rate_limit_unknown_codes,
                     auth_failures_per_min: serve.rate_limit_auth_failures,
                 })),
+                deliveries,
             },
             acceptor,
             grace: Duration::from_secs(serve.shutdown_grace_secs),
+            scheduler,
+            dispatcher,
+            workers,
         })
+    }
+
+    /// The scheduler, for tests that tick it by hand.
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
+    /// The email/SMS dispatcher, for tests that run its rounds by hand.
+    pub fn dispatcher(&self) -> &Dispatcher {
+        &self.dispatcher
     }
 
     pub fn port(&self) -> u16 {
@@ -77,6 +115,7 @@ impl Application {
     /// Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> io::Result<()> {
         tracing::info!(port = self.port, "coupond listening");
+        let _stop_workers = self.workers.drop_guard();
         Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(
                 api::routes(self.state),
@@ -84,6 +123,39 @@ impl Application {
                 Some(self.grace),
             )
             .await
+    }
+}
+
+fn notification_workers(
+    conn: &DatabaseConnection,
+    config: &NotifyConfig,
+    clock: Arc<dyn Clock>,
+    transports: Transports,
+) -> Result<(Scheduler, Dispatcher), BoxError> {
+    let scheduler = Scheduler::new(conn.clone(), clock, config)?;
+    let dispatcher = Dispatcher::new(
+        conn.clone(),
+        Arc::new(transports),
+        config.outbox_concurrency,
+        Duration::from_millis(config.outbox_retry_base_ms),
+    );
+    Ok((scheduler, dispatcher))
+}
+
+/// Starts the scheduler and the dispatcher unless their interval is 0.
+fn spawn_notification_workers(
+    scheduler: &Scheduler,
+    dispatcher: &Dispatcher,
+    config: &NotifyConfig,
+    cancel: &CancellationToken,
+) {
+    if config.outbox_interval_ms > 0 {
+        let interval = Duration::from_millis(config.outbox_interval_ms);
+        tokio::spawn(dispatcher.clone().run(interval, cancel.child_token()));
+    }
+    if config.scheduler_tick_ms > 0 {
+        let interval = Duration::from_millis(config.scheduler_tick_ms);
+        tokio::spawn(scheduler.clone().run(interval, cancel.child_token()));
     }
 }
 

@@ -58,4 +58,104 @@ pub struct ServeConfig {
     /// Milliseconds between webhook delivery rounds; 0 turns the worker off.
     #[arg(long, env = "COUPOND_WEBHOOK_INTERVAL_MS", default_value_t = 1000)]
     pub webhook_interval_ms: u64,
+
+    #[command(flatten)]
+    pub notify: NotifyConfig,
+}
+
+/// Email and SMS delivery, the outbox dispatcher and the scheduler's jobs.
+#[derive(Args, Debug, Clone)]
+pub struct NotifyConfig {
+    /// SMTP server: smtp://HOST:PORT (plain), smtp://HOST:587?tls=required (STARTTLS) or
+    /// smtps://HOST:465 (TLS); credentials as smtps://USER:PASSWORD@HOST. Unset: emails stay queued.
+    #[arg(long, env = "COUPOND_SMTP_URL")]
+    pub smtp_url: Option<String>,
+
+    /// The From of every email.
+    #[arg(long, env = "COUPOND_MAIL_FROM", default_value = DEFAULT_MAIL_FROM)]
+    pub mail_from: String,
+
+    /// SMS gateway: the webhook URL, or Twilio's
+    /// https://ACCOUNT_SID:AUTH_TOKEN@api.twilio.com/2010-04-01/Accounts/ACCOUNT_SID/Messages.json.
+    /// Unset: SMS stay queued.
+    #[arg(long, env = "COUPOND_SMS_GATEWAY_URL")]
+    pub sms_gateway_url: Option<String>,
+
+    /// `webhook` (signed JSON {to, from, body}) or `twilio` (Twilio's Messages API).
+    #[arg(long, env = "COUPOND_SMS_GATEWAY_KIND", default_value = "webhook")]
+    pub sms_gateway_kind: String,
+
+    /// The secret webhook SMS are signed with (Standard Webhooks, `whsec_...`).
+    #[arg(long, env = "COUPOND_SMS_GATEWAY_SECRET")]
+    pub sms_gateway_secret: Option<String>,
+
+    /// The sender number or name of every SMS.
+    #[arg(long, env = "COUPOND_SMS_FROM", default_value = "coupond")]
+    pub sms_from: String,
+
+    /// Milliseconds between outbox rounds for email and SMS; 0 turns the dispatcher off.
+    #[arg(long, env = "COUPOND_OUTBOX_INTERVAL_MS", default_value_t = 1000)]
+    pub outbox_interval_ms: u64,
+
+    /// Messages sent at once by one dispatcher.
+    #[arg(long, env = "COUPOND_OUTBOX_CONCURRENCY", default_value_t = 8)]
+    pub outbox_concurrency: usize,
+
+    /// Milliseconds before the first retry of a failed send; it doubles each time, at most an hour.
+    #[arg(long, env = "COUPOND_OUTBOX_RETRY_BASE_MS", default_value_t = 10_000)]
+    pub outbox_retry_base_ms: u64,
+
+    /// Milliseconds between scheduler checks for due jobs; 0 turns the scheduler off.
+    #[arg(long, env = "COUPOND_SCHEDULER_TICK_MS", default_value_t = 1000)]
+    pub scheduler_tick_ms: u64,
+
+    /// When the expiry sweep runs (cron, seconds first, UTC).
+    #[arg(long, env = "COUPOND_EXPIRY_CRON", default_value = DEFAULT_EXPIRY_CRON)]
+    pub expiry_cron: String,
+
+    /// When expiry reminders are looked for (cron, seconds first, UTC). Reminders go out at
+    /// their own local time; this only sets how soon after it.
+    #[arg(long, env = "COUPOND_REMINDER_CRON", default_value = DEFAULT_REMINDER_CRON)]
+    pub reminder_cron: String,
+
+    /// When pools are checked for codes running low (cron, seconds first, UTC).
+    #[arg(long, env = "COUPOND_LIMIT_WATCH_CRON", default_value = DEFAULT_LIMIT_WATCH_CRON)]
+    pub limit_watch_cron: String,
+
+    /// When housekeeping runs (cron, seconds first, UTC).
+    #[arg(long, env = "COUPOND_HOUSEKEEPING_CRON", default_value = DEFAULT_HOUSEKEEPING_CRON)]
+    pub housekeeping_cron: String,
+
+    /// Days sent messages and idempotency keys are kept before housekeeping deletes them.
+    #[arg(long, env = "COUPOND_RETENTION_DAYS", default_value_t = 30)]
+    pub retention_days: u32,
+}
+
+pub const DEFAULT_MAIL_FROM: &str = "coupond <coupond@localhost>";
+pub const DEFAULT_EXPIRY_CRON: &str = "0 */5 * * * *";
+pub const DEFAULT_REMINDER_CRON: &str = "0 * * * * *";
+pub const DEFAULT_LIMIT_WATCH_CRON: &str = "30 * * * * *";
+pub const DEFAULT_HOUSEKEEPING_CRON: &str = "0 30 3 * * *";
+
+impl Default for NotifyConfig {
+    /// The defaults of the flags above: nothing to send with, everything queued.
+    fn default() -> NotifyConfig {
+        NotifyConfig {
+            smtp_url: None,
+            mail_from: DEFAULT_MAIL_FROM.into(),
+            sms_gateway_url: None,
+            sms_gateway_kind: "webhook".into(),
+            sms_gateway_secret: None,
+            sms_from: "coupond".into(),
+            outbox_interval_ms: 1000,
+            outbox_concurrency: 8,
+            outbox_retry_base_ms: 10_000,
+            scheduler_tick_ms: 1000,
+            expiry_cron: DEFAULT_EXPIRY_CRON.into(),
+            reminder_cron: DEFAULT_REMINDER_CRON.into(),
+            limit_watch_cron: DEFAULT_LIMIT_WATCH_CRON.into(),
+            housekeeping_cron: DEFAULT_HOUSEKEEPING_CRON.into(),
+            retention_days: 30,
+        }
+    }
 }

@@ -8,5 +8,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod notify;
+pub mod scheduler;
 pub mod service;
 pub mod store;

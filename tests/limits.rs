@@ -14,7 +14,7 @@ use serde_json::json;
 
 async fn each_backend(configure: fn(&mut ServeConfig), test: impl AsyncFn(TestApp)) {
     for backend in [Backend::Sqlite, Backend::Postgres] {
-        if let Some(app) = TestApp::spawn_with(backend, configure).await {
+        if let Some(app) = TestApp::spawn_configured(backend, configure).await {
             test(app).await;
         }
     }

@@ -226,7 +226,7 @@ both_databases! {
         assert_eq!((status, sent["status"].as_str()), (200, Some("resent")), "{sent}");
         assert_eq!(codes(&sent), [ana["code"].as_str().unwrap()]);
         assert_eq!(run(&app, &wf, "resend_coupon", "rs/1", resend("ana", json!({}))).await.1, sent);
-        assert_eq!(run(&app, &wf, "resend_coupon", "rs/2", resend("ana", json!({"channel": "sms"}))).await.1["status"], "resent");
+        assert_eq!(run(&app, &wf, "resend_coupon", "rs/2", resend("ana", json!({"channel": "email"}))).await.1["status"], "resent");
         assert_eq!(run(&app, &wf, "resend_coupon", "rs/3", resend("bob", json!({}))).await.1["status"], "resent");
         let (_, nowhere) = run(&app, &wf, "resend_coupon", "rs/4", resend("carl", json!({}))).await;
         assert_eq!(nowhere["reason"]["code"], "no_channel");
@@ -234,10 +234,10 @@ both_databases! {
         assert_eq!((nothing["status"].as_str(), nothing["reason"]["code"].as_str()), (Some("skipped"), Some("no_active_coupon")));
 
         let emails = outbox(&app, "email").await;
-        assert_eq!(emails.len(), 1, "a replay queues nothing more");
+        assert_eq!(emails.len(), 1, "SMS by default; a replay queues nothing more");
         assert_eq!(emails[0].payload["to"], "ana@example.com");
-        assert_eq!(emails[0].payload["template"], "coupon_resend");
-        assert_eq!(emails[0].payload["coupon"]["code"], ana["code"]);
+        let text = emails[0].payload["text"].as_str().unwrap();
+        assert!(text.contains(ana["code"].as_str().unwrap()), "the pool's resend template: {text}");
         let sms: Vec<Value> = outbox(&app, "sms").await.into_iter().map(|m| m.payload["to"].clone()).collect();
         assert_eq!(sms, [json!("+34600111222"), json!("+34600333444")]);
     }

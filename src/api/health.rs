@@ -11,11 +11,17 @@ pub fn healthz() -> &'static str {
     "ok"
 }
 
-/// The service can reach its database; 503 when it cannot.
+/// The service can reach its database; 503 when it cannot. Channels without a transport are
+/// listed (their messages stay queued) but do not make the service unready.
 #[handler]
 pub async fn readyz(state: Data<&AppState>) -> Response {
     if store::ping(&state.db).await {
-        "ready".into_response()
+        let mut body = String::from("ready");
+        for note in state.deliveries.notes() {
+            body.push('\n');
+            body.push_str(note);
+        }
+        body.into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
     }

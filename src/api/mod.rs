@@ -10,6 +10,7 @@ pub mod imports;
 pub mod issuance;
 pub mod limits;
 pub mod metrics;
+pub mod notifications;
 pub mod org;
 pub mod patterns;
 pub mod pools;
@@ -32,6 +33,8 @@ pub struct AppState {
     /// How long a remote-code request is answered with the code already issued.
     pub remote_retry_window: chrono::TimeDelta,
     pub limits: Arc<limits::Limits>,
+    /// Which message channels can send (`/readyz` says which cannot).
+    pub deliveries: crate::notify::Availability,
 }
 
 #[derive(Tags)]
@@ -60,6 +63,8 @@ pub enum ApiTags {
     Redemption,
     /// Looking up, searching and changing coupons.
     Coupons,
+    /// Expiry reminders, resends and the email/SMS outbox.
+    Notifications,
 }
 
 pub fn openapi_service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
@@ -77,7 +82,7 @@ pub fn openapi_service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
             remote::RemoteApi,
             workflow::WorkflowApi,
             redemption::RedemptionApi,
-            coupons::CouponsApi,
+            (coupons::CouponsApi, notifications::NotificationsApi),
         ),
         "coupond",
         env!("CARGO_PKG_VERSION"),

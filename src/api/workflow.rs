@@ -56,7 +56,7 @@ pub enum ResendChannel {
 pub struct ResendCouponInput {
     pub pool_id: i64,
     pub customer: CustomerRef,
-    /// Defaults to email when the customer has an address, else SMS.
+    /// Defaults to SMS when the customer has a mobile number, else email.
     pub channel: Option<ResendChannel>,
 }
 

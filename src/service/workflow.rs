@@ -9,7 +9,7 @@ use chrono::Utc;
 use entity::{coupons, customers, orgs, pools};
 use poem_openapi::types::{ParseFromJSON, ToJSON};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::{
     api::{
@@ -21,13 +21,13 @@ use crate::{
             ResendChannel, ResendCouponInput, RevokeCouponsInput,
         },
     },
-    domain::{customer::CustomerRef, issuance::RefusalCode},
+    domain::{customer::CustomerRef, issuance::RefusalCode, message::Channel},
     service::{
         idempotency::{self, RACE_LOST},
         issuance::{self, Fetched},
-        revocation, webhooks,
+        notifications, revocation,
     },
-    store::{self, idempotency::Keyed, outbox},
+    store::{self, idempotency::Keyed},
 };
 
 /// Refusals of the workflow actions themselves, beside the issuance rules' codes.
@@ -140,7 +140,7 @@ pub async fn resend_coupon(
     input: &ResendCouponInput,
 ) -> ApiResult<ActionResult> {
     once(db, step, || async {
-        let (_, pool) = claimed_pool(db, step.org_id(), input.pool_id).await?;
+        let (org, pool) = claimed_pool(db, step.org_id(), input.pool_id).await?;
         let customer = customer(db, step.org_id(), &input.customer).await?;
         let coupon = active_coupon(db, &pool, &customer).await?.ok_or_else(|| {
             skip(
@@ -148,18 +148,25 @@ pub async fn resend_coupon(
                 "the customer holds no active coupon of this pool",
             )
         })?;
-        let (channel, to) = address(&customer, input.channel).ok_or_else(|| {
+        let channel = address(&customer, input.channel).ok_or_else(|| {
             skip(
                 NO_CHANNEL,
                 "the customer has no email address or mobile number for this channel",
             )
         })?;
-        let mut message = webhooks::coupon_data(&coupon, Some(&customer));
-        message["template"] = json!("coupon_resend");
-        message["to"] = json!(to);
         let dedup_key = format!("resend:{}:{}", step.org_id(), step.keyed.key);
+        let tz = org.timezone.parse().unwrap_or(chrono_tz::UTC);
         let txn = db.begin().await?;
-        outbox::push(&txn, step.org_id(), channel, dedup_key, message).await?;
+        notifications::queue_resend(
+            &txn,
+            &pool,
+            tz,
+            &coupon,
+            &customer,
+            Some(channel),
+            dedup_key,
+        )
+        .await?;
         let result = ActionResult::done(ActionStatus::Resent, vec![view(coupon, true)?]);
         record(&txn, step, &result).await?;
         txn.commit().await?;
@@ -335,17 +342,15 @@ async fn active_coupon(
     }
 }
 
-/// The outbox channel and address to resend on: the one asked for, else email, else SMS.
-fn address(
-    customer: &customers::Model,
-    asked: Option<ResendChannel>,
-) -> Option<(&'static str, String)> {
-    let email = || customer.email.clone().map(|to| (outbox::EMAIL, to));
-    let sms = || customer.mobile.clone().map(|to| (outbox::SMS, to));
+/// The channel to resend on: the one asked for, else SMS, else email; None when the customer
+/// has no address for it.
+fn address(customer: &customers::Model, asked: Option<ResendChannel>) -> Option<Channel> {
+    let email = || customer.email.as_ref().map(|_| Channel::Email);
+    let sms = || customer.mobile.as_ref().map(|_| Channel::Sms);
     match asked {
         Some(ResendChannel::Email) => email(),
         Some(ResendChannel::Sms) => sms(),
-        None => email().or_else(sms),
+        None => sms().or_else(email),
     }
 }
 

@@ -6,10 +6,15 @@
 
 pub mod fixtures;
 pub mod receiver;
+pub mod smtp;
+
+use std::sync::Arc;
 
 use coupond::{
     app::Application,
-    config::{DatabaseConfig, ServeConfig},
+    config::{DatabaseConfig, NotifyConfig, ServeConfig},
+    notify::Dispatcher,
+    scheduler::{ManualClock, Scheduler},
 };
 use reqwest::{Client, Method, RequestBuilder, Response};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
@@ -30,6 +35,55 @@ pub struct TestApp {
     pub org_id: i64,
     /// The admin key of the test's org.
     pub key: String,
+    /// The scheduler's clock: it stands still until the test moves it.
+    pub clock: ManualClock,
+    pub scheduler: Scheduler,
+    pub dispatcher: Dispatcher,
+}
+
+/// A further replica of a test's service, on the same database and clock.
+pub struct Instance {
+    pub base: String,
+    pub scheduler: Scheduler,
+    pub dispatcher: Dispatcher,
+}
+
+async fn build(
+    database_url: &str,
+    configure: impl FnOnce(&mut ServeConfig),
+    clock: &ManualClock,
+) -> Application {
+    let db_config = DatabaseConfig {
+        database_url: database_url.to_string(),
+        database_max_connections: 8,
+    };
+    let mut serve = ServeConfig {
+        bind: "127.0.0.1:0".into(),
+        shutdown_grace_secs: 1,
+        remote_retry_window_secs: 60,
+        // Abuse limits are off except in the tests of the limits themselves.
+        rate_limit_per_key: 0,
+        rate_limit_per_customer: 0,
+        rate_limit_unknown_codes: 0,
+        rate_limit_auth_failures: 0,
+        // Tests drive webhook delivery with `Worker::run_once`.
+        webhook_interval_ms: 0,
+        notify: quiet_notifications(),
+    };
+    configure(&mut serve);
+    Application::build_with_clock(&db_config, &serve, Arc::new(clock.clone()))
+        .await
+        .expect("build app")
+}
+
+/// No transports, and no scheduler or dispatcher running on their own: tests that need them
+/// configure and drive them.
+pub fn quiet_notifications() -> NotifyConfig {
+    NotifyConfig {
+        outbox_interval_ms: 0,
+        scheduler_tick_ms: 0,
+        ..NotifyConfig::default()
+    }
 }
 
 /// Runs each listed test body once on SQLite and once on PostgreSQL.
@@ -59,11 +113,16 @@ macro_rules! both_databases {
 impl TestApp {
     /// None when the backend is PostgreSQL and no server is configured.
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
-        TestApp::spawn_with(backend, |_| {}).await
+        Self::spawn_configured(backend, |_| {}).await
     }
 
-    /// Like `spawn`, with settings changed from the tests' defaults by `configure`.
-    pub async fn spawn_with(
+    /// [`TestApp::spawn`] with these notification settings.
+    pub async fn spawn_with(backend: Backend, notify: NotifyConfig) -> Option<TestApp> {
+        Self::spawn_configured(backend, |s| s.notify = notify).await
+    }
+
+    /// [`TestApp::spawn`] with settings changed from the tests' defaults by `configure`.
+    pub async fn spawn_configured(
         backend: Backend,
         configure: impl FnOnce(&mut ServeConfig),
     ) -> Option<TestApp> {
@@ -71,28 +130,12 @@ impl TestApp {
             Backend::Sqlite => sqlite_url(),
             Backend::Postgres => postgres_database().await?,
         };
-        let db_config = DatabaseConfig {
-            database_url: database_url.clone(),
-            database_max_connections: 8,
-        };
-        let mut serve = ServeConfig {
-            bind: "127.0.0.1:0".into(),
-            shutdown_grace_secs: 1,
-            remote_retry_window_secs: 60,
-            // Abuse limits are off except in the tests of the limits themselves.
-            rate_limit_per_key: 0,
-            rate_limit_per_customer: 0,
-            rate_limit_unknown_codes: 0,
-            rate_limit_auth_failures: 0,
-            // Tests drive webhook delivery with `Worker::run_once`.
-            webhook_interval_ms: 0,
-        };
-        configure(&mut serve);
-        let app = Application::build(&db_config, &serve)
-            .await
-            .expect("build app");
+        let clock = ManualClock::new(chrono::Utc::now());
+        let app = build(&database_url, configure, &clock).await;
         let base = format!("http://127.0.0.1:{}", app.port());
         let db = app.db().clone();
+        let scheduler = app.scheduler().clone();
+        let dispatcher = app.dispatcher().clone();
         tokio::spawn(app.run_until_stopped());
         let (org, key) =
             coupond::store::orgs::create(&db, "Test Org".into(), "Europe/Madrid".into())
@@ -106,7 +149,22 @@ impl TestApp {
             database_url,
             org_id: org.id,
             key,
+            clock,
+            scheduler,
+            dispatcher,
         })
+    }
+
+    /// Starts another replica on this test's database and clock.
+    pub async fn another_instance(&self, notify: NotifyConfig) -> Instance {
+        let app = build(&self.database_url, |s| s.notify = notify, &self.clock).await;
+        let instance = Instance {
+            base: format!("http://127.0.0.1:{}", app.port()),
+            scheduler: app.scheduler().clone(),
+            dispatcher: app.dispatcher().clone(),
+        };
+        tokio::spawn(app.run_until_stopped());
+        instance
     }
 
     /// A second org with its own admin key, for isolation tests.

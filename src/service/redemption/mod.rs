@@ -9,15 +9,16 @@
 //! concurrent checkouts.
 //!
 //! Holds (reservations) are redemption rows with `reserved_until` set. They count against every
-//! limit until they run out, and take their gift card amount off the balance at once. Nothing
-//! sweeps them on a timer: counts leave out holds that ran out, and those keeping something
-//! (gift card money, a place in the series counter) are closed and give it back the next time
-//! their coupon is redeemed, or their pool when its counter is full.
+//! limit until they run out, and take their gift card amount off the balance at once. Counts
+//! leave out holds that ran out, and those keeping something (gift card money, a place in the
+//! series counter) are closed and give it back the next time their coupon is redeemed, or their
+//! pool when its counter is full, or else by housekeeping (`sweep`).
 
 mod facts;
 mod holds;
 mod reverse;
 mod settle;
+mod sweep;
 
 use std::collections::HashSet;
 
@@ -27,6 +28,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, Transact
 
 pub use holds::{confirm, release};
 pub use reverse::reverse;
+pub use sweep::close_run_out;
 
 use crate::{
     api::error::{ApiError, ApiResult, ProblemItem, problem},

@@ -8,6 +8,7 @@ pub mod error;
 pub mod health;
 pub mod imports;
 pub mod issuance;
+pub mod market;
 pub mod metrics;
 pub mod org;
 pub mod patterns;
@@ -58,6 +59,8 @@ pub enum ApiTags {
     Redemption,
     /// Looking up, searching and changing coupons.
     Coupons,
+    /// The loyalty market: coupon products priced in points, exchanges, customers' points.
+    Market,
 }
 
 pub fn openapi_service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
@@ -76,6 +79,8 @@ pub fn openapi_service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
             workflow::WorkflowApi,
             redemption::RedemptionApi,
             coupons::CouponsApi,
+            market::MarketApi,
+            market::PointsApi,
         ),
         "coupond",
         env!("CARGO_PKG_VERSION"),

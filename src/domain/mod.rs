@@ -8,6 +8,7 @@ pub mod discount;
 pub mod expiry;
 pub mod generator;
 pub mod issuance;
+pub mod market;
 pub mod org;
 pub mod pattern;
 pub mod pool;

@@ -11,6 +11,8 @@ pub mod generation;
 pub mod idempotency;
 pub mod issuance;
 pub mod lifecycle;
+pub mod market;
+pub mod points;
 pub mod pools;
 pub mod redemption;
 pub mod remote_callback;

@@ -8,6 +8,7 @@ pub mod events;
 pub mod idempotency;
 pub mod imports;
 pub mod issuance;
+pub mod market;
 pub mod orgs;
 pub mod outbox;
 pub mod points;

@@ -135,10 +135,10 @@ pub async fn post(db: &DatabaseConnection, p: Posting) -> Result<Applied> {
     }
     .await;
     match result {
-        Err(Error::RaceLost) => replay(db, &keyed)
-            .await?
-            .ok_or_else(|| Error::internal("lost a key race but no answer is stored")),
-        other => other,
+        // A concurrent request with the same key may have committed first (this one then
+        // lost the key, or was refused by the state the winner left): answer as it did.
+        Err(e) => replay(db, &keyed).await?.ok_or(e),
+        ok => ok,
     }
 }
 

@@ -43,7 +43,11 @@ async fn exchange(app: &TestApp, product: i64, external_id: &str, key: &str) -> 
 }
 
 async fn balance(app: &TestApp, external_id: &str) -> i64 {
-    let body = json(app.get(&format!("/v1/customers/{external_id}/points")).await).await;
+    let body = json(
+        app.get(&format!("/v1/customers/{external_id}/points"))
+            .await,
+    )
+    .await;
     body["balance"].as_i64().unwrap()
 }
 
@@ -76,9 +80,14 @@ async fn get_product(app: &TestApp, id: i64) -> Value {
 /// The cached balance of every customer equals the sum of their ledger entries.
 async fn assert_balances_are_ledger_sums(app: &TestApp) {
     use sea_orm::EntityTrait;
-    let customers = entity::customers::Entity::find().all(&app.db).await.unwrap();
+    let customers = entity::customers::Entity::find()
+        .all(&app.db)
+        .await
+        .unwrap();
     for c in customers {
-        let sum = coupond::store::points::balance(&app.db, c.id).await.unwrap();
+        let sum = coupond::store::points::balance(&app.db, c.id)
+            .await
+            .unwrap();
         let cached = coupond::store::points::cached_balance(&app.db, c.id)
             .await
             .unwrap();

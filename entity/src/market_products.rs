@@ -13,6 +13,12 @@ pub struct Model {
     pub visible: bool,
     pub allowed_levels: Json,
     pub created_at: DateTimeUtc,
+    pub description: Option<String>,
+    pub max_per_customer: Option<i64>,
+    pub starts_at: Option<DateTimeUtc>,
+    pub ends_at: Option<DateTimeUtc>,
+    pub refund_on_revoke: bool,
+    pub archived: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

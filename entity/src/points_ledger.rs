@@ -10,6 +10,8 @@ pub struct Model {
     pub delta: i64,
     pub reason: String,
     pub idempotency_key: Option<String>,
+    /// What the entry is for, in the caller's words or `exchange:<id>`.
+    pub reference: Option<String>,
     pub created_at: DateTimeUtc,
 }
 

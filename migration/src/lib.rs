@@ -21,6 +21,7 @@ mod m20261121_000020_redemption_counter;
 mod m20261121_000021_redemption_detail;
 mod m20261121_000022_coupon_lookup_key;
 mod m20261129_000301_create_notifications;
+mod m20261129_000401_market;
 
 pub use m20261121_000022_coupon_lookup_key::CODE_LOOKUP_KEY;
 
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000021_redemption_detail::Migration),
             Box::new(m20261121_000022_coupon_lookup_key::Migration),
             Box::new(m20261129_000301_create_notifications::Migration),
+            Box::new(m20261129_000401_market::Migration),
         ]
     }
 }

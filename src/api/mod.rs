@@ -9,6 +9,7 @@ pub mod health;
 pub mod imports;
 pub mod issuance;
 pub mod limits;
+pub mod market;
 pub mod metrics;
 pub mod notifications;
 pub mod org;
@@ -65,6 +66,8 @@ pub enum ApiTags {
     Coupons,
     /// Expiry reminders, resends and the email/SMS outbox.
     Notifications,
+    /// The loyalty market: coupon products priced in points, exchanges, customers' points.
+    Market,
 }
 
 pub fn openapi_service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
@@ -82,7 +85,12 @@ pub fn openapi_service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
             remote::RemoteApi,
             workflow::WorkflowApi,
             redemption::RedemptionApi,
-            (coupons::CouponsApi, notifications::NotificationsApi),
+            (
+                coupons::CouponsApi,
+                notifications::NotificationsApi,
+                market::MarketApi,
+                market::PointsApi,
+            ),
         ),
         "coupond",
         env!("CARGO_PKG_VERSION"),

@@ -9,6 +9,7 @@ pub mod expiry;
 pub mod generator;
 pub mod issuance;
 pub mod message;
+pub mod market;
 pub mod org;
 pub mod pattern;
 pub mod pool;

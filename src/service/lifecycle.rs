@@ -124,6 +124,7 @@ async fn change(
         .map_err(invalid_transition)?;
     let Edit { row, events } = edit(&current, now)?;
     let saved = store::coupons::save(&txn, row).await?;
+    super::market::exchange::refund_withdrawn(&txn, std::slice::from_ref(&saved)).await?;
     for (customer, kind, detail) in events {
         store::events::record(&txn, &saved, customer, kind, detail.clone()).await?;
         let occurrence = format!(

@@ -15,6 +15,8 @@ pub mod issuance;
 pub mod lifecycle;
 pub mod limit_watch;
 pub mod notifications;
+pub mod market;
+pub mod points;
 pub mod pools;
 pub mod redemption;
 pub mod reminders;

@@ -68,6 +68,7 @@ async fn revoke_all(
     loop {
         let txn = db.begin().await?;
         let batch = store::revocation::revoke_batch(&txn, target, BATCH, Utc::now()).await?;
+        super::market::exchange::refund_withdrawn(&txn, &batch).await?;
         txn.commit().await?;
         total += batch.len() as u64;
         if (batch.len() as u64) < BATCH {
@@ -94,6 +95,7 @@ pub async fn revoke_customers_in<C: ConnectionTrait>(
     let mut revoked = Vec::new();
     loop {
         let batch = store::revocation::revoke_batch(db, target, BATCH, Utc::now()).await?;
+        super::market::exchange::refund_withdrawn(db, &batch).await?;
         let done = (batch.len() as u64) < BATCH;
         revoked.extend(batch);
         if done {

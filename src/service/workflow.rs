@@ -25,7 +25,7 @@ use crate::{
     service::{
         idempotency::{self, RACE_LOST},
         issuance::{self, Fetched},
-        notifications, revocation,
+        notifications, points, revocation,
     },
     store::{self, idempotency::Keyed},
 };
@@ -185,37 +185,28 @@ pub async fn credit_points(
             return Err(ApiError::invalid("points", "must not be zero"));
         }
         let customer = customer(db, step.org_id(), &input.customer).await?;
-        let txn = db.begin().await?;
-        store::customers::lock(&txn, customer.id).await?;
-        let balance = store::points::balance(&txn, customer.id).await?;
-        let after = balance
-            .checked_add(input.points)
-            .ok_or_else(|| ApiError::invalid("points", "is too large"))?;
-        if after < 0 {
-            return Err(skip(
-                INSUFFICIENT_POINTS,
-                &format!(
-                    "the balance is {balance} points; {} cannot be taken",
-                    -input.points
-                ),
-            ));
-        }
         let ledger_key = format!("workflow:{}", step.keyed.key);
-        let entry = store::points::Entry {
+        let change = points::Change {
             org_id: step.org_id(),
             customer_id: customer.id,
             delta: input.points,
             reason: input.reason.trim(),
-            idempotency_key: &ledger_key,
+            reference: None,
+            ledger_key: &ledger_key,
         };
-        let entry = store::points::append(&txn, entry)
+        let txn = db.begin().await?;
+        // A debit beyond the balance is a rule saying no: the step is `skipped`.
+        let applied = points::apply_in(&txn, change)
             .await
-            .map_err(|e| race_or(e, "points entry"))?;
+            .map_err(|e| match e.code() {
+                INSUFFICIENT_POINTS => skip(INSUFFICIENT_POINTS, &e.to_string()),
+                _ => ApiError::from(e),
+            })?;
         let result = ActionResult {
             points: Some(PointsCredit {
-                entry_id: entry.id,
-                points: entry.delta,
-                balance: after,
+                entry_id: applied.entry.id,
+                points: applied.entry.delta,
+                balance: applied.balance,
             }),
             ..ActionResult::done(ActionStatus::Credited, Vec::new())
         };
@@ -286,15 +277,6 @@ fn is_refusal(e: &ApiError) -> bool {
 
 fn skip(code: &str, detail: &str) -> ApiError {
     ApiError::refused(code, detail)
-}
-
-/// A unique violation here means a concurrent call with the same key got there first.
-fn race_or(e: sea_orm::DbErr, what: &str) -> ApiError {
-    if store::is_unique_violation(&e) {
-        ApiError::conflict(RACE_LOST, format!("a concurrent call wrote this {what}"))
-    } else {
-        e.into()
-    }
 }
 
 /// The org's pool, if claimed for workflows.

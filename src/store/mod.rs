@@ -9,6 +9,7 @@ pub mod idempotency;
 pub mod imports;
 pub mod issuance;
 pub mod notifications;
+pub mod market;
 pub mod orgs;
 pub mod outbox;
 pub mod points;

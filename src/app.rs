@@ -50,6 +50,7 @@ impl Application {
                 remote_retry_window: chrono::TimeDelta::seconds(i64::from(
                     serve.remote_retry_window_secs,
                 )),
+                limits: serve.limits,
             },
             acceptor,
             grace: Duration::from_secs(serve.shutdown_grace_secs),

@@ -5,6 +5,8 @@ pub mod auth;
 pub mod coupons;
 pub mod customers;
 pub mod error;
+pub mod events;
+pub mod guard;
 pub mod health;
 pub mod imports;
 pub mod issuance;
@@ -30,6 +32,7 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// How long a remote-code request is answered with the code already issued.
     pub remote_retry_window: chrono::TimeDelta,
+    pub limits: crate::config::LimitsConfig,
 }
 
 #[derive(Tags)]
@@ -76,6 +79,7 @@ pub fn openapi_service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
             workflow::WorkflowApi,
             redemption::RedemptionApi,
             coupons::CouponsApi,
+            events::EventsApi,
         ),
         "coupond",
         env!("CARGO_PKG_VERSION"),
@@ -90,6 +94,7 @@ pub fn openapi_service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
 /// The whole HTTP surface: the versioned API, its spec and docs, health and metrics.
 pub fn routes(state: AppState) -> impl Endpoint {
     let api = openapi_service();
+    let guard = guard::Guard::new(state.limits, &api.spec());
     Route::new()
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
@@ -98,6 +103,10 @@ pub fn routes(state: AppState) -> impl Endpoint {
         .nest("/docs", api.swagger_ui())
         .nest("/", api)
         .around(auth::signed_requests)
+        .around(move |next, req| {
+            let guard = guard.clone();
+            async move { guard.check(next, req).await }
+        })
         .around(problem_errors)
         .around(metrics::track)
         .data(state)

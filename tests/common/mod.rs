@@ -73,6 +73,7 @@ impl TestApp {
             remote_retry_window_secs: 60,
             // Tests drive webhook delivery with `Worker::run_once`.
             webhook_interval_ms: 0,
+            limits: Default::default(),
         };
         let app = Application::build(&db_config, &serve)
             .await

@@ -78,13 +78,14 @@ impl Application {
                 remote_retry_window: chrono::TimeDelta::seconds(i64::from(
                     serve.remote_retry_window_secs,
                 )),
-                limits: Arc::new(Limits::new(LimitSettings {
+                rate_limits: Arc::new(Limits::new(LimitSettings {
                     per_key_per_sec: serve.rate_limit_per_key,
                     per_customer_per_min: serve.rate_limit_per_customer,
                     not_found_per_min: serve.rate_limit_unknown_codes,
                     auth_failures_per_min: serve.rate_limit_auth_failures,
                 })),
                 deliveries,
+                limits: serve.limits,
             },
             acceptor,
             grace: Duration::from_secs(serve.shutdown_grace_secs),

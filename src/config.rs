@@ -61,6 +61,9 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub notify: NotifyConfig,
+
+    #[command(flatten)]
+    pub limits: LimitsConfig,
 }
 
 /// Email and SMS delivery, the outbox dispatcher and the scheduler's jobs.
@@ -156,6 +159,41 @@ impl Default for NotifyConfig {
             limit_watch_cron: DEFAULT_LIMIT_WATCH_CRON.into(),
             housekeeping_cron: DEFAULT_HOUSEKEEPING_CRON.into(),
             retention_days: 30,
+        }
+    }
+}
+
+/// Bounds on what a request may carry or claim.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct LimitsConfig {
+    /// Seconds a till's `at` may place a purchase in the past (offline tills syncing later).
+    #[arg(long, env = "COUPOND_MAX_OFFLINE_SKEW_SECS", default_value_t = 86_400)]
+    pub max_offline_skew_secs: u32,
+
+    /// Largest JSON request body in bytes; larger is a 413.
+    #[arg(long, env = "COUPOND_MAX_JSON_BODY_BYTES", default_value_t = 1_048_576)]
+    pub max_json_body_bytes: usize,
+
+    /// Largest CSV upload in bytes.
+    #[arg(
+        long,
+        env = "COUPOND_MAX_CSV_BODY_BYTES",
+        default_value_t = 268_435_456
+    )]
+    pub max_csv_body_bytes: u64,
+
+    /// Most lines a checkout basket may have.
+    #[arg(long, env = "COUPOND_MAX_BASKET_LINES", default_value_t = 1_000)]
+    pub max_basket_lines: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_offline_skew_secs: 86_400,
+            max_json_body_bytes: 1_048_576,
+            max_csv_body_bytes: 268_435_456,
+            max_basket_lines: 1_000,
         }
     }
 }

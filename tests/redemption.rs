@@ -4,7 +4,7 @@
 
 mod common;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, Offset, TimeZone, Timelike, Utc};
 use common::{
     TestApp, expect_problem,
     fixtures::{customer, issue_ok, pool},
@@ -121,26 +121,46 @@ async fn events(app: &TestApp, kind: &str) -> Vec<(Option<i64>, i64)> {
         .collect()
 }
 
-/// `y-m-d h:m` in Madrid, as the RFC 3339 instant `at` takes.
-fn madrid(y: i32, m: u32, d: u32, h: u32, min: u32) -> String {
-    MADRID
-        .with_ymd_and_hms(y, m, d, h, min, 0)
+/// An instant 4 to 16 hours ago whose Madrid hour is 2 to 21, so the hour before it, and the
+/// instant with its hour in UTC, fall on the same Madrid day and in the past.
+fn recent_madrid_hour() -> DateTime<Utc> {
+    let now = Utc::now();
+    (4..=16)
+        .map(|h| now - Duration::hours(h))
+        .find(|t| (2..=21).contains(&t.with_timezone(&MADRID).hour()))
         .unwrap()
-        .with_timezone(&Utc)
-        .to_rfc3339()
 }
 
-/// The first Monday at least a week from now (coupons issued now are redeemable by then).
-fn next_monday() -> NaiveDate {
-    let mut day = (Utc::now() + Duration::days(7)).date_naive();
-    while day.weekday() != chrono::Weekday::Mon {
-        day = day.succ_opt().unwrap();
+/// Sets a coupon's dates directly, as if time had passed.
+async fn set_dates(
+    app: &TestApp,
+    id: i64,
+    expires_at: Option<DateTime<Utc>>,
+    from: Option<DateTime<Utc>>,
+) {
+    use sea_orm::{ActiveModelTrait, Set};
+    entity::coupons::ActiveModel {
+        id: Set(id),
+        expires_at: Set(expires_at),
+        redeemable_from: Set(from),
+        ..Default::default()
     }
-    day
+    .update(&app.db)
+    .await
+    .unwrap();
 }
 
-fn on(day: NaiveDate, h: u32, min: u32) -> String {
-    madrid(day.year(), day.month(), day.day(), h, min)
+/// Moves a redemption's purchase time, as if it had been made then.
+async fn purchased_at(app: &TestApp, id: i64, at: DateTime<Utc>) {
+    use sea_orm::{ActiveModelTrait, Set};
+    entity::redemptions::ActiveModel {
+        id: Set(id),
+        redeemed_at: Set(at),
+        ..Default::default()
+    }
+    .update(&app.db)
+    .await
+    .unwrap();
 }
 
 /// Sets a coupon's stored status directly (for statuses no API in this test sets).
@@ -200,11 +220,14 @@ both_databases! {
             "discount_type": "free_shipping",
             "expiry": {"mode": "days_from_issual", "days": 3, "redemption_starts": "days_after_issual", "start_days": 2}})).await;
         let code = issue(&app, later, "ana").await;
+        assert_eq!(failing(&app, &code, by(Some("ana"), 1000)).await, ["not_yet_redeemable"]);
+        // Validity is judged at the server's clock: time passes by moving the coupon's dates.
+        let id = coupon(&app, &code).await["id"].as_i64().unwrap();
         let now = Utc::now();
-        let at = |days: i64| with(by(Some("ana"), 1000), json!({"at": (now + Duration::days(days)).to_rfc3339()}));
-        assert_eq!(failing(&app, &code, at(0)).await, ["not_yet_redeemable"]);
-        assert!(failing(&app, &code, at(2)).await.is_empty());
-        assert_eq!(failing(&app, &code, at(5)).await, ["expired"]);
+        set_dates(&app, id, Some(now + Duration::days(1)), Some(now - Duration::days(1))).await;
+        assert!(failing(&app, &code, by(Some("ana"), 1000)).await.is_empty());
+        set_dates(&app, id, Some(now - Duration::minutes(1)), Some(now - Duration::days(3))).await;
+        assert_eq!(failing(&app, &code, by(Some("ana"), 1000)).await, ["expired"]);
 
         let p = uploaded(&app, &["ST1", "ST2", "ST3"], json!({}), json!({})).await;
         let codes = [issue(&app, p, "ana").await, issue(&app, p, "ana").await, issue(&app, p, "ana").await];
@@ -262,49 +285,58 @@ both_databases! {
         customer(&app, "ana", json!({})).await;
         let stores = json!([{"kind": "store", "id": "s1"}, {"kind": "zone", "id": "north"},
                             {"kind": "concept", "id": "outlet"}, {"kind": "till", "id": "t9"}]);
-        let p = uploaded(&app, &["CAL1"], json!({"stores": stores, "min_bill": 1000, "max_bill": 5000,
-            "days_of_week": ["mon"], "hours": [10]}), json!({"purchase_min": 2000})).await;
+        // `at` may only place a purchase in the past: the rules take the hour and day of one.
+        let base = recent_madrid_hour();
+        let local = base.with_timezone(&MADRID);
+        let (weekday, hour) = (local.format("%a").to_string().to_lowercase(), local.hour());
+        let p = uploaded(&app, &["CAL1"], json!({"stores": stores.clone(), "min_bill": 1000, "max_bill": 5000,
+            "days_of_week": [weekday], "hours": [hour]}), json!({"purchase_min": 2000})).await;
         let code = issue(&app, p, "ana").await;
-        let monday = next_monday();
-        let at = |h: u32, store: Value, total: i64| with(by(Some("ana"), total), json!({"at": on(monday, h, 30), "store": store}));
+        let at = |t: DateTime<Utc>, store: Value, total: i64| with(by(Some("ana"), total), json!({"at": t.to_rfc3339(), "store": store}));
         let s1 = json!({"id": "s1"});
-        assert!(failing(&app, &code, at(10, s1.clone(), 3000)).await.is_empty());
+        assert!(failing(&app, &code, at(base, s1.clone(), 3000)).await.is_empty());
         for store in [json!({"id": "s9", "zone": "north"}), json!({"id": "s9", "concept": "outlet"}), json!({"id": "s9", "till": "t9"})] {
-            assert!(failing(&app, &code, at(10, store.clone(), 3000)).await.is_empty(), "{store}");
+            assert!(failing(&app, &code, at(base, store.clone(), 3000)).await.is_empty(), "{store}");
         }
-        assert_eq!(failing(&app, &code, at(10, json!({"id": "s2", "zone": "south", "concept": "north"}), 3000)).await, ["store_not_allowed"]);
-        assert_eq!(failing(&app, &code, at(10, s1.clone(), 900)).await, ["below_min_bill", "below_purchase_min"]);
-        assert_eq!(failing(&app, &code, at(10, s1.clone(), 1500)).await, ["below_purchase_min"]);
-        assert_eq!(failing(&app, &code, at(10, s1.clone(), 5001)).await, ["above_max_bill"]);
-        // 11:30 Madrid, and 10:30 UTC (12:30 Madrid in summer, 11:30 in winter), are outside 10:00-10:59.
-        assert_eq!(failing(&app, &code, at(11, s1.clone(), 3000)).await, ["wrong_hour"]);
-        let utc_ten = Utc.from_utc_datetime(&monday.and_hms_opt(10, 30, 0).unwrap()).to_rfc3339();
-        assert_eq!(failing(&app, &code, with(by(Some("ana"), 3000), json!({"at": utc_ten, "store": s1.clone()}))).await, ["wrong_hour"]);
-        let tuesday = monday.succ_opt().unwrap();
-        assert_eq!(failing(&app, &code, with(by(Some("ana"), 3000), json!({"at": on(tuesday, 10, 30), "store": s1.clone()}))).await, ["wrong_day_of_week"]);
-        assert_eq!(failing(&app, &code, with(by(Some("ana"), 3000), json!({"store": s1, "at": on(tuesday, 12, 0), "basket": basket(100)}))).await,
+        assert_eq!(failing(&app, &code, at(base, json!({"id": "s2", "zone": "south", "concept": "north"}), 3000)).await, ["store_not_allowed"]);
+        assert_eq!(failing(&app, &code, at(base, s1.clone(), 900)).await, ["below_min_bill", "below_purchase_min"]);
+        assert_eq!(failing(&app, &code, at(base, s1.clone(), 1500)).await, ["below_purchase_min"]);
+        assert_eq!(failing(&app, &code, at(base, s1.clone(), 5001)).await, ["above_max_bill"]);
+        let hour_before = base - Duration::hours(1);
+        assert_eq!(failing(&app, &code, at(hour_before, s1.clone(), 3000)).await, ["wrong_hour"]);
+        // The instant whose UTC hour is the allowed one is an hour or two later in Madrid.
+        let offset = i64::from(local.offset().fix().local_minus_utc()) / 3600;
+        assert_eq!(failing(&app, &code, at(base + Duration::hours(offset), s1.clone(), 3000)).await, ["wrong_hour"]);
+        let other_day = (local.date_naive() + Duration::days(1)).format("%a").to_string().to_lowercase();
+        let p = uploaded(&app, &["CAL2"], json!({"stores": stores, "min_bill": 1000, "days_of_week": [other_day], "hours": [hour]}),
+            json!({"purchase_min": 2000})).await;
+        let code = issue(&app, p, "ana").await;
+        assert_eq!(failing(&app, &code, at(base, s1.clone(), 3000)).await, ["wrong_day_of_week"]);
+        assert_eq!(failing(&app, &code, at(hour_before, s1, 100)).await,
             ["wrong_day_of_week", "wrong_hour", "below_min_bill", "below_purchase_min"]);
 
-        let fifteenth = uploaded(&app, &["DOM1"], json!({"days_of_month": [15]}), json!({})).await;
-        let code = issue(&app, fifteenth, "ana").await;
-        let month = monday + Duration::days(31);
-        let (y, m) = (month.year(), month.month());
-        // 23:30 UTC on the 14th is already the 15th in Madrid.
-        let late_14th = Utc.with_ymd_and_hms(y, m, 14, 23, 30, 0).unwrap().to_rfc3339();
-        assert!(failing(&app, &code, with(by(Some("ana"), 100), json!({"at": late_14th}))).await.is_empty());
-        assert_eq!(failing(&app, &code, with(by(Some("ana"), 100), json!({"at": madrid(y, m, 14, 12, 0)}))).await, ["wrong_day_of_month"]);
+        let today = local.day();
+        let that_day = uploaded(&app, &["DOM1"], json!({"days_of_month": [today]}), json!({})).await;
+        let code = issue(&app, that_day, "ana").await;
+        assert!(failing(&app, &code, with(by(Some("ana"), 100), json!({"at": base.to_rfc3339()}))).await.is_empty());
+        let another = uploaded(&app, &["DOM2"], json!({"days_of_month": [today % 28 + 1]}), json!({})).await;
+        let code = issue(&app, another, "ana").await;
+        assert_eq!(failing(&app, &code, with(by(Some("ana"), 100), json!({"at": base.to_rfc3339()}))).await, ["wrong_day_of_month"]);
     }
 
     async fn gaps_between_redemptions_and_new_customers(app) {
         customer(&app, "ana", json!({})).await;
         let gap = uploaded(&app, &["GAP1"], json!({"redeem_more_than_once": true, "max_per_customer": 5, "min_days_between": 2}), json!({})).await;
         let code = issue(&app, gap, "ana").await;
-        let day = next_monday();
-        let at = |d: NaiveDate, h| with(by(Some("ana"), 1000), json!({"at": on(d, h, 0)}));
-        redeem_ok(&app, &code, at(day, 23)).await;
-        let next = day.succ_opt().unwrap();
-        assert_eq!(refused(&app, &code, at(next, 23)).await, ["min_gap"]);
-        redeem_ok(&app, &code, at(next.succ_opt().unwrap(), 0)).await;
+        // Calendar days in Madrid: last redeemed late yesterday is too soon, two days ago is not.
+        let today = Utc::now().with_timezone(&MADRID).date_naive();
+        let late_on = |days: u64| MADRID.from_local_datetime(&(today - chrono::Days::new(days)).and_hms_opt(23, 59, 0).unwrap())
+            .earliest().unwrap().with_timezone(&Utc);
+        let first = redeem_ok(&app, &code, by(Some("ana"), 1000)).await["id"].as_i64().unwrap();
+        purchased_at(&app, first, late_on(1)).await;
+        assert_eq!(refused(&app, &code, by(Some("ana"), 1000)).await, ["min_gap"]);
+        purchased_at(&app, first, late_on(2)).await;
+        redeem_ok(&app, &code, by(Some("ana"), 1000)).await;
 
         customer(&app, "old", json!({"registered_at": "2023-06-01T10:00:00Z"})).await;
         customer(&app, "new", json!({"registered_at": "2024-03-01T10:00:00Z"})).await;
@@ -330,7 +362,7 @@ both_databases! {
         let body = json!({"customer": {"external_id": "ana"}, "basket": {"total": 6000, "currency": "EUR", "lines": lines}});
         let v = validate(&app, &code, body).await;
         assert_eq!(v["discount"]["amount"], 400);
-        assert_eq!(v["discount"]["lines"], json!([{"product_id": "boot", "amount": 400}]));
+        assert_eq!(v["discount"]["lines"], json!([{"line": 0, "product_id": "boot", "amount": 400}]));
         let hats = json!({"customer": {"external_id": "ana"}, "basket": {"total": 600, "currency": "EUR",
             "lines": [{"product_id": "hat", "category": "hats", "price": 500, "quantity": 1}]}});
         assert_eq!(failing(&app, &code, hats).await, ["no_eligible_items"]);
@@ -683,7 +715,7 @@ both_databases! {
         // One redemption a day across a pool's codes.
         let codes: Vec<String> = (0..64).map(|i| format!("DAY{i}")).collect();
         let refs: Vec<&str> = codes.iter().map(String::as_str).collect();
-        uploaded(&app, &refs, json!({"allow_anyone": true, "min_days_between": 1}), json!({})).await;
+        uploaded(&app, &refs, json!({"allow_anyone": true, "redeem_more_than_once": true, "min_days_between": 1}), json!({})).await;
         let sent = codes.iter().map(|c| redeem(&app, c, by(Some("ana"), 1000)));
         assert_eq!(join_all(sent).await.iter().filter(|r| r.status() == 201).count(), 1);
     }

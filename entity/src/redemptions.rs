@@ -18,7 +18,10 @@ pub struct Model {
     pub discount: i64,
     pub active: bool,
     pub reserved_until: Option<DateTimeUtc>,
+    /// The purchase time the till sent (the server's time when it sent none).
     pub redeemed_at: DateTimeUtc,
+    /// The server's time when the redemption was recorded.
+    pub recorded_at: Option<DateTimeUtc>,
     pub reversed_at: Option<DateTimeUtc>,
     /// The discount as the checkout was told it (lines, free shipping, gift card balance).
     pub detail: Option<Json>,

@@ -94,7 +94,7 @@ pub async fn signed_requests<E: Endpoint>(next: E, mut req: Request) -> poem::Re
         .data::<AppState>()
         .expect("AppState is attached to every route");
     let client = limits::client_address(&req);
-    if let Some(wait) = client.and_then(|ip| state.limits.auth_failures.blocked(&ip)) {
+    if let Some(wait) = client.and_then(|ip| state.rate_limits.auth_failures.blocked(&ip)) {
         return Ok(limits::too_many(
             "auth_rate_limited",
             "too many refused API keys from this address",
@@ -107,7 +107,7 @@ pub async fn signed_requests<E: Endpoint>(next: E, mut req: Request) -> poem::Re
     if key.is_none()
         && let Some(ip) = client
     {
-        state.limits.auth_failures.spend(&ip);
+        state.rate_limits.auth_failures.spend(&ip);
     }
     if let Some(secret) = key.as_ref().and_then(|k| k.signing_secret.clone()) {
         let body = req.take_body().into_bytes().await?;

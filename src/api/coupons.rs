@@ -238,7 +238,8 @@ async fn view(state: &AppState, coupon: entity::coupons::Model) -> ApiResult<Cou
         .ok_or_else(|| ApiError::internal("a coupon view went missing"))
 }
 
-async fn views(state: &AppState, rows: Vec<entity::coupons::Model>) -> ApiResult<Vec<Coupon>> {
+async fn views(state: &AppState, mut rows: Vec<entity::coupons::Model>) -> ApiResult<Vec<Coupon>> {
+    super::customers::with_lapsed_holds(&state.db, &mut rows).await?;
     let ids = rows.iter().map(|c| c.id).collect();
     let reversed = store::coupons::reversed_among(&state.db, ids).await?;
     rows.into_iter()

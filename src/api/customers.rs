@@ -12,7 +12,7 @@ use super::{
 use crate::{
     domain::{
         api_key::Scope,
-        coupon::CouponStatus,
+        coupon::{self, CouponStatus},
         customer::{CustomerIdentifier, normalize_email, normalize_mobile},
     },
     store,
@@ -85,10 +85,12 @@ pub fn customer_view(m: entity::customers::Model) -> Customer {
     }
 }
 
+/// A coupon as it stands now: past its expiry it shows as expired before the sweep writes it.
 pub fn coupon_view(m: entity::coupons::Model, is_reversed: bool) -> ApiResult<CustomerCoupon> {
+    let stored = CouponStatus::from_i16(m.status)
+        .ok_or_else(|| ApiError::internal("unknown coupon status"))?;
     Ok(CustomerCoupon {
-        status: CouponStatus::from_i16(m.status)
-            .ok_or_else(|| ApiError::internal("unknown coupon status"))?,
+        status: coupon::status_at(stored, m.expires_at, Utc::now()),
         id: m.id,
         code: m.code,
         pool_id: m.pool_id,
@@ -169,7 +171,8 @@ impl CustomersApi {
         auth.0
             .require_any(&[Scope::Pos, Scope::Workflow, Scope::Market])?;
         let customer = find(&state, auth.0.org_id, external_id.0).await?;
-        let rows = store::coupons::of_customer(&state.db, customer.id).await?;
+        let mut rows = store::coupons::of_customer(&state.db, customer.id).await?;
+        with_lapsed_holds(&state.db, &mut rows).await?;
         let reversed =
             store::coupons::reversed_among(&state.db, rows.iter().map(|c| c.id).collect()).await?;
         let items = rows
@@ -181,6 +184,29 @@ impl CustomersApi {
             .collect::<ApiResult<_>>()?;
         Ok(Json(CustomerCouponList { items }))
     }
+}
+
+/// Gift card balances as a redemption would find them: what holds that ran out still keep
+/// off is added back, as validate does.
+pub async fn with_lapsed_holds(
+    db: &sea_orm::DatabaseConnection,
+    rows: &mut [entity::coupons::Model],
+) -> ApiResult<()> {
+    let cards: Vec<i64> = rows
+        .iter()
+        .filter(|c| c.balance.is_some())
+        .map(|c| c.id)
+        .collect();
+    if cards.is_empty() {
+        return Ok(());
+    }
+    let lapsed = store::redemptions::run_out_totals(db, &cards, Utc::now()).await?;
+    for row in rows {
+        if let (Some(balance), Some(back)) = (row.balance, lapsed.get(&row.id)) {
+            row.balance = Some(balance + back);
+        }
+    }
+    Ok(())
 }
 
 async fn find(

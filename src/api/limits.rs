@@ -167,7 +167,7 @@ pub async fn guard<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Respo
         .data::<AppState>()
         .expect("AppState is attached to every route")
         .clone();
-    let limits = &state.limits;
+    let limits = &state.rate_limits;
     let Some(op) = watched(req.method(), req.uri().path()) else {
         return next.call(req).await.map(IntoResponse::into_response);
     };

@@ -5,6 +5,8 @@ pub mod auth;
 pub mod coupons;
 pub mod customers;
 pub mod error;
+pub mod events;
+pub mod guard;
 pub mod health;
 pub mod imports;
 pub mod issuance;
@@ -33,9 +35,12 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// How long a remote-code request is answered with the code already issued.
     pub remote_retry_window: chrono::TimeDelta,
-    pub limits: Arc<limits::Limits>,
+    /// Abuse limits (requests per key and customer, guessing budgets).
+    pub rate_limits: Arc<limits::Limits>,
     /// Which message channels can send (`/readyz` says which cannot).
     pub deliveries: crate::notify::Availability,
+    /// Bounds on bodies, baskets and offline purchase times.
+    pub limits: crate::config::LimitsConfig,
 }
 
 #[derive(Tags)]
@@ -90,6 +95,7 @@ pub fn openapi_service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
                 notifications::NotificationsApi,
                 market::MarketApi,
                 market::PointsApi,
+                events::EventsApi,
             ),
         ),
         "coupond",
@@ -105,6 +111,7 @@ pub fn openapi_service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
 /// The whole HTTP surface: the versioned API, its spec and docs, health and metrics.
 pub fn routes(state: AppState) -> impl Endpoint {
     let api = openapi_service();
+    let guard = guard::Guard::new(state.limits, &api.spec());
     Route::new()
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
@@ -114,6 +121,10 @@ pub fn routes(state: AppState) -> impl Endpoint {
         .nest("/", api)
         .around(limits::guard)
         .around(auth::signed_requests)
+        .around(move |next, req| {
+            let guard = guard.clone();
+            async move { guard.check(next, req).await }
+        })
         .around(problem_errors)
         .around(metrics::track)
         .data(state)

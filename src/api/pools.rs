@@ -55,8 +55,6 @@ pub struct CreatePool {
     /// `*` alphanumeric, `$` A-Z0-9, `\` escapes; anything else is literal. A pattern without
     /// placeholders is a common code. Unique in the org.
     pub pattern: Option<String>,
-    /// randomized_common: a 5 to 10 character sample; its first half is kept, the rest randomised.
-    pub sample_code: Option<String>,
     pub discount_type: DiscountType,
     /// Minor units (amount, gift card) or basis points (percentage); none for free shipping.
     pub value: Option<i64>,

@@ -21,7 +21,7 @@ use crate::{
         coupon::CouponStatus,
         customer::CustomerRef,
         discount::{Basket, Discount},
-        redemption::{Failure, RedemptionState, StoreFacts},
+        redemption::{self, Failure, RedemptionState, StoreFacts},
     },
     service::{
         self,
@@ -44,8 +44,10 @@ pub struct RedeemRequest {
     /// Where the basket is paid, matched against the pool's stores, zones, concepts and tills.
     #[oai(default)]
     pub store: StoreFacts,
-    /// When the purchase happens (default: now). Expiry, days and hours are checked at this
-    /// instant, in the org's time zone.
+    /// When the purchase happened (default: now), for tills syncing offline purchases: at most
+    /// `COUPOND_MAX_OFFLINE_SKEW_SECS` (default 24 h) in the past and never in the future
+    /// beyond a few minutes of clock drift. Days, hours and gaps are checked at this instant in
+    /// the org's time zone; expiry and the redemption start always at the server's clock.
     pub at: Option<DateTime<Utc>>,
     /// Gift cards only: how much to pay with the card, in minor units (default: as much as the
     /// card and the eligible basket allow).
@@ -110,8 +112,10 @@ pub struct Redemption {
     pub basket_total: i64,
     pub currency: Option<String>,
     pub store: StoreFacts,
-    /// The transaction time the rules were checked at.
+    /// The purchase time the rules were checked at (the till's `at`, or the server's time).
     pub redeemed_at: DateTime<Utc>,
+    /// The server's time when the redemption was recorded.
+    pub recorded_at: DateTime<Utc>,
     /// Reservations: when the hold runs out. Cleared once confirmed.
     pub reserved_until: Option<DateTime<Utc>>,
     /// When the redemption was reversed, or the reservation released or closed after it ran out.
@@ -140,7 +144,7 @@ pub struct CheckoutRequest {
     pub basket: Basket,
     #[oai(default)]
     pub store: StoreFacts,
-    /// When the purchase happens (default: now).
+    /// When the purchase happened (default: now); bounded as for redeem.
     pub at: Option<DateTime<Utc>>,
     /// Codes to redeem, in order, each against the basket the earlier ones left. Gift cards pay
     /// as much as they and the basket allow.
@@ -384,6 +388,17 @@ impl RedemptionApi {
 /// The checkout facts from a request: a sound basket and the customer it names.
 async fn purchase(state: &AppState, org_id: i64, body: &RedeemRequest) -> ApiResult<Purchase> {
     body.basket.validate()?;
+    let limits = &state.limits;
+    if body.basket.lines.len() > limits.max_basket_lines {
+        return Err(ApiError::invalid(
+            "basket.lines",
+            format!("a basket has at most {} lines", limits.max_basket_lines),
+        ));
+    }
+    let now = Utc::now();
+    let at = body.at.unwrap_or(now);
+    let max_offline = Duration::seconds(i64::from(limits.max_offline_skew_secs));
+    redemption::check_purchase_time(at, now, max_offline)?;
     let customer = match &body.customer {
         Some(r) => Some(service::customers::resolve(&state.db, org_id, &r.identifier()?).await?),
         None => None,
@@ -392,7 +407,7 @@ async fn purchase(state: &AppState, org_id: i64, body: &RedeemRequest) -> ApiRes
         customer,
         basket: body.basket.clone(),
         store: body.store.clone(),
-        at: body.at.unwrap_or_else(Utc::now),
+        at,
         amount: body.amount,
     })
 }
@@ -472,6 +487,7 @@ pub fn redemption_view(row: &redemptions::Model, coupon: &coupons::Model) -> Api
             till: row.till.clone(),
         },
         redeemed_at: row.redeemed_at,
+        recorded_at: row.recorded_at.unwrap_or(row.redeemed_at),
         reserved_until: row.reserved_until,
         reversed_at: row.reversed_at,
         coupon_status: service::redemption::status_of(coupon)?,

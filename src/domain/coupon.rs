@@ -1,5 +1,6 @@
 //! A coupon's lifecycle status, as stored (a small integer, to keep 100M-row tables narrow).
 
+use chrono::{DateTime, Utc};
 use poem_openapi::Enum;
 use serde::{Deserialize, Serialize};
 
@@ -140,6 +141,22 @@ impl Change {
         }
     }
 
+    /// [`Change::check`] on the status the coupon has at `now`. A used-up coupon past its
+    /// expiry cannot be reversed either: that would hand back an expired coupon (Capillary).
+    pub fn check_at(
+        self,
+        stored: CouponStatus,
+        expires_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), String> {
+        let past = expires_at.is_some_and(|at| now > at);
+        let status = match status_at(stored, expires_at, now) {
+            CouponStatus::Redeemed if past && self == Change::Reverse => CouponStatus::Expired,
+            status => status,
+        };
+        self.check(status)
+    }
+
     /// Refuses the change from `status` with a sentence naming the status.
     pub fn check(self, status: CouponStatus) -> Result<(), String> {
         let allowed = self.allowed_from();
@@ -153,6 +170,20 @@ impl Change {
             names.join(" or "),
             self.past_tense()
         ))
+    }
+}
+
+/// The status a coupon has at `now`: an available or issued coupon past its expiry is expired
+/// even before the expiry sweep writes it, so no read shows it as usable.
+pub fn status_at(
+    stored: CouponStatus,
+    expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> CouponStatus {
+    let past = expires_at.is_some_and(|at| now > at);
+    match stored {
+        CouponStatus::Available | CouponStatus::Issued if past => CouponStatus::Expired,
+        other => other,
     }
 }
 
@@ -233,6 +264,23 @@ mod tests {
         }
         assert_eq!(Change::Reverse.check(CouponStatus::Redeemed), Ok(()));
         assert!(Change::Confirm.check(CouponStatus::Revoked).is_err());
+    }
+
+    #[test]
+    fn a_coupon_past_its_expiry_is_expired_for_reads_and_changes() {
+        use CouponStatus::*;
+        let now = Utc::now();
+        let past = Some(now - chrono::Duration::seconds(1));
+        let future = Some(now + chrono::Duration::seconds(1));
+        assert_eq!(status_at(Issued, past, now), Expired);
+        assert_eq!(status_at(Available, past, now), Expired);
+        assert_eq!(status_at(Issued, future, now), Issued);
+        assert_eq!(status_at(Issued, None, now), Issued);
+        assert_eq!(status_at(Redeemed, past, now), Redeemed);
+        assert_eq!(status_at(Revoked, past, now), Revoked);
+        assert!(Change::Invalidate.check_at(Issued, past, now).is_err());
+        assert!(Change::Reverse.check_at(Redeemed, past, now).is_err());
+        assert_eq!(Change::Reverse.check_at(Redeemed, future, now), Ok(()));
     }
 
     #[test]

@@ -63,6 +63,11 @@ pub struct BasketLine {
     #[oai(default)]
     #[serde(default)]
     pub on_sale: bool,
+    /// The caller's id for the line, echoed in the line discounts so two lines of one product
+    /// can be told apart.
+    #[oai(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line_id: Option<String>,
 }
 
 impl BasketLine {
@@ -150,6 +155,13 @@ fn invalid(field: &'static str, reason: String) -> Invalid {
 /// The part of the discount that falls on one basket line.
 #[derive(Object, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct LineDiscount {
+    /// The line's position in the basket's `lines`, from 0.
+    #[serde(default)]
+    pub line: u32,
+    /// The caller's `line_id` for the line, when it gave one.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line_id: Option<String>,
     /// The line's product.
     pub product_id: String,
     /// Minor units taken off this line.
@@ -209,6 +221,8 @@ pub struct Eligible<'a> {
     pub total: i64,
     /// The eligible lines; empty when the whole basket is eligible.
     pub lines: Vec<&'a BasketLine>,
+    /// Each eligible line's position in the basket.
+    pub positions: Vec<usize>,
 }
 
 /// The eligible part of the basket. Without a restriction the whole total is eligible, including
@@ -219,10 +233,17 @@ pub fn eligible<'a>(basket: &'a Basket, filter: &ItemFilter) -> Eligible<'a> {
         return Eligible {
             total: basket.total,
             lines: Vec::new(),
+            positions: Vec::new(),
         };
     }
-    let lines: Vec<&BasketLine> = basket.lines.iter().filter(|l| filter.admits(l)).collect();
+    let (positions, lines): (Vec<usize>, Vec<&BasketLine>) = basket
+        .lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| filter.admits(l))
+        .unzip();
     Eligible {
+        positions,
         total: lines
             .iter()
             .fold(0i64, |sum, l| sum.saturating_add(l.total())),
@@ -276,6 +297,15 @@ pub struct GiftCard {
     pub min_redemption: Option<i64>,
 }
 
+impl GiftCard {
+    /// Whether a balance left could never be spent: under the minimum value, or under the
+    /// minimum redemption (every payment must be at least that).
+    pub fn leaves_void(&self, balance: i64) -> bool {
+        self.min_value.is_some_and(|min| balance < min)
+            || self.min_redemption.is_some_and(|min| balance < min)
+    }
+}
+
 /// Why a gift card cannot pay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GiftCardRefusal {
@@ -318,7 +348,7 @@ pub fn gift_card(
     let balance_after = card.balance - spend;
     Ok(Discount {
         gift_card_balance_after: Some(balance_after),
-        gift_card_voided: card.min_value.is_some_and(|min| balance_after < min),
+        gift_card_voided: card.leaves_void(balance_after),
         ..with_amount(spend, eligible)
     })
 }
@@ -394,8 +424,11 @@ fn line_discounts(eligible: &Eligible, amounts: &[i64]) -> Vec<LineDiscount> {
     eligible
         .lines
         .iter()
+        .zip(&eligible.positions)
         .zip(amounts)
-        .map(|(line, &amount)| LineDiscount {
+        .map(|((line, &position), &amount)| LineDiscount {
+            line: u32::try_from(position).unwrap_or(u32::MAX),
+            line_id: line.line_id.clone(),
             product_id: line.product_id.clone(),
             amount,
         })
@@ -451,6 +484,7 @@ mod tests {
             price,
             quantity: qty,
             on_sale: sale,
+            line_id: None,
         }
     }
 
@@ -607,6 +641,8 @@ mod tests {
         assert_eq!(
             d.lines,
             vec![LineDiscount {
+                line: 0,
+                line_id: None,
                 product_id: "shoe".into(),
                 amount: 1000
             }]

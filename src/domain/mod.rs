@@ -16,6 +16,7 @@ pub mod pool;
 pub mod redemption;
 pub mod remote;
 pub mod signature;
+pub mod text;
 pub mod webhook;
 
 /// Why a setting or request field was refused, naming the field (a 422 at the API).

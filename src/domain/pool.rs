@@ -156,6 +156,47 @@ pub fn validate_value(
     }
 }
 
+/// A gift card's minimums must leave the card spendable: a minimum value or a minimum
+/// redemption above what the card holds would void it or refuse every payment from the start.
+pub fn validate_gift_card(
+    value: Option<i64>,
+    min_value: Option<i64>,
+    min_redemption: Option<i64>,
+) -> Result<(), Invalid> {
+    let Some(value) = value else {
+        return Ok(());
+    };
+    let above = |field: &'static str, min: Option<i64>| match min {
+        Some(m) if m > value => Err(Invalid {
+            field,
+            reason: format!("{m} is more than the card's value of {value}"),
+        }),
+        Some(m) if m < 0 => Err(Invalid {
+            field,
+            reason: "must not be negative".into(),
+        }),
+        _ => Ok(()),
+    };
+    above("gift_card_min_value", min_value)?;
+    above("gift_card_min_redemption", min_redemption)
+}
+
+/// Row 14 of the limit table: a third party's (remote) code belongs to the customer it was
+/// fetched for, so nobody else may redeem it.
+pub fn validate_redemption_for_source(
+    source: &str,
+    rules: &super::redemption::RedemptionRules,
+) -> Result<(), Invalid> {
+    if source == PoolSource::Remote.as_str() && rules.allow_anyone {
+        return Err(Invalid {
+            field: "redemption.allow_anyone",
+            reason: "a remote pool's codes are redeemed only by the customer they were fetched for"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
 /// Checks a validity window: the end, when set, comes after the start.
 pub fn validate_window(
     starts_at: Option<DateTime<Utc>>,

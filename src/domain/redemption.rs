@@ -199,6 +199,14 @@ impl RedemptionRules {
                 "must be at least 1; leave it out for no gap",
             );
         }
+        // Capillary: the gap "is not applicable if the coupon is restricted to redeemed only
+        // once"; refused rather than silently ignored.
+        if self.min_days_between.is_some() && !self.redeem_more_than_once {
+            return err(
+                "redemption.min_days_between",
+                "a gap between redemptions needs redeem_more_than_once",
+            );
+        }
         if self.stores.iter().any(|s| s.id.trim().is_empty()) {
             return err("redemption.stores", "ids must not be empty");
         }
@@ -241,6 +249,16 @@ impl RedemptionRules {
             );
         }
         Ok(())
+    }
+
+    /// The rules as they apply to a pool of `discount_type`. A gift card is spent by its
+    /// balance (Antavo: "at multiple checkouts until the entire monetary value is spent"), so
+    /// unless the pool limits it, it is redeemable more than once.
+    pub fn for_type(mut self, discount_type: DiscountType) -> RedemptionRules {
+        if discount_type == DiscountType::GiftCard {
+            self.redeem_more_than_once = true;
+        }
+        self
     }
 
     /// How many times one customer may redeem one code; `None` = no limit.
@@ -294,8 +312,12 @@ pub struct StoreFacts {
 /// transaction. Counts include active reservations (holds).
 #[derive(Debug, Clone)]
 pub struct RedemptionContext {
-    /// The transaction time (`at`).
+    /// The purchase time (`at`, bounded by [`check_purchase_time`]): days, hours and the gap
+    /// between redemptions are counted at it.
     pub now: DateTime<Utc>,
+    /// The server's time: expiry and the redemption start are judged at it, never at the
+    /// till's clock.
+    pub clock: DateTime<Utc>,
     /// The org's time zone: days, dates and hours are counted in it.
     pub tz: Tz,
     /// The coupon's stored status.
@@ -404,6 +426,12 @@ pub fn evaluate(
         ));
     } else if currency_ok {
         match compute_discount(ctx, &eligible) {
+            Ok(discount) if discount.amount == 0 && !discount.free_shipping => {
+                failures.push(failure(
+                    "nothing_to_discount",
+                    "The basket leaves nothing for the coupon to take off.".into(),
+                ));
+            }
             Ok(discount) if failures.is_empty() => return Ok(discount),
             Ok(_) => {}
             Err(f) => failures.push(f),
@@ -434,7 +462,7 @@ fn check_status(rules: &RedemptionRules, ctx: &RedemptionContext, out: &mut Vec<
     }
     // The expiry job may not have run yet; the date is what counts.
     if let Some(expires_at) = ctx.expires_at
-        && ctx.now > expires_at
+        && ctx.clock > expires_at
         && ctx.coupon_status != CouponStatus::Expired
     {
         out.push(failure(
@@ -443,7 +471,7 @@ fn check_status(rules: &RedemptionRules, ctx: &RedemptionContext, out: &mut Vec<
         ));
     }
     if let Some(from) = ctx.redeemable_from
-        && ctx.now < from
+        && ctx.clock < from
     {
         out.push(failure(
             "not_yet_redeemable",
@@ -739,10 +767,44 @@ pub fn limit_reached(rules: &RedemptionRules, is_common: bool, confirmed: Confir
     code || copy
 }
 
-/// A gift card is used up when nothing is left, or less than its minimum value (the rest is
-/// forfeited: Antavo's voided card).
-pub fn card_used_up(balance: i64, min_value: Option<i64>) -> bool {
-    balance <= 0 || min_value.is_some_and(|min| balance < min)
+/// A gift card is used up when nothing is left, or less than its minimum value or its minimum
+/// redemption (the rest can never be spent, so it is forfeited: Antavo's voided card).
+pub fn card_used_up(balance: i64, min_value: Option<i64>, min_redemption: Option<i64>) -> bool {
+    let card = GiftCard {
+        balance,
+        min_value,
+        min_redemption,
+    };
+    balance <= 0 || card.leaves_void(balance)
+}
+
+/// How far ahead of the server's clock a till's `at` may be: clocks drift, purchases are not
+/// made in the future.
+pub const MAX_CLOCK_AHEAD: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// Bounds the till's purchase time `at` around the server's `clock`: an offline till syncing
+/// later may place it up to `max_offline` in the past, never further ahead than a drifting clock.
+pub fn check_purchase_time(
+    at: DateTime<Utc>,
+    clock: DateTime<Utc>,
+    max_offline: chrono::TimeDelta,
+) -> Result<(), Invalid> {
+    if at > clock + MAX_CLOCK_AHEAD {
+        return Err(Invalid {
+            field: "at",
+            reason: format!("{at} is in the future; a purchase is placed at or before now"),
+        });
+    }
+    if at < clock - max_offline {
+        return Err(Invalid {
+            field: "at",
+            reason: format!(
+                "{at} is more than {} seconds in the past",
+                max_offline.num_seconds()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// An instant as the org's local date and time, for messages.
@@ -770,6 +832,7 @@ mod tests {
     fn ctx() -> RedemptionContext {
         RedemptionContext {
             now: at(2024, 6, 12, 14, 30),
+            clock: at(2024, 6, 12, 14, 30),
             tz: chrono_tz::Europe::Madrid,
             coupon_status: CouponStatus::Issued,
             expires_at: None,
@@ -1258,6 +1321,7 @@ mod tests {
             price,
             quantity: 1,
             on_sale,
+            line_id: None,
         }
     }
 
@@ -1649,10 +1713,12 @@ mod tests {
 
     #[test]
     fn gift_cards_are_used_up_when_spent_or_under_their_minimum() {
-        assert!(card_used_up(0, None));
-        assert!(!card_used_up(1, None));
-        assert!(card_used_up(50, Some(100)));
-        assert!(!card_used_up(100, Some(100)));
+        assert!(card_used_up(0, None, None));
+        assert!(!card_used_up(1, None, None));
+        assert!(card_used_up(50, Some(100), None));
+        assert!(!card_used_up(100, Some(100), None));
+        assert!(card_used_up(1000, None, Some(1500)));
+        assert!(!card_used_up(1500, None, Some(1500)));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::{
         redemption::RedemptionRules,
     },
     service::{
+        idempotency,
         redemption::{self, Consumed, Mode, Purchase},
         stored as parse,
     },
@@ -57,6 +58,9 @@ pub async fn checkout(
     codes: &[String],
     key: Option<&CheckoutKey>,
 ) -> ApiResult<Checkout> {
+    if let Some(k) = key {
+        refuse_reused_key(db, k, codes.len()).await?;
+    }
     let mut left = purchase.basket.clone();
     let mut used = HashSet::new();
     let mut results = Vec::with_capacity(codes.len());
@@ -76,6 +80,19 @@ pub async fn checkout(
         });
     }
     Ok(Checkout { results, left })
+}
+
+/// A key already used for another checkout is a 409 for the whole request, as on `/redeem`,
+/// not a per-code refusal beside a 200. Only codes redeemed the first time left the key.
+async fn refuse_reused_key(
+    db: &DatabaseConnection,
+    key: &CheckoutKey,
+    codes: usize,
+) -> ApiResult<()> {
+    for index in 0..codes {
+        idempotency::stored_response(db, &key.for_code(index)).await?;
+    }
+    Ok(())
 }
 
 async fn redeem_one(

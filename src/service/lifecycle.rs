@@ -120,7 +120,7 @@ async fn change(
         .await?
         .ok_or_else(|| ApiError::internal("coupon vanished"))?;
     change
-        .check(status_of(&current)?)
+        .check_at(status_of(&current)?, current.expires_at, now)
         .map_err(invalid_transition)?;
     let Edit { row, events } = edit(&current, now)?;
     let saved = store::coupons::save(&txn, row).await?;

@@ -54,7 +54,8 @@ pub struct CodeOptions {
     /// Forgiving entry: match codes ignoring case and separators (`abcd-1234` finds `ABCD1234`).
     #[oai(default)]
     pub case_insensitive: bool,
-    /// randomized_common: the sample the pattern was derived from.
+    /// randomized_common: a 5 to 10 character sample the pattern is derived from; its first
+    /// half is kept, the rest randomised.
     pub sample_code: Option<String>,
 }
 
@@ -111,7 +112,6 @@ pub async fn create(
         org.code_suffix.as_deref(),
     )?;
     let pattern_text = pattern_for(&input)?;
-    codes.sample_code = input.sample_code.clone();
     let parsed = pattern_text
         .as_deref()
         .map(|p| parse_pattern(p, &codes))
@@ -201,7 +201,15 @@ fn validate_settings(input: &CreatePool) -> ApiResult<()> {
     input.issuance.validate()?;
     input.redemption.validate()?;
     input.expiry.validate_with_offer_end(input.ends_at)?;
+    pool::validate_redemption_for_source(input.source.as_str(), &input.redemption)?;
     let gift_card = input.discount_type.as_str() == "gift_card";
+    if gift_card {
+        pool::validate_gift_card(
+            input.value,
+            input.gift_card_min_value,
+            input.gift_card_min_redemption,
+        )?;
+    }
     if !gift_card
         && (input.gift_card_min_value.is_some() || input.gift_card_min_redemption.is_some())
     {
@@ -215,7 +223,7 @@ fn validate_settings(input: &CreatePool) -> ApiResult<()> {
 
 /// The pattern a pool will use: given, derived from a sample, or none.
 fn pattern_for(input: &CreatePool) -> ApiResult<Option<String>> {
-    match (input.source, &input.pattern, &input.sample_code) {
+    match (input.source, &input.pattern, &input.codes.sample_code) {
         (PoolSource::RandomizedCommon, None, Some(sample)) => {
             Ok(Some(pattern::randomized_common_pattern(sample)?))
         }
@@ -342,6 +350,13 @@ pub async fn update(
     if input.gift_card_min_redemption.is_some() {
         row.gift_card_min_redemption = Set(input.gift_card_min_redemption);
     }
+    if discount_type == "gift_card" {
+        pool::validate_gift_card(
+            new_value,
+            row.gift_card_min_value.clone().unwrap(),
+            row.gift_card_min_redemption.clone().unwrap(),
+        )?;
+    }
     if input.purchase_min.is_some() {
         row.purchase_min = Set(input.purchase_min);
     }
@@ -367,6 +382,7 @@ pub async fn update(
         .is_some_and(|r| r.max_total.is_some());
     if let Some(v) = input.redemption {
         v.validate()?;
+        pool::validate_redemption_for_source(row.source.as_ref(), &v)?;
         row.redemption = Set(json(&v)?);
     }
     if let Some(v) = input.expiry {

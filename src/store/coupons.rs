@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use chrono::Utc;
 use entity::coupons;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
     sea_query::{OnConflict, Query},
 };
 
@@ -75,24 +75,72 @@ pub async fn insert_available<C: ConnectionTrait>(
     Ok(inserted)
 }
 
-/// Coupon counts of a pool by status.
+/// Coupon counts of a pool by the status each has now: available or issued coupons past their
+/// expiry count as expired before the sweep writes it.
 pub async fn count_by_status<C: ConnectionTrait>(
     db: &C,
     pool_id: i64,
 ) -> Result<Vec<(CouponStatus, i64)>, DbErr> {
-    let rows: Vec<(i16, i64)> = coupons::Entity::find()
-        .select_only()
-        .column(coupons::Column::Status)
-        .column_as(coupons::Column::Id.count(), "n")
-        .filter(coupons::Column::PoolId.eq(pool_id))
-        .group_by(coupons::Column::Status)
-        .into_tuple()
-        .all(db)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(s, n)| CouponStatus::from_i16(s).map(|s| (s, n)))
-        .collect())
+    let now = Utc::now();
+    let mut counts = Vec::new();
+    for (expired, when) in [(false, live(now)), (true, lapsed(now))] {
+        let rows: Vec<(i16, i64)> = coupons::Entity::find()
+            .select_only()
+            .column(coupons::Column::Status)
+            .column_as(coupons::Column::Id.count(), "n")
+            .filter(coupons::Column::PoolId.eq(pool_id))
+            .filter(when)
+            .group_by(coupons::Column::Status)
+            .into_tuple()
+            .all(db)
+            .await?;
+        for (stored, n) in rows {
+            let Some(status) = CouponStatus::from_i16(stored) else {
+                continue;
+            };
+            let status = if expired {
+                CouponStatus::Expired
+            } else {
+                status
+            };
+            match counts.iter_mut().find(|(s, _)| *s == status) {
+                Some((_, total)) => *total += n,
+                None => counts.push((status, n)),
+            }
+        }
+    }
+    Ok(counts)
+}
+
+/// Statuses that lapse into `expired` once the coupon's expiry has passed.
+fn lapsing() -> [i16; 2] {
+    [
+        CouponStatus::Available.as_i16(),
+        CouponStatus::Issued.as_i16(),
+    ]
+}
+
+/// Rows whose stored status is what they are now.
+fn live(now: chrono::DateTime<Utc>) -> Condition {
+    lapsed(now).not()
+}
+
+/// Available or issued rows past their expiry: expired now, whatever the row says.
+fn lapsed(now: chrono::DateTime<Utc>) -> Condition {
+    Condition::all()
+        .add(coupons::Column::Status.is_in(lapsing()))
+        .add(coupons::Column::ExpiresAt.is_not_null())
+        .add(coupons::Column::ExpiresAt.lt(now))
+}
+
+/// Rows with this status now.
+fn status_now(status: CouponStatus, now: chrono::DateTime<Utc>) -> Condition {
+    let stored = Condition::all().add(coupons::Column::Status.eq(status.as_i16()));
+    match status {
+        CouponStatus::Expired => Condition::any().add(stored).add(lapsed(now)),
+        s if lapsing().contains(&s.as_i16()) => stored.add(live(now)),
+        _ => stored,
+    }
 }
 
 /// Writes freshly generated codes and returns how many went in. PostgreSQL gets them by COPY
@@ -354,7 +402,7 @@ pub async fn list<C: ConnectionTrait>(
         query = query.filter(coupons::Column::PoolId.eq(id));
     }
     if let Some(status) = filter.status {
-        query = query.filter(coupons::Column::Status.eq(status.as_i16()));
+        query = query.filter(status_now(status, Utc::now()));
     }
     if let Some(id) = filter.customer_id {
         query = query.filter(coupons::Column::CustomerId.eq(id));

@@ -2,7 +2,10 @@
 
 use chrono::Utc;
 use entity::{coupon_events, coupons};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, sea_query::Query,
+};
 
 /// What happened to a coupon, in the vocabulary of the customer's event history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +22,22 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    pub const ALL: [EventKind; 9] = [
+        EventKind::Issue,
+        EventKind::Redeem,
+        EventKind::Unredeem,
+        EventKind::Invalidate,
+        EventKind::Unassign,
+        EventKind::Transfer,
+        EventKind::Receive,
+        EventKind::Expire,
+        EventKind::Revoke,
+    ];
+
+    pub fn parse(s: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Issue => "coupon_issue",
@@ -78,4 +97,70 @@ pub async fn record_issues<C: ConnectionTrait>(
         coupon_events::Entity::insert_many(rows).exec(db).await?;
     }
     Ok(())
+}
+
+/// Whose history to read.
+#[derive(Debug, Clone, Copy)]
+pub enum History<'a> {
+    /// Everything recorded for one customer.
+    Customer(i64),
+    /// Everything that happened to a code: its own row and, for a common code, every
+    /// customer's copy.
+    Code { org_id: i64, code: &'a str },
+}
+
+/// One page of a history, newest first, optionally one kind only, and the total matching;
+/// each event with the code it is about.
+pub async fn history<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    of: History<'_>,
+    kind: Option<EventKind>,
+    page: u64,
+    per_page: u64,
+) -> Result<(Vec<(coupon_events::Model, String)>, u64), DbErr> {
+    use coupon_events::Column as E;
+    let mut query = coupon_events::Entity::find().filter(E::OrgId.eq(org_id));
+    query = match of {
+        History::Customer(id) => query.filter(E::CustomerId.eq(id)),
+        History::Code { org_id, code } => query.filter(
+            E::CouponId.in_subquery(
+                Query::select()
+                    .column(coupons::Column::Id)
+                    .from(coupons::Entity)
+                    .and_where(coupons::Column::OrgId.eq(org_id))
+                    .and_where(coupons::Column::Code.eq(code))
+                    .to_owned(),
+            ),
+        ),
+    };
+    if let Some(kind) = kind {
+        query = query.filter(E::Kind.eq(kind.as_str()));
+    }
+    let total = query.clone().count(db).await?;
+    let events = query
+        .order_by_desc(E::Id)
+        .offset(page.saturating_sub(1) * per_page)
+        .limit(per_page)
+        .all(db)
+        .await?;
+    let ids: Vec<i64> = events.iter().map(|e| e.coupon_id).collect();
+    let codes: std::collections::HashMap<i64, String> = coupons::Entity::find()
+        .select_only()
+        .column(coupons::Column::Id)
+        .column(coupons::Column::Code)
+        .filter(coupons::Column::Id.is_in(ids))
+        .into_tuple::<(i64, String)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
+    let items = events
+        .into_iter()
+        .map(|e| {
+            let code = codes.get(&e.coupon_id).cloned().unwrap_or_default();
+            (e, code)
+        })
+        .collect();
+    Ok((items, total))
 }

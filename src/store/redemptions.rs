@@ -23,8 +23,10 @@ pub struct NewRedemption<'a> {
     pub basket_total: i64,
     pub currency: &'a str,
     pub discount: &'a Discount,
-    /// The transaction time the rules were checked at.
+    /// The purchase time the till sent.
     pub redeemed_at: DateTime<Utc>,
+    /// The server's time.
+    pub recorded_at: DateTime<Utc>,
     /// Set for a hold, for good: confirming clears it, releasing keeps it.
     pub reserved_until: Option<DateTime<Utc>>,
 }
@@ -49,6 +51,7 @@ pub async fn insert<C: ConnectionTrait>(
         active: Set(true),
         reserved_until: Set(new.reserved_until),
         redeemed_at: Set(new.redeemed_at),
+        recorded_at: Set(Some(new.recorded_at)),
         reversed_at: Set(None),
         detail: Set(Some(detail)),
         ..Default::default()
@@ -213,6 +216,30 @@ pub async fn run_out_total<C: ConnectionTrait>(
         .all(db)
         .await?;
     Ok(amounts.iter().sum())
+}
+
+/// [`run_out_total`] for many coupons at once, for reads: coupon id to what its lapsed holds
+/// still keep off the balance (coupons without any are left out).
+pub async fn run_out_totals<C: ConnectionTrait>(
+    db: &C,
+    coupon_ids: &[i64],
+    now: DateTime<Utc>,
+) -> Result<std::collections::HashMap<i64, i64>, DbErr> {
+    let rows: Vec<(i64, i64)> = redemptions::Entity::find()
+        .select_only()
+        .column(redemptions::Column::CouponId)
+        .column(redemptions::Column::Discount)
+        .filter(redemptions::Column::CouponId.is_in(coupon_ids.iter().copied()))
+        .filter(redemptions::Column::Active.eq(true))
+        .filter(redemptions::Column::ReservedUntil.lte(now))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut totals = std::collections::HashMap::new();
+    for (coupon_id, amount) in rows {
+        *totals.entry(coupon_id).or_insert(0) += amount;
+    }
+    Ok(totals)
 }
 
 /// Held redemptions in a pool that ran out but were not closed yet.

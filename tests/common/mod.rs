@@ -69,6 +69,7 @@ async fn build(
         // Tests drive webhook delivery with `Worker::run_once`.
         webhook_interval_ms: 0,
         notify: quiet_notifications(),
+        limits: Default::default(),
     };
     configure(&mut serve);
     Application::build_with_clock(&db_config, &serve, Arc::new(clock.clone()))

@@ -161,7 +161,7 @@ pub async fn evaluate(
 ) -> ApiResult<Result<Discount, Vec<Failure>>> {
     let located = &locked.located;
     let counts = gather(txn, located, purchase.redeemer(), now, locked.series).await?;
-    verdict(located, purchase, counts, located.target().balance)
+    verdict(located, purchase, counts, located.target().balance, now)
 }
 
 /// The verdict without locks or writes: holds that ran out but are not closed yet are left out
@@ -192,7 +192,7 @@ pub async fn dry_run<C: ConnectionTrait>(
         }
         other => other,
     };
-    verdict(located, purchase, counts, balance)
+    verdict(located, purchase, counts, balance, now)
 }
 
 /// Counts the rules compare with their limits, live holds included.
@@ -248,8 +248,9 @@ fn verdict(
     purchase: &Purchase,
     counts: Counts,
     balance: Option<i64>,
+    now: DateTime<Utc>,
 ) -> ApiResult<Result<Discount, Vec<Failure>>> {
-    let ctx = context(located, purchase, counts, balance)?;
+    let ctx = context(located, purchase, counts, balance, now)?;
     let mut failures = pool_failures(&located.pool);
     let rules = &located.rules;
     Ok(
@@ -280,12 +281,14 @@ fn context(
     purchase: &Purchase,
     counts: Counts,
     balance: Option<i64>,
+    now: DateTime<Utc>,
 ) -> ApiResult<RedemptionContext> {
     let target = located.target();
     let pool = &located.pool;
     let customer = purchase.customer.as_ref();
     Ok(RedemptionContext {
         now: purchase.at,
+        clock: now,
         tz: located.tz,
         coupon_status: located.status()?,
         // An unissued code carries no dates of its own; the offer's window bounds it.

@@ -28,8 +28,9 @@ pub async fn confirm(db: &DatabaseConnection, org_id: i64, id: i64) -> ApiResult
         RedemptionState::Reserved => {}
         other => return Err(not_live(other)),
     }
+    let target = locked.located.target();
     Change::Confirm
-        .check(locked.located.status()?)
+        .check_at(locked.located.status()?, target.expires_at, now)
         .map_err(invalid_transition)?;
     let row = store::redemptions::confirm(&txn, id).await?;
     let coupon = settle::settle(&txn, &locked.located, &row, settle::Spent::Held, now).await?;

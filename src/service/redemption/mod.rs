@@ -34,7 +34,7 @@ use crate::{
     api::error::{ApiError, ApiResult, ProblemItem, problem},
     domain::{
         coupon::{self, CouponStatus},
-        discount::{Basket, Discount},
+        discount::{Basket, Discount, DiscountType},
         redemption::{self, Failure, RedemptionRules, StoreFacts},
     },
     service::{
@@ -57,7 +57,9 @@ pub struct Purchase {
     pub customer: Option<customers::Model>,
     pub basket: Basket,
     pub store: StoreFacts,
-    /// The transaction time the rules are checked at.
+    /// When the purchase was made, by the till's clock (bounded by
+    /// [`redemption::check_purchase_time`]): calendar rules and gaps are checked at it, validity
+    /// at the server's clock.
     pub at: DateTime<Utc>,
     /// Gift cards: how much to pay with the card.
     pub amount: Option<i64>,
@@ -170,7 +172,11 @@ fn located(
     let pool = of.pool;
     Ok(Located {
         tz: of.timezone.parse().unwrap_or(chrono_tz::UTC),
-        rules: parse(&pool.redemption)?,
+        rules: RedemptionRules::for_type(
+            parse(&pool.redemption)?,
+            DiscountType::parse(&pool.discount_type)
+                .ok_or_else(|| ApiError::internal("unknown discount type"))?,
+        ),
         is_common: pool.source == "common",
         pool,
         code_row,
@@ -362,6 +368,7 @@ async fn consume_in(
             currency: &purchase.basket.currency,
             discount: &discount,
             redeemed_at: purchase.at,
+            recorded_at: now,
             reserved_until: match mode {
                 Mode::Redeem => None,
                 Mode::Reserve { until } => Some(until),

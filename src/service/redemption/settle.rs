@@ -48,7 +48,10 @@ pub async fn settle(
         _ => target.balance,
     };
     let card_done = located.is_gift_card()
-        && balance.is_some_and(|b| redemption::card_used_up(b, located.pool.gift_card_min_value));
+        && balance.is_some_and(|b| {
+            let pool = &located.pool;
+            redemption::card_used_up(b, pool.gift_card_min_value, pool.gift_card_min_redemption)
+        });
     let used_up =
         card_done || redemption::limit_reached(&located.rules, located.is_common, confirmed);
     let before = status_of(target)?;

@@ -13,6 +13,7 @@ pub mod pattern;
 pub mod pool;
 pub mod redemption;
 pub mod remote;
+pub mod remote_call;
 pub mod signature;
 pub mod webhook;
 

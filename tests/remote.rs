@@ -69,12 +69,10 @@ async fn refusal(resp: Response, status: u16, code: &str) -> Value {
 }
 
 fn antavo(key: &str, customer: &str) -> String {
-    json!({"api_key": key, "coupon_percentage": "20", "value": "THE COUPON VALUE",
-           "customer": customer, "type": "percentage"})
-    .to_string()
+    json!({"api_key": key, "value": "5", "customer": customer, "type": "amount"}).to_string()
 }
 
-/// Moves a customer's coupons' issue time back, as if they were issued `ago`.
+/// Moves every coupon's issue time back, as if they were issued `ago`.
 async fn age_coupons(app: &TestApp, ago: TimeDelta) {
     let at = Utc::now() - ago;
     let backend = app.db.get_database_backend();
@@ -83,14 +81,20 @@ async fn age_coupons(app: &TestApp, ago: TimeDelta) {
     } else {
         "?"
     };
-    app.db
-        .execute_raw(Statement::from_sql_and_values(
-            backend,
-            format!("UPDATE coupons SET issued_at = {placeholder} WHERE issued_at IS NOT NULL"),
-            [at.into()],
-        ))
-        .await
-        .unwrap();
+    // The callback's record of its answers ages with them: the retry window is judged on it.
+    for sql in [
+        "UPDATE coupons SET issued_at = {} WHERE issued_at IS NOT NULL",
+        "UPDATE idempotency_keys SET created_at = {}",
+    ] {
+        app.db
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                sql.replace("{}", placeholder),
+                [at.into()],
+            ))
+            .await
+            .unwrap();
+    }
 }
 
 async fn stats(app: &TestApp, pool_id: i64) -> Value {
@@ -144,19 +148,24 @@ both_databases! {
         let coupons = json(app.get("/v1/customers/53626328374843843/coupons").await).await;
         assert_eq!(coupons["items"][0]["code"], first.as_str());
 
-        // Numbers instead of strings, extra fields, no content type: the same customer, and a
-        // retry inside the window, so the same code.
-        let numbers = format!(r#"{{"api_key": "{key}", "customer": 53626328374843843, "coupon_percentage": 20, "value": 12.5, "campaign": {{"id": 9}}}}"#);
-        let resp = app.request(Method::POST, "/v1/remote/coupon-code", None).body(numbers.clone()).send().await.unwrap();
-        assert_eq!(json(resp).await["code"], first.as_str());
+        // The identical request inside the window is a retry: the same code.
+        assert_eq!(code(&app, &antavo(&key, "53626328374843843")).await, first);
         assert_eq!(stats(&app, p).await["issued"], 1);
         assert_eq!(events(&app, "coupon_issue").await, 1);
 
-        // Outside the window a new request is a new coupon.
-        age_coupons(&app, TimeDelta::seconds(61)).await;
-        let second = code(&app, &numbers).await;
+        // Numbers instead of strings, extra fields, no content type: the same customer, but
+        // another request (it differs in a field), so another code.
+        let numbers = format!(r#"{{"api_key": "{key}", "customer": 53626328374843843, "value": 500, "campaign": {{"id": 9}}}}"#);
+        let resp = app.request(Method::POST, "/v1/remote/coupon-code", None).body(numbers.clone()).send().await.unwrap();
+        let second = json(resp).await["code"].as_str().unwrap().to_string();
         assert_ne!(second, first);
         assert_eq!(stats(&app, p).await["issued"], 2);
+
+        // Outside the window even the identical request is a new coupon.
+        age_coupons(&app, TimeDelta::seconds(61)).await;
+        let third = code(&app, &numbers).await;
+        assert_ne!(third, second);
+        assert_eq!(stats(&app, p).await["issued"], 3);
     }
 
     async fn wrong_keys_bad_bodies_and_refusals_have_the_callbacks_shape(app) {

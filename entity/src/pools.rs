@@ -27,6 +27,9 @@ pub struct Model {
     pub claimed: bool,
     pub generation_key: Option<String>,
     pub generated_count: i64,
+    /// Codes promised to generation jobs (queued, running or done); the generation caps are
+    /// taken from it when a job is accepted.
+    pub generation_reserved: i64,
     /// Coupons issued so far; kept only for pools with a total issual limit, where it is
     /// the counter that limit is enforced on.
     pub issued_count: i64,

@@ -94,6 +94,9 @@ impl IssuanceApi {
             )));
         }
         let pool = find_pool(&state, auth.0.org_id, id.0).await?;
+        if !pool.claimed && !Scope::reaches_unclaimed_pools(&auth.0.scopes) {
+            return Err(not_claimed(pool.id));
+        }
         let org = store::orgs::get(&state.db, auth.0.org_id)
             .await?
             .ok_or_else(|| ApiError::not_found("org", auth.0.org_id))?;
@@ -153,6 +156,7 @@ impl IssuanceApi {
                 e.to_string(),
             )
         })?;
+        service::customer_lists::check_header(&file)?;
         let job = service::batch_issue::start(&state.db, org, pool, file).await?;
         Ok(BatchAccepted::Accepted(Json(job.into())))
     }
@@ -176,9 +180,21 @@ impl IssuanceApi {
         let pool = find_pool(&state, auth.0.org_id, id.0).await?;
         let CsvFile::Csv(body) = body;
         let reader = tokio::io::BufReader::new(body.0.into_async_read());
+        let reader = service::customer_lists::checked_header(reader).await?;
         let import = service::customer_lists::upload_allow_list(&state.db, &pool, reader).await?;
         Ok(ImportDone::Created(Json(import.into())))
     }
+}
+
+/// The workflow action's refusal, for a workflow key on the plain issue path.
+fn not_claimed(pool_id: i64) -> ApiError {
+    let mut p = super::error::problem(
+        poem::http::StatusCode::UNPROCESSABLE_ENTITY,
+        "pool_not_claimed",
+        format!("pool {pool_id} is not claimed for workflows: POST /v1/pools/{pool_id}/claim"),
+    );
+    p.field = Some("pool_id".into());
+    ApiError::from_problem(p)
 }
 
 async fn view(state: &AppState, coupon_id: i64, existing: bool) -> ApiResult<IssuedCoupon> {

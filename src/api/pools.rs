@@ -166,8 +166,10 @@ pub struct PoolStats {
     pub invalidated: i64,
     pub revoked: i64,
     /// Codes that can still be issued: available ones, plus what the pattern can still mint
-    /// for pools that mint on demand (capped by the issual limit when one is set).
-    pub remaining: i64,
+    /// for pools that mint on demand (capped by the issual limit when one is set); 0 once the
+    /// pool has ended or is archived; null when unknown (remote pools) or unlimited (a common
+    /// code without an issual limit).
+    pub remaining: Option<i64>,
 }
 
 /// A list of codes, for small uploads; use CSV for large ones.
@@ -412,6 +414,7 @@ impl PoolsApi {
             }
             RevokeBody::Csv(csv) => {
                 let reader = tokio::io::BufReader::new(csv.0.into_async_read());
+                let reader = service::customer_lists::checked_header(reader).await?;
                 let import = service::revocation::revoke_listed(&state.db, &pool, reader).await?;
                 RevokeResponse::Imported(Json(import.into()))
             }

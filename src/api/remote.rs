@@ -19,13 +19,19 @@ pub struct RemoteCodeRequest {
     pub api_key: String,
     /// The customer's id in the loyalty platform (our external id); unknown ones are created.
     pub customer: String,
-    /// The coupon type, e.g. `percentage` (informational; the pool decides).
+    /// The coupon type, e.g. `percentage`; when sent, it must be the pool's discount type.
     #[oai(rename = "type")]
     pub kind: Option<String>,
-    /// The coupon value (informational).
+    /// The value of an amount coupon; when sent to an amount or gift card pool it must be the
+    /// pool's value, in minor units (`500`) or in major units (`5.00`).
     pub value: Option<String>,
-    /// The percentage of a percentage coupon (informational).
+    /// The percentage of a percentage coupon (`20`); when sent it must be the pool's.
     pub coupon_percentage: Option<String>,
+    /// The platform's id for this request: a call with the same id is a retry and gets the
+    /// same code (so does an `Idempotency-Key` header, or `request_id`).
+    pub idempotency_key: Option<String>,
+    /// Same as `idempotency_key`.
+    pub request_id: Option<String>,
 }
 
 /// The raw body, documented as [`RemoteCodeRequest`] and read whatever its content type, since
@@ -45,10 +51,13 @@ impl<'a> ApiExtractor<'a> for RawBody {
     fn request_meta() -> Option<MetaRequest> {
         Some(MetaRequest {
             description: None,
-            content: vec![MetaMediaType {
-                content_type: "application/json",
-                schema: RemoteCodeRequest::schema_ref(),
-            }],
+            content: ["application/json", "application/x-www-form-urlencoded"]
+                .into_iter()
+                .map(|content_type| MetaMediaType {
+                    content_type,
+                    schema: RemoteCodeRequest::schema_ref(),
+                })
+                .collect(),
             required: true,
         })
     }
@@ -74,15 +83,15 @@ pub struct RemoteCode {
 pub struct RemoteRefusal {
     /// What went wrong, in a sentence.
     pub error: String,
-    /// Stable machine-readable reason: invalid_body, unauthorized, customer_limit,
-    /// pool_exhausted, pool_inactive, ...
+    /// Stable machine-readable reason: invalid_body, unauthorized, pool_mismatch,
+    /// customer_limit, pool_exhausted, pool_inactive, ...
     pub code: String,
 }
 
 #[derive(ApiResponse)]
 pub enum RemoteCodeResponse {
-    /// The code issued to the customer (the same one again for a retry within the window,
-    /// and for aggregated pools).
+    /// The code issued to the customer (the same one again for a retry, and for aggregated
+    /// pools).
     #[oai(status = 200)]
     Code(Json<RemoteCode>),
     /// Refused: an unreadable body (400), a wrong key or signature (401), or a rule of the
@@ -115,9 +124,13 @@ pub struct RemoteApi;
 #[OpenApi(prefix_path = "/v1/remote", tag = "ApiTags::Remote")]
 impl RemoteApi {
     /// Issues a code to the customer from the pool the `api_key` is bound to, under the pool's
-    /// rules, and answers `{"code": "..."}`. A request for the same customer within the retry
-    /// window (`COUPOND_REMOTE_RETRY_WINDOW_SECS`, default 60 s) gets the code already issued.
-    /// A key with a signing secret also needs a Standard Webhooks signature.
+    /// rules, and answers `{"code": "..."}`. The body is JSON or a form, with the same fields.
+    /// A `type`, `value` or `coupon_percentage` that disagrees with the pool is a 422
+    /// `pool_mismatch`. A retry gets the code already issued: a call carrying the same
+    /// `Idempotency-Key` (or `webhook-id`) header or `idempotency_key` / `request_id` field as an
+    /// earlier one, or, without such a mark, a call identical in every field within the retry
+    /// window (`COUPOND_REMOTE_RETRY_WINDOW_SECS`, default 60 s). A key with a signing secret
+    /// also needs a Standard Webhooks signature.
     #[oai(
         path = "/coupon-code",
         method = "post",

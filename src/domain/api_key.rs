@@ -43,6 +43,12 @@ impl Scope {
         .find(|scope| scope.as_str() == s)
     }
 
+    /// Whether a key holding `held` scopes may issue from pools not claimed for workflows: a
+    /// key that issues only as a workflow reaches claimed pools alone, on every path.
+    pub fn reaches_unclaimed_pools(held: &[Scope]) -> bool {
+        Scope::granted(held, Scope::Market)
+    }
+
     /// Whether a key holding `held` scopes may act with `needed`.
     pub fn granted(held: &[Scope], needed: Scope) -> bool {
         held.contains(&needed) || held.contains(&Scope::Admin)
@@ -93,6 +99,20 @@ pub fn hash_matches(secret: &str, stored: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_workflow_key_reaches_only_claimed_pools() {
+        assert!(!Scope::reaches_unclaimed_pools(&[Scope::Workflow]));
+        assert!(!Scope::reaches_unclaimed_pools(&[
+            Scope::Workflow,
+            Scope::Pos
+        ]));
+        assert!(Scope::reaches_unclaimed_pools(&[
+            Scope::Workflow,
+            Scope::Market
+        ]));
+        assert!(Scope::reaches_unclaimed_pools(&[Scope::Admin]));
+    }
 
     #[test]
     fn generated_keys_are_prefixed_unique_and_hash_to_their_stored_form() {

@@ -72,6 +72,26 @@ impl CustomerIdentifier {
     }
 }
 
+/// Where a customer list's header names its identifier column (the first of external_id,
+/// email, mobile or user_id, in any case), or why it names none.
+pub fn identifier_column(header: &[String]) -> Result<usize, Invalid> {
+    const NAMES: [&str; 4] = ["external_id", "email", "mobile", "user_id"];
+    header
+        .iter()
+        .position(|name| {
+            let name = name.trim().trim_start_matches('\u{feff}');
+            NAMES.iter().any(|n| name.eq_ignore_ascii_case(n))
+        })
+        .ok_or_else(|| Invalid {
+            field: "header",
+            reason: format!(
+                "the header `{}` names no customer identifier column; name one external_id, \
+                 email, mobile or user_id",
+                header.join(",")
+            ),
+        })
+}
+
 /// Names a customer by exactly one of its identifiers.
 #[derive(Object, Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
 #[oai(skip_serializing_if_is_none)]
@@ -246,6 +266,18 @@ fn positive_user_id(id: i64) -> Result<i64, Invalid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_customer_list_header_must_name_an_identifier_column() {
+        let header = |h: &str| h.split(',').map(String::from).collect::<Vec<_>>();
+        assert_eq!(identifier_column(&header("external_id")), Ok(0));
+        assert_eq!(identifier_column(&header("name, Email ")), Ok(1));
+        assert_eq!(identifier_column(&header("\u{feff}mobile,name")), Ok(0));
+        let none = identifier_column(&header("name,city")).unwrap_err();
+        assert_eq!(none.field, "header");
+        assert!(none.reason.contains("name,city"));
+        assert!(identifier_column(&[]).is_err());
+    }
 
     #[test]
     fn kinds_and_capillary_not_found_messages() {

@@ -160,6 +160,11 @@ impl ExpiryRules {
 
     /// Checks the rules against the pool's end: `along_with_offer` is meaningless for a pool
     /// that never ends.
+    /// Whether issued coupons ever expire: by their own rule, or when the offer ends.
+    pub fn coupons_expire(&self, offer_end: Option<DateTime<Utc>>) -> bool {
+        self.mode != ExpiryMode::Never || offer_end.is_some()
+    }
+
     pub fn validate_with_offer_end(&self, offer_end: Option<DateTime<Utc>>) -> Result<(), Invalid> {
         self.validate()?;
         if self.mode == ExpiryMode::AlongWithOffer && offer_end.is_none() {

@@ -15,6 +15,7 @@ pub mod pattern;
 pub mod pool;
 pub mod redemption;
 pub mod remote;
+pub mod remote_call;
 pub mod signature;
 pub mod text;
 pub mod webhook;

@@ -241,6 +241,23 @@ impl Pattern {
             && !self.contains_phrase(code)
     }
 
+    /// Whether `code` has this pattern's shape but a wrong check character: a mistyped code,
+    /// told apart from an unknown one without a database look-up. False without a check
+    /// character.
+    pub fn mistyped(&self, code: &str) -> bool {
+        let Some(check) = &self.check else {
+            return false;
+        };
+        let bytes = code.as_bytes();
+        bytes.len() == self.template.len()
+            && bytes
+                .iter()
+                .zip(&self.template)
+                .all(|(c, t)| *t == VARIABLE || c == t)
+            && self.slots.iter().all(|slot| slot.allows(bytes[slot.at]))
+            && bytes[check.at] != check.char_for(self.slots.iter().map(|slot| bytes[slot.at]))
+    }
+
     /// The code numbered `index` in mixed radix over the placeholders (the last one varies
     /// fastest), or None when it contains an excluded phrase.
     ///
@@ -467,8 +484,18 @@ pub fn resolve_affix(
     use_org_default: bool,
     org_default: Option<&str>,
 ) -> Result<Option<String>, PatternError> {
-    if enabled != Some(true) {
-        return Ok(None);
+    match enabled {
+        Some(true) => {}
+        Some(false) => return Ok(None),
+        // Capillary ignores a value given without the switch; we say so instead.
+        None if custom.is_some() || use_org_default => {
+            return Err(PatternError::new(
+                "invalid_affix",
+                field,
+                format!("a {field} is given but {field}_enabled is not: set {field}_enabled"),
+            ));
+        }
+        None => return Ok(None),
     }
     let value = match (use_org_default, org_default, custom) {
         (true, Some(default), _) => default,
@@ -532,6 +559,20 @@ pub fn randomized_common_pattern(sample: &str) -> Result<String, PatternError> {
     let mut pattern = escape_literals(fixed);
     pattern.extend(std::iter::repeat_n(placeholder, random.len()));
     Ok(pattern)
+}
+
+/// The codes a pool may ever have generated from `pattern`: every combination, or for a bulk
+/// pool 1% of them and at most `MAX_BULK_POOL`. Generation jobs reserve their count against it
+/// when they are accepted.
+pub fn generation_capacity(pattern: &Pattern, bulk: bool) -> u64 {
+    let space = if bulk {
+        (pattern.combinations() / 100).min(u128::from(MAX_BULK_POOL))
+    } else {
+        pattern.combinations()
+    };
+    u64::try_from(space)
+        .unwrap_or(u64::MAX)
+        .min(i64::MAX as u64)
 }
 
 /// Bulk rules (Antavo): at least 4 placeholders; one batch at most 5_000_000; a pool at most
@@ -855,6 +896,40 @@ mod tests {
     }
 
     #[test]
+    fn generation_capacity_is_the_bulk_cap_or_the_whole_space() {
+        let small = parse("B####");
+        assert_eq!(generation_capacity(&small, true), 100);
+        assert_eq!(generation_capacity(&small, false), 10_000);
+        let huge = parse("$$$$$$$$$$$$");
+        assert_eq!(generation_capacity(&huge, true), MAX_BULK_POOL);
+        let vast = parse(&"*".repeat(20));
+        assert_eq!(generation_capacity(&vast, false), i64::MAX as u64);
+    }
+
+    #[test]
+    fn a_wrong_check_character_is_told_apart_from_another_shape() {
+        let pattern = Pattern::parse(&PatternSpec {
+            pattern: "CK-####",
+            check_char: true,
+            ..spec("")
+        })
+        .unwrap();
+        let good = pattern.code_at(1234).unwrap();
+        assert!(!pattern.mistyped(&good));
+        let last = good.as_bytes()[good.len() - 1];
+        let wrong = format!(
+            "{}{}",
+            &good[..good.len() - 1],
+            (b'0' + (last - b'0' + 1) % 10) as char
+        );
+        assert!(pattern.mistyped(&wrong));
+        assert!(!pattern.mistyped("CK-12"), "another shape");
+        assert!(!pattern.mistyped("XX-12345"), "other literals");
+        let plain = Pattern::parse(&spec("CK-####")).unwrap();
+        assert!(!plain.mistyped("CK-1234"), "no check character");
+    }
+
+    #[test]
     fn the_check_character_catches_every_single_substitution() {
         // Even alphabets (10, 26, 36 and 62 characters) use Luhn doubling, odd ones plain doubling.
         assert_single_substitutions_are_caught(&with_check("###", &[]));
@@ -917,8 +992,15 @@ mod tests {
     fn resolve_affix_follows_the_capillary_faq() {
         let resolve =
             |enabled, custom, use_org, org| resolve_affix("prefix", enabled, custom, use_org, org);
-        // Not configured, or disabled: no prefix whatever else is set (FAQ 1, 5, 8).
-        assert_eq!(resolve(None, Some("X"), true, Some("ORG")), Ok(None));
+        // Not configured: no prefix, and a value without the switch is refused, not ignored.
+        assert_eq!(resolve(None, None, false, Some("ORG")), Ok(None));
+        let unswitched = resolve(None, Some("X"), false, None).unwrap_err();
+        assert_eq!(
+            (unswitched.code, unswitched.field),
+            ("invalid_affix", "prefix")
+        );
+        assert!(resolve(None, None, true, Some("ORG")).is_err());
+        // Disabled: no prefix whatever else is set (FAQ 5, 8).
         assert_eq!(resolve(Some(false), Some("X"), true, Some("ORG")), Ok(None));
         assert_eq!(resolve(Some(false), None, true, None), Ok(None));
         // Enabled with the org default (FAQ 3: it must exist).

@@ -62,6 +62,41 @@ impl PoolSource {
     }
 }
 
+/// What a pool's stats count of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stock {
+    pub source: PoolSource,
+    /// Past its end date, or archived: nothing more is issued.
+    pub ended: bool,
+    /// Codes waiting in the pool.
+    pub available: i64,
+    /// Codes the pattern can still mint at issue time (sources that mint on issue).
+    pub mintable: u128,
+    /// The pool's total issual limit and how many it has issued.
+    pub max_total: Option<u64>,
+    pub issued_ever: i64,
+}
+
+/// How many more coupons the pool can issue: None when nobody can know (a remote source) or
+/// there is no bound (a common code without a total limit).
+pub fn remaining(stock: &Stock) -> Option<i64> {
+    if stock.ended {
+        return Some(0);
+    }
+    let left_by_limit = stock
+        .max_total
+        .map(|max| (i64::try_from(max).unwrap_or(i64::MAX) - stock.issued_ever).max(0));
+    let in_stock = match stock.source {
+        PoolSource::Remote => return None,
+        PoolSource::Common => return left_by_limit,
+        source if source.mints_on_issue() => stock
+            .available
+            .saturating_add(i64::try_from(stock.mintable).unwrap_or(i64::MAX)),
+        _ => stock.available,
+    };
+    Some(left_by_limit.map_or(in_stock, |left| left.min(in_stock)))
+}
+
 /// A pool's lifecycle. Pools are never deleted: `archived` stops issuing.
 #[derive(Enum, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[oai(rename_all = "snake_case")]
@@ -230,6 +265,43 @@ pub fn validate_reminders(reminders: &[Reminder]) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// Reminders count down to a coupon's expiry: a pool whose coupons never expire (no expiry rule
+/// and no end date) would keep them forever unsent.
+pub fn validate_reminders_reach(
+    reminders: &[Reminder],
+    coupons_expire: bool,
+) -> Result<(), Invalid> {
+    if reminders.is_empty() || coupons_expire {
+        return Ok(());
+    }
+    Err(Invalid {
+        field: "reminders",
+        reason: "the pool's coupons never expire (expiry mode never and no ends_at), so no \
+                 reminder would be sent"
+            .into(),
+    })
+}
+
+/// `update_criterion` and `match_value` steer where a new value goes; without a new value they
+/// would do nothing, which the caller did not mean.
+pub fn validate_update_criterion(
+    criterion: UpdateCriterion,
+    match_value: bool,
+    value_changes: bool,
+) -> Result<(), Invalid> {
+    let field = match (value_changes, criterion, match_value) {
+        (true, _, _) | (false, UpdateCriterion::None, false) => return Ok(()),
+        (false, UpdateCriterion::None, true) => "match_value",
+        (false, _, _) => "update_criterion",
+    };
+    Err(Invalid {
+        field,
+        reason: format!(
+            "{field} applies a new value to existing coupons; this edit changes no value"
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,6 +343,89 @@ mod tests {
         assert!(validate_window(Some(now), Some(now + chrono::Duration::days(1))).is_ok());
         assert!(validate_window(Some(now), Some(now)).is_err());
         assert!(validate_window(None, Some(now)).is_ok());
+    }
+
+    #[test]
+    fn remaining_is_unknown_for_remote_unbounded_for_common_and_zero_once_ended() {
+        let stock = Stock {
+            source: PoolSource::Uploaded,
+            ended: false,
+            available: 7,
+            mintable: 0,
+            max_total: None,
+            issued_ever: 3,
+        };
+        assert_eq!(remaining(&stock), Some(7));
+        assert_eq!(
+            remaining(&Stock {
+                max_total: Some(5),
+                ..stock
+            }),
+            Some(2)
+        );
+        assert_eq!(
+            remaining(&Stock {
+                ended: true,
+                ..stock
+            }),
+            Some(0)
+        );
+        let remote = Stock {
+            source: PoolSource::Remote,
+            ..stock
+        };
+        assert_eq!(remaining(&remote), None);
+        assert_eq!(
+            remaining(&Stock {
+                max_total: Some(5),
+                ..remote
+            }),
+            None
+        );
+        let common = Stock {
+            source: PoolSource::Common,
+            available: 1,
+            ..stock
+        };
+        assert_eq!(remaining(&common), None);
+        assert_eq!(
+            remaining(&Stock {
+                max_total: Some(10),
+                ..common
+            }),
+            Some(7)
+        );
+        let generated = Stock {
+            source: PoolSource::Generated,
+            mintable: 100,
+            ..stock
+        };
+        assert_eq!(remaining(&generated), Some(107));
+    }
+
+    #[test]
+    fn reminders_need_coupons_that_expire() {
+        let r = Reminder {
+            days_before: 3,
+            channel: "email".into(),
+            time: "09:00".into(),
+        };
+        assert!(validate_reminders_reach(&[], false).is_ok());
+        assert!(validate_reminders_reach(std::slice::from_ref(&r), true).is_ok());
+        assert_eq!(
+            validate_reminders_reach(&[r], false).unwrap_err().field,
+            "reminders"
+        );
+    }
+
+    #[test]
+    fn an_update_criterion_needs_a_value_change() {
+        assert!(validate_update_criterion(UpdateCriterion::All, true, true).is_ok());
+        assert!(validate_update_criterion(UpdateCriterion::None, false, false).is_ok());
+        let field = |c, m| validate_update_criterion(c, m, false).unwrap_err().field;
+        assert_eq!(field(UpdateCriterion::All, false), "update_criterion");
+        assert_eq!(field(UpdateCriterion::Unassigned, true), "update_criterion");
+        assert_eq!(field(UpdateCriterion::None, true), "match_value");
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub struct RemoteBodyError {
 }
 
 impl RemoteBodyError {
-    fn new(field: &'static str, reason: impl Into<String>) -> Self {
+    pub(super) fn new(field: &'static str, reason: impl Into<String>) -> Self {
         Self {
             field,
             reason: reason.into(),
@@ -64,17 +64,21 @@ impl RemoteCodeRequest {
     /// exponent) are accepted for every field, surrounding whitespace is trimmed, extra fields
     /// are ignored; `api_key` and `customer` are required and non-empty.
     pub fn parse(body: &[u8]) -> Result<RemoteCodeRequest, RemoteBodyError> {
-        let object = json_object(body)?;
+        Self::from_object(&json_object(body)?)
+    }
+
+    /// The request in a body already read as fields, from JSON or from a form.
+    pub fn from_object(object: &Map<String, Value>) -> Result<RemoteCodeRequest, RemoteBodyError> {
         let required = |field: &'static str| {
-            scalar(&object, field)?
+            scalar(object, field)?
                 .ok_or_else(|| RemoteBodyError::new(field, "is required and must not be empty"))
         };
         Ok(RemoteCodeRequest {
             api_key: required("api_key")?,
             customer: required("customer")?,
-            kind: scalar(&object, "type")?,
-            value: scalar(&object, "value")?,
-            coupon_percentage: scalar(&object, "coupon_percentage")?,
+            kind: scalar(object, "type")?,
+            value: scalar(object, "value")?,
+            coupon_percentage: scalar(object, "coupon_percentage")?,
         })
     }
 
@@ -125,7 +129,7 @@ pub fn percent_text(basis_points: i64) -> String {
     }
 }
 
-fn json_object(body: &[u8]) -> Result<Map<String, Value>, RemoteBodyError> {
+pub(super) fn json_object(body: &[u8]) -> Result<Map<String, Value>, RemoteBodyError> {
     match serde_json::from_slice(body) {
         Ok(Value::Object(object)) => Ok(object),
         Ok(other) => Err(RemoteBodyError::new(
@@ -140,7 +144,7 @@ fn json_object(body: &[u8]) -> Result<Map<String, Value>, RemoteBodyError> {
 }
 
 /// A field as text: `None` when absent, `null` or blank.
-fn scalar(
+pub(super) fn scalar(
     object: &Map<String, Value>,
     field: &'static str,
 ) -> Result<Option<String>, RemoteBodyError> {

@@ -4,10 +4,13 @@
 
 use entity::{imports, pools};
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, Lines};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, Lines};
 
 use crate::{
-    domain::{Invalid, csv, customer::CustomerIdentifier},
+    domain::{
+        Invalid, csv,
+        customer::{self, CustomerIdentifier},
+    },
     store::{
         self,
         imports::{Issue, Progress},
@@ -28,6 +31,8 @@ pub struct Row {
 pub struct CustomerRows<R> {
     lines: Lines<R>,
     column: Option<String>,
+    /// Where the identifier column is in each row.
+    index: usize,
     number: i64,
 }
 
@@ -36,6 +41,7 @@ impl<R: AsyncBufRead + Unpin> CustomerRows<R> {
         CustomerRows {
             lines: reader.lines(),
             column: None,
+            index: 0,
             number: 0,
         }
     }
@@ -55,10 +61,13 @@ impl<R: AsyncBufRead + Unpin> CustomerRows<R> {
             self.number += 1;
             let fields = csv::fields(&line);
             let Some(column) = &self.column else {
-                self.column = Some(fields.into_iter().next().unwrap_or_default());
+                // Checked before the job started (`checked_header`); an unknown column here
+                // rejects every row.
+                self.index = customer::identifier_column(&fields).unwrap_or(0);
+                self.column = Some(fields.into_iter().nth(self.index).unwrap_or_default());
                 continue;
             };
-            let value = fields.into_iter().next().unwrap_or_default();
+            let value = fields.into_iter().nth(self.index).unwrap_or_default();
             if value.is_empty() && line.trim().is_empty() {
                 continue;
             }
@@ -71,6 +80,28 @@ impl<R: AsyncBufRead + Unpin> CustomerRows<R> {
         }
         Ok(rows)
     }
+}
+
+/// 400 `missing_identifier_column` unless a customer list's first line names an identifier
+/// column, so a wrong file is refused before any job starts.
+pub fn check_header(file: &[u8]) -> crate::service::Result<()> {
+    let first = file.split(|&b| b == b'\n').next().unwrap_or_default();
+    customer::identifier_column(&csv::fields(&String::from_utf8_lossy(first)))
+        .map(|_| ())
+        .map_err(|e| crate::service::Error::bad_request("missing_identifier_column", e.reason))
+}
+
+/// A streamed customer list whose header [`check_header`] accepted, header included.
+pub async fn checked_header<R: AsyncBufRead + Unpin>(
+    mut reader: R,
+) -> crate::service::Result<impl AsyncBufRead + Unpin> {
+    let mut header = Vec::new();
+    reader
+        .read_until(b'\n', &mut header)
+        .await
+        .map_err(|e| crate::service::Error::bad_request("unreadable_body", e.to_string()))?;
+    check_header(&header)?;
+    Ok(std::io::Cursor::new(header).chain(reader))
 }
 
 /// Puts the listed customers on the pool's allow-list. Unknown customers and bad identifiers

@@ -44,23 +44,45 @@ pub async fn start(
         return Err(ApiError::conflict("pool_archived", "the pool is archived"));
     }
     let pattern = pool_pattern(&pool)?;
-    let already = pool.generated_count as u64;
-    if source == Some(PoolSource::Bulk) {
+    let bulk = source == Some(PoolSource::Bulk);
+    let already = pool.generated_count.max(pool.generation_reserved) as u64;
+    if bulk {
         pattern::check_bulk_batch(&pattern, already, count)?;
     } else if u128::from(already + count) > pattern.combinations() {
-        return Err(ApiError::refused(
-            "pattern_exhausted",
-            format!(
-                "the pattern has {} combinations and {already} are used; {count} more do not fit",
-                pattern.combinations()
-            ),
-        ));
+        return Err(pattern_exhausted(&pattern, already, count));
     }
-    let job =
-        store::imports::create(db, pool.org_id, Some(pool.id), "generate", count as i64).await?;
+    // The checks above read the pool as it was; this takes the room for real.
+    let capacity = pattern::generation_capacity(&pattern, bulk);
+    if !store::pools::reserve_generation(db, pool.id, count, capacity).await? {
+        let reserved = pool.generation_reserved as u64;
+        return Err(if bulk {
+            ApiError::refused(
+                "bulk_too_large",
+                format!(
+                    "a batch of {count} on top of the codes other jobs of this pool generate or \
+                     have generated exceeds the {capacity} codes this bulk pool may have"
+                ),
+            )
+        } else {
+            pattern_exhausted(&pattern, reserved, count)
+        });
+    }
+    let job = match store::imports::create(db, pool.org_id, Some(pool.id), "generate", count as i64)
+        .await
+    {
+        Ok(job) => job,
+        Err(err) => {
+            store::pools::release_generation(db, pool.id, count).await?;
+            return Err(err.into());
+        }
+    };
     let (db, job_id) = (db.clone(), job.id);
     tokio::spawn(async move {
-        let outcome = run(&db, &pool, &pattern, job_id, count).await;
+        let mut made = 0;
+        let outcome = run(&db, &pool, &pattern, job_id, count, &mut made).await;
+        if let Err(err) = store::pools::release_generation(&db, pool.id, count - made).await {
+            tracing::error!(pool = pool.id, job = job_id, %err, "could not release generation room");
+        }
         if let Err(err) = &outcome {
             tracing::error!(pool = pool.id, job = job_id, %err, "code generation failed");
         }
@@ -70,6 +92,17 @@ pub async fn start(
         }
     });
     Ok(job)
+}
+
+fn pattern_exhausted(pattern: &Pattern, already: u64, count: u64) -> ApiError {
+    ApiError::refused(
+        "pattern_exhausted",
+        format!(
+            "the pattern has {} combinations and {already} are used or promised to jobs; {count} \
+             more do not fit",
+            pattern.combinations()
+        ),
+    )
 }
 
 pub fn pool_pattern(pool: &pools::Model) -> ApiResult<Pattern> {
@@ -87,12 +120,12 @@ async fn run(
     pattern: &Pattern,
     job_id: i64,
     count: u64,
+    made: &mut u64,
 ) -> Result<(), DbErr> {
     let key = pool.generation_key.clone().unwrap_or_default();
     let generator = Generator::new(pattern, key.as_bytes());
-    let mut made = 0u64;
-    while made < count {
-        let want = CHUNK.min((count - made) as usize);
+    while *made < count {
+        let want = CHUNK.min((count - *made) as usize);
         let Some(mut codes) = claim_chunk(db, pool.id, &generator, want).await? else {
             break;
         };
@@ -106,7 +139,7 @@ async fn run(
             rejected: 0,
         };
         store::imports::record(db, job_id, progress, Vec::new()).await?;
-        made += inserted;
+        *made += inserted;
     }
     Ok(())
 }

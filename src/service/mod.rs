@@ -2,6 +2,7 @@
 //! jobs). Handlers call these; these call `domain` for decisions and `store` for data.
 
 pub mod batch_issue;
+pub mod check_char;
 pub mod checkout;
 pub mod codes;
 pub mod customer_lists;

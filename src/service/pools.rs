@@ -14,6 +14,7 @@ use crate::{
     },
     domain::{
         coupon::CouponStatus,
+        expiry::ExpiryRules,
         generator::Generator,
         issuance::IssuanceRules,
         pattern::{self, Pattern, PatternError, PatternSpec},
@@ -96,6 +97,7 @@ pub async fn create(
         .await?
         .ok_or_else(|| ApiError::not_found("org", org_id))?;
     validate_settings(&input)?;
+    check_excluded_pools(db, org_id, &input.issuance).await?;
     let mut codes = input.codes.clone();
     codes.prefix = pattern::resolve_affix(
         "prefix",
@@ -198,6 +200,7 @@ fn validate_settings(input: &CreatePool) -> ApiResult<()> {
     )?;
     pool::validate_window(input.starts_at, input.ends_at)?;
     pool::validate_reminders(&input.reminders)?;
+    pool::validate_reminders_reach(&input.reminders, input.expiry.coupons_expire(input.ends_at))?;
     input.issuance.validate()?;
     input.redemption.validate()?;
     input.expiry.validate_with_offer_end(input.ends_at)?;
@@ -217,6 +220,24 @@ fn validate_settings(input: &CreatePool) -> ApiResult<()> {
             "gift_card_min_value",
             "only gift card pools have gift card minimums",
         ));
+    }
+    Ok(())
+}
+
+/// `exclude_if_issued_from` names pools of the caller's org; another org's pool is as absent
+/// as a missing one.
+async fn check_excluded_pools<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    rules: &IssuanceRules,
+) -> ApiResult<()> {
+    for &id in &rules.exclude_if_issued_from {
+        if store::pools::get(db, org_id, id).await?.is_none() {
+            return Err(ApiError::invalid(
+                "issuance.exclude_if_issued_from",
+                format!("pool {id} does not exist"),
+            ));
+        }
     }
     Ok(())
 }
@@ -325,6 +346,7 @@ pub async fn update(
         ));
     }
     let old_value = pool.value;
+    let org_id = pool.org_id;
     let discount_type = pool.discount_type.clone();
     let mut row = pool.into_active_model();
     if let Some(v) = input.name {
@@ -340,6 +362,11 @@ pub async fn update(
         row.pattern = Set(Some(v));
     }
     let new_value = input.value.or(old_value);
+    pool::validate_update_criterion(
+        input.update_criterion,
+        input.match_value,
+        new_value != old_value,
+    )?;
     let currency = input.currency.clone().or(row.currency.clone().unwrap());
     pool::validate_value(&discount_type, new_value, currency.as_deref())?;
     row.value = Set(new_value);
@@ -370,6 +397,7 @@ pub async fn update(
     let mut recount = false;
     if let Some(v) = input.issuance {
         v.validate()?;
+        check_excluded_pools(&txn, org_id, &v).await?;
         let old: IssuanceRules = super::stored(row.issuance.as_ref())?;
         // The series counter is kept only while a total limit exists; a new limit starts from
         // what was really issued.
@@ -393,6 +421,12 @@ pub async fn update(
         pool::validate_reminders(&v)?;
         row.reminders = Set(json(&v)?);
     }
+    let expiry: ExpiryRules = super::stored(row.expiry.as_ref())?;
+    let reminders: Vec<pool::Reminder> = super::stored(row.reminders.as_ref())?;
+    pool::validate_reminders_reach(
+        &reminders,
+        expiry.coupons_expire(row.ends_at.clone().unwrap()),
+    )?;
     let saved = store::pools::save(&txn, row).await?;
     if recount {
         store::pools::recount_issued(&txn, saved.id).await?;
@@ -449,23 +483,27 @@ pub async fn stats(db: &DatabaseConnection, pool: &pools::Model) -> ApiResult<Po
         expired: count(CouponStatus::Expired),
         invalidated: count(CouponStatus::Invalidated),
         revoked: count(CouponStatus::Revoked),
-        remaining: count(CouponStatus::Available),
+        remaining: None,
     };
-    let source = PoolSource::parse(&pool.source);
-    if source.is_some_and(PoolSource::mints_on_issue) {
+    let source =
+        PoolSource::parse(&pool.source).ok_or_else(|| ApiError::internal("unknown pool source"))?;
+    let mut mintable = 0;
+    if source.mints_on_issue() {
         let codes: CodeOptions = super::stored(&pool.code_options)?;
         if let Some(p) = pool.pattern.as_deref() {
             let space = parse_pattern(p, &codes)?.combinations();
-            let mintable = space.saturating_sub(pool.generated_count as u128);
-            stats.remaining = stats
-                .remaining
-                .saturating_add(i64::try_from(mintable).unwrap_or(i64::MAX));
+            mintable = space.saturating_sub(pool.generated_count as u128);
         }
     }
     let rules: IssuanceRules = super::stored(&pool.issuance)?;
-    if let Some(max) = rules.max_total {
-        let issued_ever = stats.issued + stats.redeemed + stats.expired;
-        stats.remaining = stats.remaining.min((max as i64 - issued_ever).max(0));
-    }
+    stats.remaining = pool::remaining(&pool::Stock {
+        source,
+        ended: pool.state == PoolState::Archived.as_str()
+            || pool.ends_at.is_some_and(|end| end <= chrono::Utc::now()),
+        available: stats.available,
+        mintable,
+        max_total: rules.max_total,
+        issued_ever: stats.issued + stats.redeemed + stats.expired,
+    });
     Ok(stats)
 }

@@ -1,16 +1,18 @@
 //! coupond as an Antavo "remote" coupon source: a loyalty platform POSTs
-//! `{api_key, customer, type, value, coupon_percentage, ...}` and gets a code issued to that
-//! customer from the pool the key is bound to, under the pool's issuance rules.
+//! `{api_key, customer, type, value, coupon_percentage, ...}` (as JSON or as a form) and gets a
+//! code issued to that customer from the pool the key is bound to, under the pool's issuance
+//! rules. A request whose type or value disagrees with that pool is refused.
 //!
-//! Platforms retry calls whose answer they did not get, without any idempotency key; a request
-//! for the same customer and pool within the retry window therefore gets the code issued last
-//! instead of a new one. The check runs again under the customer's row lock inside the issuing
-//! transaction, so concurrent retries also end with one code.
+//! Platforms retry calls whose answer they did not get. What counts as a retry is decided in
+//! `domain::remote_call`: the platform's own mark when it sends one, else a call identical in
+//! every field within the retry window. The answer is recorded as an idempotency key in the
+//! transaction that issues the code, and looked up again under the customer's row lock, so
+//! concurrent retries also end with one code.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use entity::{api_keys, customers, orgs, pools};
 use poem::http::{HeaderMap, StatusCode};
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 
 use crate::{
     api::{
@@ -21,10 +23,11 @@ use crate::{
         api_key::Scope,
         customer::CustomerIdentifier,
         pool::PoolSource,
-        remote::{RemoteBodyError, RemoteCodeRequest},
+        remote::RemoteBodyError,
+        remote_call::{self, Mismatch, RemoteCall},
     },
     service::issuance,
-    store,
+    store::{self, idempotency::Keyed},
 };
 
 /// A call to the callback: its raw body and headers, and the retry window to apply.
@@ -36,11 +39,15 @@ pub struct Call<'a> {
 
 /// The code for the customer the request names.
 pub async fn serve(db: &DatabaseConnection, call: Call<'_>) -> ApiResult<String> {
-    let request = RemoteCodeRequest::parse(call.body).map_err(bad_body)?;
+    let header = |name: &str| call.headers.get(name).and_then(|v| v.to_str().ok());
+    let marked = header("idempotency-key").or_else(|| header("webhook-id"));
+    let parsed = RemoteCall::parse(header("content-type"), call.body, marked).map_err(bad_body)?;
+    let request = &parsed.request;
     let (key, pool) = authenticate(db, &request.api_key).await?;
     if let Some(secret) = &key.signing_secret {
         verify_signed(call.headers, secret, call.body)?;
     }
+    remote_call::check_agrees(request, &pool.discount_type, pool.value).map_err(mismatch)?;
     let org = store::orgs::get(db, key.org_id)
         .await?
         .ok_or_else(|| ApiError::internal("a key's org vanished"))?;
@@ -54,35 +61,81 @@ pub async fn serve(db: &DatabaseConnection, call: Call<'_>) -> ApiResult<String>
         Err(e) => return Err(ApiError::invalid("customer", e.reason)),
     };
     let customer = store::customers::ensure(db, org.id, &external_id).await?;
-    code_for(db, &org, &pool, &customer, Utc::now() - call.retry_window).await
+    let earlier = Earlier {
+        keyed: Keyed {
+            org_id: org.id,
+            operation: "remoteCouponCode",
+            key: format!("{}:{}", pool.id, parsed.retry.key()),
+            request_hash: parsed.digest.clone(),
+        },
+        call: &parsed,
+        since: Utc::now() - call.retry_window,
+    };
+    code_for(db, &org, &pool, &customer, &earlier).await
 }
 
-/// The code issued to the customer since `since`, or a new one.
+/// Where an earlier answer to this call would be recorded.
+struct Earlier<'a> {
+    keyed: Keyed,
+    call: &'a RemoteCall,
+    since: DateTime<Utc>,
+}
+
+impl Earlier<'_> {
+    /// The code answered to an earlier call this one retries. An expired record of an identical
+    /// call is deleted, so this call records its own answer.
+    async fn answer<C: ConnectionTrait>(&self, db: &C) -> ApiResult<Option<String>> {
+        let Some(row) = store::idempotency::find(db, &self.keyed).await? else {
+            return Ok(None);
+        };
+        if row.request_hash != self.keyed.request_hash {
+            return Err(ApiError::conflict(
+                "idempotency_key_reused",
+                "this request id was already used for another request",
+            ));
+        }
+        if !self.call.retry.replays(row.created_at >= self.since) {
+            store::idempotency::forget(db, row.id).await?;
+            return Ok(None);
+        }
+        row.response["code"]
+            .as_str()
+            .map(|code| Some(code.to_string()))
+            .ok_or_else(|| ApiError::internal("a recorded callback answer has no code"))
+    }
+}
+
+/// The code an earlier call got, if this one retries it, or a new one.
 async fn code_for(
     db: &DatabaseConnection,
     org: &orgs::Model,
     pool: &pools::Model,
     customer: &customers::Model,
-    since: DateTime<Utc>,
+    earlier: &Earlier<'_>,
 ) -> ApiResult<String> {
     // A retry must not cost a remote pool a fetch from its source; other pools check only
     // under the lock below.
-    if pool.source == PoolSource::Remote.as_str()
-        && let Some(recent) = store::issuance::issued_since(db, pool.id, customer.id, since).await?
-    {
-        return Ok(recent.code);
+    if pool.source == PoolSource::Remote.as_str() {
+        let txn = db.begin().await?;
+        let answer = earlier.answer(&txn).await?;
+        txn.commit().await?;
+        if let Some(code) = answer {
+            return Ok(code);
+        }
     }
     let mut fetched = issuance::prefetch(db, org, pool, customer, 1).await?;
     let txn = db.begin().await?;
     store::customers::lock(&txn, customer.id).await?;
-    let recent = store::issuance::issued_since(&txn, pool.id, customer.id, since).await?;
-    let code = match recent {
-        Some(c) => c.code,
+    let code = match earlier.answer(&txn).await? {
+        Some(code) => code,
         None => {
-            issuance::issue_in(&txn, org, pool, customer, Utc::now(), &mut fetched)
+            let code = issuance::issue_in(&txn, org, pool, customer, Utc::now(), &mut fetched)
                 .await?
                 .coupon
-                .code
+                .code;
+            let answer = serde_json::json!({ "code": code });
+            store::idempotency::record(&txn, &earlier.keyed, 200, answer).await?;
+            code
         }
     };
     txn.commit().await?;
@@ -116,5 +169,12 @@ async fn authenticate(
 fn bad_body(e: RemoteBodyError) -> ApiError {
     let mut p = crate::api::error::problem(StatusCode::BAD_REQUEST, "invalid_body", e.to_string());
     p.field = Some(e.field.to_string());
+    ApiError::from_problem(p)
+}
+
+fn mismatch(m: Mismatch) -> ApiError {
+    let mut p =
+        crate::api::error::problem(StatusCode::UNPROCESSABLE_ENTITY, "pool_mismatch", m.reason);
+    p.field = Some(m.field.to_string());
     ApiError::from_problem(p)
 }

@@ -57,7 +57,13 @@ pub async fn enqueue_many<C: ConnectionTrait>(
         let body = webhook::envelope(event, now, data);
         for sub in &subscriptions {
             let dedup_key = format!("webhook:{}:{}:{occurrence}", sub.id, event.as_str());
-            messages.push((dedup_key, json!({"webhook_id": sub.id, "body": body})));
+            // Generated here, not from the row id, so it is unique across databases and
+            // stays the same for every retry of this message.
+            let message_id = format!("msg_{}", uuid::Uuid::now_v7());
+            messages.push((
+                dedup_key,
+                json!({"webhook_id": sub.id, "message_id": message_id, "body": body}),
+            ));
         }
     }
     store::outbox::push_many(db, org_id, WEBHOOK, messages).await
@@ -222,7 +228,11 @@ impl Worker {
 
     async fn post(&self, row: &outbox::Model, sub: &entity::webhooks::Model) -> Result<(), String> {
         let body = serde_json::to_vec(&row.payload["body"]).map_err(|e| e.to_string())?;
-        let msg_id = format!("msg_{}", row.id);
+        let msg_id = match row.payload["message_id"].as_str() {
+            Some(id) => id.to_string(),
+            // Queued before messages carried their own id.
+            None => format!("msg_{}", row.id),
+        };
         let timestamp = Utc::now().timestamp();
         let signature =
             signature::sign(&sub.secret, &msg_id, timestamp, &body).map_err(|e| e.to_string())?;

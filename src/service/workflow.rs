@@ -86,6 +86,18 @@ async fn issue_many(
     for _ in 0..count {
         let savepoint = txn.begin().await?;
         match issuance::issue_in(&savepoint, org, pool, customer, Utc::now(), fetched).await {
+            // The coupon issued a moment ago, handed back by `resend_existing`: listing (and
+            // resending) it again would tell the workflow it got two.
+            Ok(issued)
+                if issued.existing
+                    && result
+                        .coupons
+                        .iter()
+                        .any(|c| c.coupon.code == issued.coupon.code) =>
+            {
+                savepoint.rollback().await?;
+                break;
+            }
             Ok(issued) => {
                 savepoint.commit().await?;
                 result.coupons.push(view(issued.coupon, issued.existing)?);

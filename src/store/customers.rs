@@ -128,6 +128,29 @@ pub async fn find<C: ConnectionTrait>(
         .await
 }
 
+/// Up to `limit` of the org's customers an identifier names, oldest first: an email or mobile
+/// may be shared.
+pub async fn matching<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    id: &CustomerIdentifier,
+    limit: u64,
+) -> Result<Vec<customers::Model>, DbErr> {
+    let by = match id {
+        CustomerIdentifier::ExternalId(v) => customers::Column::ExternalId.eq(v.as_str()),
+        CustomerIdentifier::Email(v) => customers::Column::Email.eq(v.as_str()),
+        CustomerIdentifier::Mobile(v) => customers::Column::Mobile.eq(v.as_str()),
+        CustomerIdentifier::UserId(v) => customers::Column::Id.eq(*v),
+    };
+    customers::Entity::find()
+        .filter(customers::Column::OrgId.eq(org_id))
+        .filter(by)
+        .order_by_asc(customers::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
 /// Takes the customer's row lock for the rest of the transaction (PostgreSQL), so two
 /// concurrent issues to one customer check per-customer limits one after the other. SQLite
 /// runs one transaction at a time already.

@@ -67,3 +67,9 @@ pub async fn record<C: ConnectionTrait>(
     .await?;
     Ok(())
 }
+
+/// Deletes a recorded answer that no longer applies (a retry window that has passed).
+pub async fn forget<C: ConnectionTrait>(db: &C, id: i64) -> Result<(), DbErr> {
+    idempotency_keys::Entity::delete_by_id(id).exec(db).await?;
+    Ok(())
+}

@@ -220,23 +220,6 @@ pub async fn insert_issued<C: ConnectionTrait>(
     }
 }
 
-/// The customer's most recent coupon of the pool issued at or after `since` and still issued.
-pub async fn issued_since<C: ConnectionTrait>(
-    db: &C,
-    pool_id: i64,
-    customer_id: i64,
-    since: DateTime<Utc>,
-) -> Result<Option<coupons::Model>, DbErr> {
-    coupons::Entity::find()
-        .filter(coupons::Column::CustomerId.eq(customer_id))
-        .filter(coupons::Column::PoolId.eq(pool_id))
-        .filter(coupons::Column::Status.eq(CouponStatus::Issued.as_i16()))
-        .filter(coupons::Column::IssuedAt.gte(since))
-        .order_by_desc(coupons::Column::IssuedAt)
-        .one(db)
-        .await
-}
-
 pub async fn get<C: ConnectionTrait>(db: &C, id: i64) -> Result<Option<coupons::Model>, DbErr> {
     coupons::Entity::find_by_id(id).one(db).await
 }

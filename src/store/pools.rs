@@ -171,6 +171,47 @@ pub async fn advance_generator_cursor<C: ConnectionTrait>(
     Ok(result.rows_affected == 1)
 }
 
+/// Reserves `count` codes of generation for a job, if the pool's reservations (or its cursor,
+/// which minting at issue time also moves) leave room under `capacity`; false when they do
+/// not. One conditional UPDATE, so concurrent requests cannot together pass the cap.
+pub async fn reserve_generation<C: ConnectionTrait>(
+    db: &C,
+    pool_id: i64,
+    count: u64,
+    capacity: u64,
+) -> Result<bool, DbErr> {
+    let taken = Expr::case(
+        Expr::col(pools::Column::GeneratedCount).gt(Expr::col(pools::Column::GenerationReserved)),
+        Expr::col(pools::Column::GeneratedCount),
+    )
+    .finally(Expr::col(pools::Column::GenerationReserved));
+    let after = Expr::expr(taken).add(count as i64);
+    let result = pools::Entity::update_many()
+        .col_expr(pools::Column::GenerationReserved, after.clone())
+        .filter(pools::Column::Id.eq(pool_id))
+        .filter(after.lte(capacity as i64))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Gives back the part of a reservation a job did not make.
+pub async fn release_generation<C: ConnectionTrait>(
+    db: &C,
+    pool_id: i64,
+    unused: u64,
+) -> Result<(), DbErr> {
+    pools::Entity::update_many()
+        .col_expr(
+            pools::Column::GenerationReserved,
+            Expr::col(pools::Column::GenerationReserved).sub(unused as i64),
+        )
+        .filter(pools::Column::Id.eq(pool_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// Sets the series counter to the coupons of the pool ever issued (those with an issue date).
 pub async fn recount_issued<C: ConnectionTrait>(db: &C, pool_id: i64) -> Result<(), DbErr> {
     let issued = coupons::Entity::find()
@@ -195,4 +236,17 @@ pub async fn set_claimed<C: ConnectionTrait>(
     let mut row: pools::ActiveModel = pool.into();
     row.claimed = Set(claimed);
     save(db, row).await
+}
+
+/// The org's live pools that have a pattern (generated, bulk, common and randomized common).
+pub async fn with_pattern<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+) -> Result<Vec<pools::Model>, DbErr> {
+    pools::Entity::find()
+        .filter(pools::Column::OrgId.eq(org_id))
+        .filter(pools::Column::Pattern.is_not_null())
+        .filter(pools::Column::State.ne(PoolState::Archived.as_str()))
+        .all(db)
+        .await
 }

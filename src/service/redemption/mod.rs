@@ -130,6 +130,7 @@ pub async fn locate<C: ConnectionTrait>(
     code: &str,
     redeemer: Option<i64>,
 ) -> ApiResult<Located> {
+    crate::service::check_char::refuse_mistyped(db, org_id, code).await?;
     let share_keys: Vec<i64> = std::iter::once(0).chain(redeemer).collect();
     let mut rows = store::coupons::by_code(db, org_id, code, &share_keys).await?;
     if rows.is_empty() {

@@ -1,7 +1,8 @@
 //! Wiring: database, migrations, background workers and the HTTP server, built once and run
-//! until a stop signal.
+//! until a stop signal. The application owns one [`Supervisor`] for every background worker;
+//! on SIGTERM the server stops taking requests, then the workers are drained.
 
-use std::{io, sync::Arc, time::Duration};
+use std::{io, time::Duration};
 
 use poem::{
     Server,
@@ -10,21 +11,25 @@ use poem::{
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    api::{self, AppState, metrics::Metrics},
+    api::{self, AppState},
     config::{DatabaseConfig, ServeConfig},
+    jobs::{self, Runner},
     service::webhooks::Worker,
     store,
+    supervisor::Supervisor,
+    telemetry::Metrics,
 };
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A built service: its database is migrated and its port is bound, so tests can read the port
-/// before the server runs.
+/// A built service: its database is migrated, its port is bound and its workers run, so tests
+/// can read the port before the server runs.
 pub struct Application {
     port: u16,
     state: AppState,
     acceptor: poem::listener::TcpAcceptor,
     grace: Duration,
+    supervisor: Supervisor,
 }
 
 impl Application {
@@ -39,20 +44,21 @@ impl Application {
             .first()
             .and_then(|a| a.as_socket_addr().map(|s| s.port()))
             .ok_or("listener has no socket address")?;
-        if serve.webhook_interval_ms > 0 {
-            Worker::new(conn.clone()).spawn(Duration::from_millis(serve.webhook_interval_ms));
-        }
+        let metrics = Metrics::default();
+        let supervisor = Supervisor::new();
+        start_workers(&supervisor, &conn, serve, &metrics);
         Ok(Application {
             port,
             state: AppState {
                 db: conn,
-                metrics: Arc::new(Metrics::default()),
+                metrics: std::sync::Arc::new(metrics),
                 remote_retry_window: chrono::TimeDelta::seconds(i64::from(
                     serve.remote_retry_window_secs,
                 )),
             },
             acceptor,
             grace: Duration::from_secs(serve.shutdown_grace_secs),
+            supervisor,
         })
     }
 
@@ -64,16 +70,52 @@ impl Application {
         &self.state.db
     }
 
-    /// Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish.
+    /// The owner of the background workers, for plugging in more of them.
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.supervisor
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, lets in-flight requests finish, then drains the
+    /// background workers (each stops claiming and finishes or releases what it holds).
     pub async fn run_until_stopped(self) -> io::Result<()> {
         tracing::info!(port = self.port, "coupond listening");
-        Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(
-                api::routes(self.state),
-                shutdown_signal(),
-                Some(self.grace),
-            )
-            .await
+        let supervisor = self.supervisor.clone();
+        // Workers stop claiming at the signal, while the server lets its requests finish.
+        let signal = async move {
+            shutdown_signal().await;
+            supervisor.stop();
+        };
+        let served = Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(api::routes(self.state), signal, Some(self.grace))
+            .await;
+        self.supervisor.shutdown(self.grace).await;
+        tracing::info!("coupond stopped");
+        served
+    }
+}
+
+/// The workers every replica runs.
+fn start_workers(
+    supervisor: &Supervisor,
+    db: &DatabaseConnection,
+    serve: &ServeConfig,
+    metrics: &Metrics,
+) {
+    if serve.webhook_interval_ms > 0 {
+        let worker = Worker::new(db.clone());
+        let interval = Duration::from_millis(serve.webhook_interval_ms);
+        supervisor.spawn_periodic("webhooks", interval, move || {
+            let worker = worker.clone();
+            async move { worker.round().await }
+        });
+    }
+    let settings = jobs::Settings {
+        lease: Duration::from_secs(serve.job_lease_secs.max(1)),
+        poll: Duration::from_millis(serve.job_poll_ms.max(10)),
+    };
+    for _ in 0..serve.job_workers {
+        let runner = Runner::new(db.clone(), settings, metrics.clone());
+        supervisor.spawn_worker("jobs", move |cancel| runner.run(cancel));
     }
 }
 

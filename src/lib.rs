@@ -8,5 +8,8 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod jobs;
 pub mod service;
 pub mod store;
+pub mod supervisor;
+pub mod telemetry;

@@ -89,6 +89,9 @@ pub async fn signed_requests<E: Endpoint>(next: E, mut req: Request) -> poem::Re
     let key = store::api_keys::find_by_secret(&state.db, &token)
         .await
         .map_err(ApiError::from)?;
+    if let Some(k) = &key {
+        super::metrics::record_org(k.org_id);
+    }
     if let Some(secret) = key.as_ref().and_then(|k| k.signing_secret.clone()) {
         let body = req.take_body().into_bytes().await?;
         verify_signed(req.headers(), &secret, &body)?;

@@ -142,18 +142,9 @@ impl IssuanceApi {
         auth.0.require(Scope::Admin)?;
         let pool = find_pool(&state, auth.0.org_id, id.0).await?;
         service::issuance::check_batchable(&pool)?;
-        let org = store::orgs::get(&state.db, auth.0.org_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("org", auth.0.org_id))?;
         let CsvFile::Csv(body) = body;
-        let file = body.0.into_vec().await.map_err(|e| {
-            ApiError::new(
-                poem::http::StatusCode::BAD_REQUEST,
-                "unreadable_body",
-                e.to_string(),
-            )
-        })?;
-        let job = service::batch_issue::start(&state.db, org, pool, file).await?;
+        let file = super::imports::read_list(body.0).await?;
+        let job = service::batch_issue::start(&state.db, &pool, file).await?;
         Ok(BatchAccepted::Accepted(Json(job.into())))
     }
 
@@ -175,8 +166,8 @@ impl IssuanceApi {
         auth.0.require(Scope::Admin)?;
         let pool = find_pool(&state, auth.0.org_id, id.0).await?;
         let CsvFile::Csv(body) = body;
-        let reader = tokio::io::BufReader::new(body.0.into_async_read());
-        let import = service::customer_lists::upload_allow_list(&state.db, &pool, reader).await?;
+        let file = super::imports::read_list(body.0).await?;
+        let import = service::customer_lists::upload_allow_list(&state.db, &pool, file).await?;
         Ok(ImportDone::Created(Json(import.into())))
     }
 }

@@ -1,6 +1,7 @@
 //! Use cases that span several store calls and transactions (streamed uploads, background
 //! jobs). Handlers call these; these call `domain` for decisions and `store` for data.
 
+pub mod backlog;
 pub mod batch_issue;
 pub mod checkout;
 pub mod codes;
@@ -10,7 +11,9 @@ pub mod error;
 pub mod generation;
 pub mod idempotency;
 pub mod issuance;
+pub mod jobs;
 pub mod lifecycle;
+pub mod outbound;
 pub mod pools;
 pub mod redemption;
 pub mod remote_callback;

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod coupons;
 pub mod customers;
 pub mod events;
+pub mod generation;
 pub mod idempotency;
 pub mod imports;
 pub mod issuance;

@@ -10,6 +10,7 @@ use std::{
 };
 
 use chrono::Utc;
+use common::fixtures;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, EntityTrait, Set, Statement};
 use serde_json::{Value, json};
 
@@ -21,6 +22,10 @@ struct Server {
 
 impl Server {
     async fn start(database_url: &str) -> Server {
+        Server::start_with(database_url, &[], Stdio::inherit()).await
+    }
+
+    async fn start_with(database_url: &str, env: &[(&str, &str)], stderr: Stdio) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -37,8 +42,9 @@ impl Server {
             .env("COUPOND_WEBHOOK_INTERVAL_MS", "0")
             .env("COUPOND_SHUTDOWN_GRACE_SECS", "20")
             .env("COUPOND_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start coupond");
         let server = Server {
@@ -350,3 +356,62 @@ on_both!(
     generation_resumes_after_kill_and_sigterm,
     customer_list_issue_resumes_after_kill
 );
+
+/// A request's log lines carry its request id (the caller's, echoed back), operation and org.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_logs_carry_the_request_id_operation_and_org() {
+    let url = common::sqlite_url();
+    let env = [("COUPOND_LOG", "info"), ("COUPOND_LOG_FORMAT", "json")];
+    let mut server = Server::start_with(&url, &env, Stdio::piped()).await;
+    let db = Database::connect(&url).await.unwrap();
+    let (org_id, key) = org(&db).await;
+    let client = reqwest::Client::new();
+    let resp = client
+        .get(format!("{}/v1/org", server.base))
+        .bearer_auth(&key)
+        .header("x-request-id", "req-abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "req-abc-123");
+    let made = client
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        made.headers()["x-request-id"].len(),
+        32,
+        "an id is made when none is sent"
+    );
+    server.child.kill().unwrap();
+    let output = server.child.wait_with_output().unwrap();
+    let logs = String::from_utf8_lossy(&output.stderr);
+    let line = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["span"]["request_id"] == "req-abc-123")
+        .unwrap_or_else(|| panic!("no log line of the request in {logs}"));
+    assert_eq!(line["span"]["operation"], "getOrg", "{line}");
+    assert_eq!(line["span"]["org"], org_id, "{line}");
+}
+
+both_databases! {
+    async fn excel_code_files_with_a_bom_and_quoted_line_breaks_are_read(app) {
+        let id = fixtures::pool(&app, json!({"name": "U", "source": "uploaded", "discount_type": "amount",
+                                             "value": 500, "currency": "EUR"})).await;
+        let csv = "\u{feff}code,note\r\nAB-1,plain\r\n\"AB-2\",\"a note\r\nover two lines\"\r\nAB-3,x\r\n";
+        let resp = app.request(reqwest::Method::POST, &format!("/v1/pools/{id}/codes"), Some(&app.key))
+            .header("content-type", "text/csv").body(csv).send().await.unwrap();
+        assert_eq!(resp.status(), 201);
+        let import = common::json(resp).await;
+        assert_eq!((import["accepted"].as_i64(), import["rejected"].as_i64(), import["state"].as_str()),
+                   (Some(3), Some(0), Some("done")), "{import}");
+        use sea_orm::{ColumnTrait, QueryFilter};
+        let mut codes: Vec<String> = entity::coupons::Entity::find()
+            .filter(entity::coupons::Column::PoolId.eq(id))
+            .all(&app.db).await.unwrap().into_iter().map(|c| c.code).collect();
+        codes.sort();
+        assert_eq!(codes, ["AB-1", "AB-2", "AB-3"]);
+    }
+}

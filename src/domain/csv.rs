@@ -2,7 +2,11 @@
 //! write, through the `csv` crate: RFC 4180 quoting, fields with embedded line breaks, ragged
 //! rows, and the UTF-8 byte-order mark Excel puts in front of its files.
 
-use std::io::{self, BufRead, Read};
+use std::{
+    collections::VecDeque,
+    io::{self, BufRead, Read},
+    sync::{Arc, Mutex},
+};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -32,21 +36,55 @@ pub fn records<R: BufRead>(mut input: R) -> io::Result<impl Iterator<Item = io::
     if input.fill_buf()?.starts_with(BOM) {
         input.consume(BOM.len());
     }
+    // The reader skips blank lines without counting them, so lines are counted here: the
+    // offsets of the line breaks read ahead are kept until the records pass them.
+    let breaks = Arc::new(Mutex::new(VecDeque::new()));
+    let counting = LineBreaks {
+        inner: input,
+        offset: 0,
+        breaks: breaks.clone(),
+    };
     let reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(input);
-    Ok(reader.into_byte_records().map(|r| {
+        .from_reader(counting);
+    let mut line = 1;
+    Ok(reader.into_byte_records().map(move |r| {
         let record = r.map_err(io::Error::other)?;
+        let start = record.position().map_or(0, |p| p.byte());
+        let mut pending = breaks.lock().unwrap_or_else(|e| e.into_inner());
+        while pending.front().is_some_and(|&at| at < start) {
+            pending.pop_front();
+            line += 1;
+        }
         Ok(Record {
-            line: record.position().map_or(0, |p| p.line()),
+            line,
             fields: record
                 .iter()
                 .map(|f| String::from_utf8_lossy(f).trim().to_string())
                 .collect(),
         })
     }))
+}
+
+/// Notes the offset of every line break that passes through.
+struct LineBreaks<R> {
+    inner: R,
+    offset: u64,
+    breaks: Arc<Mutex<VecDeque<u64>>>,
+}
+
+impl<R: Read> Read for LineBreaks<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut breaks = self.breaks.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, _) in buf[..n].iter().enumerate().filter(|(_, b)| **b == b'\n') {
+            breaks.push_back(self.offset + i as u64);
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
 }
 
 /// Whether a first row is a header: its first field is one of the expected column names.
@@ -113,6 +151,7 @@ mod tests {
         let rows = parse("A\n\n  \nB,1,2\n".as_bytes()).unwrap();
         assert!(rows.iter().any(Record::is_blank));
         assert_eq!(rows.last().unwrap().fields, ["B", "1", "2"]);
+        assert_eq!(rows.last().unwrap().line, 4, "blank lines count");
     }
 
     #[test]

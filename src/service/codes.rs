@@ -56,6 +56,8 @@ pub async fn upload_list(
         // The channel holds every chunk, so this cannot fail.
         let _ = tx.try_send(Ok(chunk));
     }
+    // The reader sees the end of the list once the sender is gone.
+    drop(tx);
     upload(db, pool, rx).await
 }
 

@@ -36,28 +36,30 @@ pub fn records<R: BufRead>(mut input: R) -> io::Result<impl Iterator<Item = io::
     if input.fill_buf()?.starts_with(BOM) {
         input.consume(BOM.len());
     }
-    // The reader skips blank lines without counting them, so lines are counted here: the
-    // offsets of the line breaks read ahead are kept until the records pass them.
-    let breaks = Arc::new(Mutex::new(VecDeque::new()));
-    let counting = LineBreaks {
+    // The reader skips empty lines without counting them, so lines are counted here: the
+    // starts of non-empty lines read ahead are kept until the records pass them.
+    let starts = Arc::new(Mutex::new(VecDeque::new()));
+    let counting = LineStarts {
         inner: input,
         offset: 0,
-        breaks: breaks.clone(),
+        line: 1,
+        at_line_start: true,
+        starts: starts.clone(),
     };
     let reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .trim(csv::Trim::All)
         .from_reader(counting);
-    let mut line = 1;
     Ok(reader.into_byte_records().map(move |r| {
         let record = r.map_err(io::Error::other)?;
         let start = record.position().map_or(0, |p| p.byte());
-        let mut pending = breaks.lock().unwrap_or_else(|e| e.into_inner());
-        while pending.front().is_some_and(|&at| at < start) {
+        let mut pending = starts.lock().unwrap_or_else(|e| e.into_inner());
+        while pending.front().is_some_and(|&(at, _)| at < start) {
             pending.pop_front();
-            line += 1;
         }
+        let line = pending.front().map_or(0, |&(_, line)| line);
+        drop(pending);
         Ok(Record {
             line,
             fields: record
@@ -68,19 +70,32 @@ pub fn records<R: BufRead>(mut input: R) -> io::Result<impl Iterator<Item = io::
     }))
 }
 
-/// Notes the offset of every line break that passes through.
-struct LineBreaks<R> {
+/// Notes where each non-empty line starts (offset, line number) as the bytes pass through.
+struct LineStarts<R> {
     inner: R,
     offset: u64,
-    breaks: Arc<Mutex<VecDeque<u64>>>,
+    line: u64,
+    at_line_start: bool,
+    starts: Arc<Mutex<VecDeque<(u64, u64)>>>,
 }
 
-impl<R: Read> Read for LineBreaks<R> {
+impl<R: Read> Read for LineStarts<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let mut breaks = self.breaks.lock().unwrap_or_else(|e| e.into_inner());
-        for (i, _) in buf[..n].iter().enumerate().filter(|(_, b)| **b == b'\n') {
-            breaks.push_back(self.offset + i as u64);
+        let mut starts = self.starts.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, &byte) in buf[..n].iter().enumerate() {
+            match byte {
+                b'\n' => {
+                    self.line += 1;
+                    self.at_line_start = true;
+                }
+                b'\r' => {}
+                _ if self.at_line_start => {
+                    starts.push_back((self.offset + i as u64, self.line));
+                    self.at_line_start = false;
+                }
+                _ => {}
+            }
         }
         self.offset += n as u64;
         Ok(n)
@@ -152,6 +167,9 @@ mod tests {
         assert!(rows.iter().any(Record::is_blank));
         assert_eq!(rows.last().unwrap().fields, ["B", "1", "2"]);
         assert_eq!(rows.last().unwrap().line, 4, "blank lines count");
+        let rows = parse("code\nA1\n\n\r\nB2\n\"C\n3\"\nD4".as_bytes()).unwrap();
+        let lines: Vec<u64> = rows.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [1, 2, 5, 6, 8]);
     }
 
     #[test]

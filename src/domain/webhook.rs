@@ -76,10 +76,10 @@ pub fn backoff(failed_attempts: i32) -> TimeDelta {
     TimeDelta::seconds(secs)
 }
 
-/// Spreads a retry delay over 75% to 125% of itself (`unit` in 0..1), so rows that failed
+/// Spreads a retry delay over 90% to 110% of itself (`unit` in 0..1), so rows that failed
 /// together (an endpoint that was down) do not all come due in the same second again.
 pub fn jittered(delay: TimeDelta, unit: f64) -> TimeDelta {
-    let factor = 0.75 + 0.5 * unit.clamp(0.0, 1.0);
+    let factor = 0.9 + 0.2 * unit.clamp(0.0, 1.0);
     TimeDelta::milliseconds((delay.num_milliseconds() as f64 * factor) as i64)
 }
 
@@ -115,12 +115,12 @@ mod tests {
     }
 
     #[test]
-    fn jitter_stays_within_a_quarter_of_the_delay() {
-        let base = TimeDelta::seconds(40);
-        assert_eq!(jittered(base, 0.0).num_seconds(), 30);
-        assert_eq!(jittered(base, 0.5).num_seconds(), 40);
-        assert_eq!(jittered(base, 1.0).num_seconds(), 50);
-        assert_eq!(jittered(base, 7.0).num_seconds(), 50);
+    fn jitter_stays_within_a_tenth_of_the_delay() {
+        let base = TimeDelta::seconds(100);
+        assert_eq!(jittered(base, 0.0).num_seconds(), 90);
+        assert_eq!(jittered(base, 0.5).num_seconds(), 100);
+        assert_eq!(jittered(base, 1.0).num_seconds(), 110);
+        assert_eq!(jittered(base, 7.0).num_seconds(), 110);
     }
 
     #[test]

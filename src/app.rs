@@ -1,5 +1,7 @@
 //! Wiring: database, migrations, background workers and the HTTP server, built once and run
-//! until a stop signal.
+//! until a stop signal. The application owns one [`Supervisor`] for every background worker
+//! (webhook delivery, job runners, the email/SMS dispatcher and the scheduler); on SIGTERM the
+//! server stops taking requests, then the workers are drained.
 
 use std::{io, sync::Arc, time::Duration};
 
@@ -8,34 +10,34 @@ use poem::{
     listener::{Acceptor, Listener, TcpListener},
 };
 use sea_orm::DatabaseConnection;
-use tokio_util::sync::CancellationToken;
 
 use crate::{
     api::{
         self, AppState,
         limits::{LimitSettings, Limits},
-        metrics::Metrics,
     },
     config::{DatabaseConfig, NotifyConfig, ServeConfig},
+    jobs::{self, Runner},
     notify::{Dispatcher, Transports},
     scheduler::{Clock, Scheduler, SystemClock},
     service::webhooks::Worker,
     store,
+    supervisor::Supervisor,
+    telemetry::Metrics,
 };
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A built service: its database is migrated and its port is bound, so tests can read the port
-/// before the server runs.
+/// A built service: its database is migrated, its port is bound and its workers run, so tests
+/// can read the port before the server runs.
 pub struct Application {
     port: u16,
     state: AppState,
     acceptor: poem::listener::TcpAcceptor,
     grace: Duration,
+    supervisor: Supervisor,
     scheduler: Scheduler,
     dispatcher: Dispatcher,
-    /// Stops the notification workers when the server stops.
-    workers: CancellationToken,
 }
 
 impl Application {
@@ -59,22 +61,20 @@ impl Application {
             .first()
             .and_then(|a| a.as_socket_addr().map(|s| s.port()))
             .ok_or("listener has no socket address")?;
-        if serve.webhook_interval_ms > 0 {
-            Worker::new(conn.clone()).spawn(Duration::from_millis(serve.webhook_interval_ms));
-        }
-        // Notifications (wt-notify): the lead moves these two workers under the supervisor.
         let transports = Transports::from_config(&serve.notify)?;
         let deliveries = transports.availability();
         deliveries.log();
         let (scheduler, dispatcher) =
             notification_workers(&conn, &serve.notify, clock, transports)?;
-        let workers = CancellationToken::new();
-        spawn_notification_workers(&scheduler, &dispatcher, &serve.notify, &workers);
+        let metrics = Metrics::default();
+        let supervisor = Supervisor::new();
+        start_workers(&supervisor, &conn, serve, &metrics);
+        start_notification_workers(&supervisor, &scheduler, &dispatcher, &serve.notify);
         Ok(Application {
             port,
             state: AppState {
                 db: conn,
-                metrics: Arc::new(Metrics::default()),
+                metrics: Arc::new(metrics),
                 remote_retry_window: chrono::TimeDelta::seconds(i64::from(
                     serve.remote_retry_window_secs,
                 )),
@@ -89,9 +89,9 @@ impl Application {
             },
             acceptor,
             grace: Duration::from_secs(serve.shutdown_grace_secs),
+            supervisor,
             scheduler,
             dispatcher,
-            workers,
         })
     }
 
@@ -113,17 +113,52 @@ impl Application {
         &self.state.db
     }
 
-    /// Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish.
+    /// The owner of the background workers, for plugging in more of them.
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.supervisor
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, lets in-flight requests finish, then drains the
+    /// background workers (each stops claiming and finishes or releases what it holds).
     pub async fn run_until_stopped(self) -> io::Result<()> {
         tracing::info!(port = self.port, "coupond listening");
-        let _stop_workers = self.workers.drop_guard();
-        Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(
-                api::routes(self.state),
-                shutdown_signal(),
-                Some(self.grace),
-            )
-            .await
+        let supervisor = self.supervisor.clone();
+        // Workers stop claiming at the signal, while the server lets its requests finish.
+        let signal = async move {
+            shutdown_signal().await;
+            supervisor.stop();
+        };
+        let served = Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(api::routes(self.state), signal, Some(self.grace))
+            .await;
+        self.supervisor.shutdown(self.grace).await;
+        tracing::info!("coupond stopped");
+        served
+    }
+}
+
+/// The workers every replica runs.
+fn start_workers(
+    supervisor: &Supervisor,
+    db: &DatabaseConnection,
+    serve: &ServeConfig,
+    metrics: &Metrics,
+) {
+    if serve.webhook_interval_ms > 0 {
+        let worker = Worker::new(db.clone());
+        let interval = Duration::from_millis(serve.webhook_interval_ms);
+        supervisor.spawn_periodic("webhooks", interval, move || {
+            let worker = worker.clone();
+            async move { worker.round().await }
+        });
+    }
+    let settings = jobs::Settings {
+        lease: Duration::from_secs(serve.job_lease_secs.max(1)),
+        poll: Duration::from_millis(serve.job_poll_ms.max(10)),
+    };
+    for _ in 0..serve.job_workers {
+        let runner = Runner::new(db.clone(), settings, metrics.clone());
+        supervisor.spawn_worker("jobs", move |cancel| runner.run(cancel));
     }
 }
 
@@ -143,20 +178,22 @@ fn notification_workers(
     Ok((scheduler, dispatcher))
 }
 
-/// Starts the scheduler and the dispatcher unless their interval is 0.
-fn spawn_notification_workers(
+/// Starts the email/SMS dispatcher and the scheduler unless their interval is 0.
+fn start_notification_workers(
+    supervisor: &Supervisor,
     scheduler: &Scheduler,
     dispatcher: &Dispatcher,
     config: &NotifyConfig,
-    cancel: &CancellationToken,
 ) {
     if config.outbox_interval_ms > 0 {
         let interval = Duration::from_millis(config.outbox_interval_ms);
-        tokio::spawn(dispatcher.clone().run(interval, cancel.child_token()));
+        let dispatcher = dispatcher.clone();
+        supervisor.spawn_worker("dispatcher", move |cancel| dispatcher.run(interval, cancel));
     }
     if config.scheduler_tick_ms > 0 {
         let interval = Duration::from_millis(config.scheduler_tick_ms);
-        tokio::spawn(scheduler.clone().run(interval, cancel.child_token()));
+        let scheduler = scheduler.clone();
+        supervisor.spawn_worker("scheduler", move |cancel| scheduler.run(interval, cancel));
     }
 }
 

@@ -5,9 +5,6 @@ use std::{
     process::ExitCode,
 };
 
-use clap::{Args, Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
-
 use crate::{
     app::{Application, BoxError},
     config::{DatabaseConfig, ServeConfig},
@@ -17,7 +14,9 @@ use crate::{
         pattern::{Pattern, PatternSpec},
     },
     store,
+    telemetry::{self, LogFormat},
 };
+use clap::{Args, Parser, Subcommand};
 
 /// coupond: coupon pools, issuance, redemption and notifications for loyalty programs.
 #[derive(Parser, Debug)]
@@ -30,6 +29,10 @@ pub struct Cli {
     #[arg(long, env = "COUPOND_LOG", default_value = "info", global = true)]
     pub log: String,
 
+    /// Log line format: `text` for people, `json` for log collectors.
+    #[arg(long, env = "COUPOND_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -37,7 +40,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Apply migrations and serve the HTTP API until SIGTERM or Ctrl-C.
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Apply pending migrations and exit.
     Migrate,
     /// Print the OpenAPI document (YAML) to stdout.
@@ -112,7 +115,7 @@ impl GenerateCodes {
 
 pub async fn run() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli.log);
+    telemetry::init_logging(&cli.log, cli.log_format);
     match execute(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -197,12 +200,4 @@ fn write_codes(codes: impl Iterator<Item = String>, count: u64) -> io::Result<u6
         eprintln!("\r{written}/{count} codes");
     }
     Ok(written)
-}
-
-fn init_tracing(filter: &str) {
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }

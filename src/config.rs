@@ -59,6 +59,19 @@ pub struct ServeConfig {
     #[arg(long, env = "COUPOND_WEBHOOK_INTERVAL_MS", default_value_t = 1000)]
     pub webhook_interval_ms: u64,
 
+    /// Job runners in this process (bulk generation, customer-list issues); 0 runs none.
+    #[arg(long, env = "COUPOND_JOB_WORKERS", default_value_t = 2)]
+    pub job_workers: usize,
+
+    /// Seconds a job stays claimed without renewal: after a crash, another runner resumes
+    /// the job this long after the last renewal.
+    #[arg(long, env = "COUPOND_JOB_LEASE_SECS", default_value_t = 30)]
+    pub job_lease_secs: u64,
+
+    /// Milliseconds an idle job runner waits before looking for work again.
+    #[arg(long, env = "COUPOND_JOB_POLL_MS", default_value_t = 500)]
+    pub job_poll_ms: u64,
+
     #[command(flatten)]
     pub notify: NotifyConfig,
 

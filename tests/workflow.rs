@@ -278,7 +278,7 @@ both_databases! {
         };
         let now = Utc::now().timestamp();
         expect_problem(send(None, now).await.unwrap(), 401, "signature_required").await;
-        let forged = signature::sign("not-the-secret-at-all", "msg_42", now, body.as_bytes()).unwrap();
+        let forged = signature::sign("bm90LXRoZS1zZWNyZXQtYXQtYWxs", "msg_42", now, body.as_bytes()).unwrap();
         expect_problem(send(Some(forged), now).await.unwrap(), 401, "invalid_signature").await;
         let stale = signature::sign(SECRET, "msg_42", now - 600, body.as_bytes()).unwrap();
         let problem = expect_problem(send(Some(stale), now - 600).await.unwrap(), 401, "invalid_signature").await;

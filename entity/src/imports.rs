@@ -17,6 +17,16 @@ pub struct Model {
     pub error: Option<String>,
     pub created_at: DateTimeUtc,
     pub finished_at: Option<DateTimeUtc>,
+    /// The worker that holds the job while `lease_until` is ahead.
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<DateTimeUtc>,
+    /// How many times a worker claimed the job.
+    pub attempts: i32,
+    /// Rows of the input consumed by committed work: where a resumed job continues.
+    pub checkpoint: i64,
+    pub params: Option<Json>,
+    /// The stable code of a failure (`error` is its sentence).
+    pub error_code: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

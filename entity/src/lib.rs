@@ -9,6 +9,7 @@ pub mod customers;
 pub mod idempotency_keys;
 pub mod import_issues;
 pub mod imports;
+pub mod job_files;
 pub mod market_exchanges;
 pub mod market_products;
 pub mod orgs;

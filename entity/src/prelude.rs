@@ -5,6 +5,7 @@ pub use super::customers::Entity as Customers;
 pub use super::idempotency_keys::Entity as IdempotencyKeys;
 pub use super::import_issues::Entity as ImportIssues;
 pub use super::imports::Entity as Imports;
+pub use super::job_files::Entity as JobFiles;
 pub use super::market_exchanges::Entity as MarketExchanges;
 pub use super::market_products::Entity as MarketProducts;
 pub use super::orgs::Entity as Orgs;

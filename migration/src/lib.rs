@@ -20,6 +20,7 @@ mod m20261121_000015_create_webhooks;
 mod m20261121_000020_redemption_counter;
 mod m20261121_000021_redemption_detail;
 mod m20261121_000022_coupon_lookup_key;
+mod m20261129_000201_job_leases;
 mod m20261129_000301_create_notifications;
 mod m20261129_000401_market;
 mod m20261129_000501_redemption_recorded_at;
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000020_redemption_counter::Migration),
             Box::new(m20261121_000021_redemption_detail::Migration),
             Box::new(m20261121_000022_coupon_lookup_key::Migration),
+            Box::new(m20261129_000201_job_leases::Migration),
             Box::new(m20261129_000301_create_notifications::Migration),
             Box::new(m20261129_000401_market::Migration),
             Box::new(m20261129_000501_redemption_recorded_at::Migration),

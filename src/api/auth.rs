@@ -109,6 +109,9 @@ pub async fn signed_requests<E: Endpoint>(next: E, mut req: Request) -> poem::Re
     {
         state.rate_limits.auth_failures.spend(&ip);
     }
+    if let Some(k) = &key {
+        super::metrics::record_org(k.org_id);
+    }
     if let Some(secret) = key.as_ref().and_then(|k| k.signing_secret.clone()) {
         let body = req.take_body().into_bytes().await?;
         verify_signed(req.headers(), &secret, &body)?;

@@ -3,7 +3,7 @@
 use poem::{IntoResponse, Response, handler, http::StatusCode, web::Data};
 
 use super::AppState;
-use crate::store;
+use crate::{service, store};
 
 /// The process is alive.
 #[handler]
@@ -27,8 +27,12 @@ pub async fn readyz(state: Data<&AppState>) -> Response {
     }
 }
 
+/// Prometheus metrics; the job and outbox gauges are read from the database at each scrape.
 #[handler]
-pub fn metrics(state: Data<&AppState>) -> Response {
+pub async fn metrics(state: Data<&AppState>) -> Response {
+    if let Err(err) = service::backlog::refresh_gauges(&state.db, &state.metrics).await {
+        tracing::warn!(%err, "could not read the job and outbox figures");
+    }
     state
         .metrics
         .render()

@@ -15,7 +15,24 @@ use super::{
     auth::ApiKeyAuth,
     error::{ApiError, ApiResult},
 };
-use crate::{domain::api_key::Scope, domain::csv, store};
+use crate::{
+    domain::{api_key::Scope, csv},
+    service::{self, customer_lists::MAX_FILE_BYTES},
+    store,
+};
+
+/// Reads an uploaded customer list whole (it is stored with its job), refusing one over the
+/// size limit.
+pub async fn read_list(body: Body) -> ApiResult<Vec<u8>> {
+    let file = body
+        .into_bytes_limit(MAX_FILE_BYTES)
+        .await
+        .map_err(|e| match e {
+            poem::error::ReadBodyError::PayloadTooLarge => service::customer_lists::too_large(),
+            other => service::Error::bad_request("unreadable_body", other.to_string()),
+        })?;
+    Ok(file.to_vec())
+}
 
 /// An uploaded file or a background job, with its progress and outcome.
 #[derive(Object)]
@@ -36,7 +53,9 @@ pub struct Import {
     pub skipped: i64,
     /// Malformed or refused rows.
     pub rejected: i64,
-    /// Why a failed job stopped.
+    /// Why a failed job stopped: a stable code (e.g. `upload_interrupted`, `internal_error`).
+    pub error_code: Option<String>,
+    /// Why a failed job stopped, as a sentence.
     pub error: Option<String>,
     /// Where the issues CSV is ("Download Issues").
     pub issues_url: String,
@@ -57,6 +76,7 @@ impl From<entity::imports::Model> for Import {
             accepted: m.accepted,
             skipped: m.skipped,
             rejected: m.rejected,
+            error_code: m.error_code,
             error: m.error,
             created_at: m.created_at,
             finished_at: m.finished_at,
@@ -117,23 +137,24 @@ impl ImportsApi {
     ) -> ApiResult<IssuesCsv> {
         auth.0.require(Scope::Admin)?;
         let import = find(&state, auth.0.org_id, id.0, "import").await?;
-        let mut out = String::from("row,value,code,reason\n");
+        let header = ["row", "value", "code", "reason"]
+            .map(String::from)
+            .to_vec();
+        let mut out = Vec::new();
+        csv::write(&mut out, &[header]).map_err(ApiError::internal)?;
         let mut after = 0;
         loop {
             let page = store::imports::issues_after(&state.db, import.id, after, 5_000).await?;
             let Some(last) = page.last() else { break };
             after = last.id;
-            for issue in &page {
-                out.push_str(&format!(
-                    "{},{},{},{}\n",
-                    issue.row_number,
-                    csv::quote(&issue.value),
-                    issue.code,
-                    csv::quote(&issue.reason)
-                ));
-            }
+            let rows: Vec<Vec<String>> = page
+                .into_iter()
+                .map(|i| vec![i.row_number.to_string(), i.value, i.code, i.reason])
+                .collect();
+            csv::write(&mut out, &rows).map_err(ApiError::internal)?;
         }
-        Ok(IssuesCsv::Csv(poem_openapi::payload::PlainText(out)))
+        let text = String::from_utf8(out).map_err(ApiError::internal)?;
+        Ok(IssuesCsv::Csv(poem_openapi::payload::PlainText(text)))
     }
 }
 

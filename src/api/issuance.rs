@@ -145,19 +145,10 @@ impl IssuanceApi {
         auth.0.require(Scope::Admin)?;
         let pool = find_pool(&state, auth.0.org_id, id.0).await?;
         service::issuance::check_batchable(&pool)?;
-        let org = store::orgs::get(&state.db, auth.0.org_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("org", auth.0.org_id))?;
         let CsvFile::Csv(body) = body;
-        let file = body.0.into_vec().await.map_err(|e| {
-            ApiError::new(
-                poem::http::StatusCode::BAD_REQUEST,
-                "unreadable_body",
-                e.to_string(),
-            )
-        })?;
+        let file = super::imports::read_list(body.0).await?;
         service::customer_lists::check_header(&file)?;
-        let job = service::batch_issue::start(&state.db, org, pool, file).await?;
+        let job = service::batch_issue::start(&state.db, &pool, file).await?;
         Ok(BatchAccepted::Accepted(Json(job.into())))
     }
 
@@ -179,9 +170,9 @@ impl IssuanceApi {
         auth.0.require(Scope::Admin)?;
         let pool = find_pool(&state, auth.0.org_id, id.0).await?;
         let CsvFile::Csv(body) = body;
-        let reader = tokio::io::BufReader::new(body.0.into_async_read());
-        let reader = service::customer_lists::checked_header(reader).await?;
-        let import = service::customer_lists::upload_allow_list(&state.db, &pool, reader).await?;
+        let file = super::imports::read_list(body.0).await?;
+        service::customer_lists::check_header(&file)?;
+        let import = service::customer_lists::upload_allow_list(&state.db, &pool, file).await?;
         Ok(ImportDone::Created(Json(import.into())))
     }
 }

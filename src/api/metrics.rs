@@ -1,89 +1,61 @@
-//! Prometheus metrics: request counts and latency histograms by operation and status, kept in
-//! memory and rendered in the text exposition format at `/metrics`.
+//! Per-request telemetry: a span with the request id (the caller's `X-Request-Id` when sane,
+//! else a new one, echoed in the response), the operation and the org, a closing log line,
+//! and the request's count and latency in the Prometheus metrics.
 
-use std::{collections::BTreeMap, fmt::Write, sync::Mutex, time::Instant};
+use std::time::Instant;
 
-use poem::{Endpoint, IntoResponse, Request, Response};
+use poem::{Endpoint, IntoResponse, Request, Response, http::HeaderValue};
 use poem_openapi::OperationId;
+use tracing::{Instrument, field::Empty};
 
-/// Upper bounds of the latency buckets, in seconds.
-const BUCKETS: [f64; 12] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-];
+use crate::telemetry;
+pub use crate::telemetry::Metrics;
 
-#[derive(Default)]
-pub struct Metrics {
-    series: Mutex<BTreeMap<(String, u16), Series>>,
-}
-
-#[derive(Default)]
-struct Series {
-    count: u64,
-    sum: f64,
-    buckets: [u64; BUCKETS.len()],
-}
-
-impl Metrics {
-    pub fn observe(&self, operation: &str, status: u16, seconds: f64) {
-        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = series.entry((operation.to_string(), status)).or_default();
-        entry.count += 1;
-        entry.sum += seconds;
-        for (bucket, bound) in entry.buckets.iter_mut().zip(BUCKETS) {
-            if seconds <= bound {
-                *bucket += 1;
-            }
-        }
-    }
-
-    pub fn render(&self) -> String {
-        let series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out = String::new();
-        out.push_str("# HELP coupond_http_requests_total HTTP requests by operation and status.\n");
-        out.push_str("# TYPE coupond_http_requests_total counter\n");
-        for ((op, status), s) in series.iter() {
-            let _ = writeln!(
-                out,
-                "coupond_http_requests_total{{operation=\"{op}\",status=\"{status}\"}} {}",
-                s.count
-            );
-        }
-        out.push_str("# HELP coupond_http_request_duration_seconds HTTP request latency.\n");
-        out.push_str("# TYPE coupond_http_request_duration_seconds histogram\n");
-        for ((op, status), s) in series.iter() {
-            let labels = format!("operation=\"{op}\",status=\"{status}\"");
-            for (bound, count) in BUCKETS.iter().zip(s.buckets) {
-                let _ = writeln!(
-                    out,
-                    "coupond_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}"
-                );
-            }
-            let name = "coupond_http_request_duration_seconds";
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", s.count);
-            let _ = writeln!(out, "{name}_sum{{{labels}}} {}", s.sum);
-            let _ = writeln!(out, "{name}_count{{{labels}}} {}", s.count);
-        }
-        out
-    }
-}
+pub const REQUEST_ID: &str = "x-request-id";
 
 /// Middleware recording every request. The operation is the OpenAPI operation id when the
 /// request reached one, else the fixed path of a plain route, else `unmatched` (so random URLs
 /// cannot blow up the number of series).
 pub async fn track<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
     let metrics = req.data::<super::AppState>().map(|s| s.metrics.clone());
+    let id = telemetry::request_id(req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()));
     let path = plain_route_label(req.uri().path());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        operation = Empty,
+        org = Empty,
+    );
     let started = Instant::now();
-    let resp = next.call(req).await.map(IntoResponse::into_response);
+    let resp = next
+        .call(req)
+        .instrument(span.clone())
+        .await
+        .map(IntoResponse::into_response);
     let (operation, status) = match &resp {
         Ok(r) => (r.data::<OperationId>().copied(), r.status()),
         Err(e) => (e.data::<OperationId>().copied(), e.status()),
     };
+    let label = operation.map(|o| o.0).unwrap_or(path);
+    let seconds = started.elapsed().as_secs_f64();
+    span.record("operation", label);
+    span.in_scope(|| tracing::info!(status = status.as_u16(), seconds, "request finished"));
     if let Some(metrics) = metrics {
-        let label = operation.map(|o| o.0).unwrap_or(path);
-        metrics.observe(label, status.as_u16(), started.elapsed().as_secs_f64());
+        metrics.observe_request(label, status.as_u16(), seconds);
     }
-    resp
+    let header = HeaderValue::from_str(&id).ok();
+    resp.map(|mut r| {
+        if let Some(value) = header {
+            r.headers_mut().insert(REQUEST_ID, value);
+        }
+        r
+    })
+}
+
+/// Notes the caller's org on the current request's span, once the API key is known.
+pub fn record_org(org_id: i64) {
+    tracing::Span::current().record("org", org_id);
 }
 
 fn plain_route_label(path: &str) -> &'static str {
@@ -94,25 +66,5 @@ fn plain_route_label(path: &str) -> &'static str {
         "/openapi.json" => "openapi",
         p if p.starts_with("/docs") => "docs",
         _ => "unmatched",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn renders_counts_and_cumulative_buckets() {
-        let m = Metrics::default();
-        m.observe("getOrg", 200, 0.003);
-        m.observe("getOrg", 200, 0.2);
-        let text = m.render();
-        assert!(
-            text.contains("coupond_http_requests_total{operation=\"getOrg\",status=\"200\"} 2")
-        );
-        assert!(text.contains("le=\"0.001\"} 0"));
-        assert!(text.contains("le=\"0.005\"} 1"));
-        assert!(text.contains("le=\"0.25\"} 2"));
-        assert!(text.contains("le=\"+Inf\"} 2"));
     }
 }

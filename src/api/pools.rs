@@ -361,8 +361,7 @@ impl PoolsApi {
         service::pools::check_uploadable(&pool)?;
         let import = match body {
             CodesUpload::Csv(body) => {
-                let reader = tokio::io::BufReader::new(body.0.into_async_read());
-                service::codes::upload_csv(&state.db, &pool, reader).await?
+                service::codes::upload_csv(&state.db, &pool, body.0.into_async_read()).await?
             }
             CodesUpload::Json(list) => {
                 service::codes::upload_list(&state.db, &pool, list.0.codes).await?
@@ -386,7 +385,7 @@ impl PoolsApi {
     ) -> ApiResult<JobAccepted> {
         auth.0.require(Scope::Admin)?;
         let pool = find(&state, auth.0.org_id, id.0).await?;
-        let job = service::generation::start(&state.db, pool, body.0.count).await?;
+        let job = service::generation::start(&state.db, &pool, body.0.count).await?;
         Ok(JobAccepted::Accepted(Json(job.into())))
     }
 
@@ -413,9 +412,9 @@ impl PoolsApi {
                 }))
             }
             RevokeBody::Csv(csv) => {
-                let reader = tokio::io::BufReader::new(csv.0.into_async_read());
-                let reader = service::customer_lists::checked_header(reader).await?;
-                let import = service::revocation::revoke_listed(&state.db, &pool, reader).await?;
+                let file = super::imports::read_list(csv.0).await?;
+                service::customer_lists::check_header(&file)?;
+                let import = service::revocation::revoke_listed(&state.db, &pool, file).await?;
                 RevokeResponse::Imported(Json(import.into()))
             }
         })

@@ -23,7 +23,7 @@ pub struct CreateWebhook {
     pub url: String,
     /// The events to deliver; at least one.
     pub events: Vec<WebhookEvent>,
-    /// Signing secret: `whsec_<base64>` or any string of 16 or more characters. Generated
+    /// Signing secret: the base64 of the key, `whsec_` prefix optional (Standard Webhooks). Generated
     /// (and shown once) when absent.
     #[oai(validator(min_length = 16, max_length = 256))]
     pub secret: Option<String>,

@@ -76,6 +76,13 @@ pub fn backoff(failed_attempts: i32) -> TimeDelta {
     TimeDelta::seconds(secs)
 }
 
+/// Spreads a retry delay over 90% to 110% of itself (`unit` in 0..1), so rows that failed
+/// together (an endpoint that was down) do not all come due in the same second again.
+pub fn jittered(delay: TimeDelta, unit: f64) -> TimeDelta {
+    let factor = 0.9 + 0.2 * unit.clamp(0.0, 1.0);
+    TimeDelta::milliseconds((delay.num_milliseconds() as f64 * factor) as i64)
+}
+
 /// The body delivered to subscribers, in the Standard Webhooks shape.
 pub fn envelope(event: WebhookEvent, timestamp: DateTime<Utc>, data: Value) -> Value {
     json!({
@@ -105,6 +112,15 @@ mod tests {
         assert_eq!(backoff(12).num_seconds(), 20_480);
         assert_eq!(backoff(13).num_seconds(), LONGEST_RETRY_SECS);
         assert_eq!(backoff(i32::MAX).num_seconds(), LONGEST_RETRY_SECS);
+    }
+
+    #[test]
+    fn jitter_stays_within_a_tenth_of_the_delay() {
+        let base = TimeDelta::seconds(100);
+        assert_eq!(jittered(base, 0.0).num_seconds(), 90);
+        assert_eq!(jittered(base, 0.5).num_seconds(), 100);
+        assert_eq!(jittered(base, 1.0).num_seconds(), 110);
+        assert_eq!(jittered(base, 7.0).num_seconds(), 110);
     }
 
     #[test]

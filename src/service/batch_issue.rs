@@ -12,12 +12,13 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use entity::{coupons, customers, imports, orgs, pools};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, TransactionTrait};
-use tokio::io::AsyncBufRead;
 
 use super::{
-    customer_lists::{CustomerRows, Row},
+    Error, Result,
+    customer_lists::{self, Row, run_list},
     issuance::{CustomerFacts, Fetched, context, issual_limit_near},
-    stored, webhooks,
+    jobs::{Outcome, Run},
+    webhooks,
 };
 use crate::{
     domain::{
@@ -39,57 +40,43 @@ const BULK_CHUNK: usize = 5_000;
 /// Rows per transaction on the row-by-row path.
 const ROW_CHUNK: usize = 1_000;
 
-/// Starts the job in the background and returns its record.
+/// Stores the list with a new job for the job runner and returns its record.
 pub async fn start(
     db: &DatabaseConnection,
-    org: orgs::Model,
-    pool: pools::Model,
+    pool: &pools::Model,
     file: Vec<u8>,
-) -> Result<imports::Model, DbErr> {
-    let job = store::imports::create(db, pool.org_id, Some(pool.id), "issue_batch", 0).await?;
-    let (db, job_id) = (db.clone(), job.id);
-    tokio::spawn(async move {
-        let outcome = run(&db, &org, &pool, job_id, &file[..]).await;
-        if let Err(err) = &outcome {
-            tracing::error!(job = job_id, %err, "batch issue failed");
-        }
-        if let Err(err) =
-            store::imports::finish(&db, job_id, outcome.err().map(|e| e.to_string())).await
-        {
-            tracing::error!(job = job_id, %err, "could not record the end of a batch issue");
-        }
-    });
-    Ok(job)
+) -> Result<imports::Model> {
+    customer_lists::create_job(db, pool, "issue_batch", file, None).await
 }
 
-async fn run<R: AsyncBufRead + Unpin>(
-    db: &DatabaseConnection,
-    org: &orgs::Model,
-    pool: &pools::Model,
-    job_id: i64,
-    reader: R,
-) -> Result<(), DbErr> {
-    let bulk = db.get_database_backend() == DbBackend::Postgres
+/// The batch-issue job's work, from its checkpoint to the end of the list.
+pub async fn run(run: &Run) -> Result<Outcome> {
+    let org = store::orgs::get(&run.db, run.job.org_id)
+        .await?
+        .ok_or_else(|| Error::internal("the org of a batch issue is gone"))?;
+    let pool_id = run.job.pool_id.unwrap_or_default();
+    let pool = store::pools::get(&run.db, org.id, pool_id)
+        .await?
+        .ok_or_else(|| Error::internal("the pool of a batch issue is gone"))?;
+    let bulk = run.db.get_database_backend() == DbBackend::Postgres
         && matches!(
             PoolSource::parse(&pool.source),
             Some(PoolSource::Uploaded | PoolSource::Bulk)
         );
-    let mut rows = CustomerRows::new(reader);
-    loop {
-        let chunk = rows
-            .next_chunk(if bulk { BULK_CHUNK } else { ROW_CHUNK })
-            .await?;
-        if chunk.is_empty() {
-            return Ok(());
-        }
-        let txn = db.begin().await?;
-        let (progress, issues) = if bulk {
-            issue_chunk_in_bulk(&txn, org, pool, chunk).await?
-        } else {
-            issue_chunk_by_row(&txn, org, pool, chunk).await?
-        };
-        store::imports::record(&txn, job_id, progress, issues).await?;
-        txn.commit().await?;
+    // Each chunk's work owns its copies, so its future borrows only the transaction.
+    let models = move || (org.clone(), pool.clone());
+    if bulk {
+        run_list(run, BULK_CHUNK, |txn, chunk| {
+            let (org, pool) = models();
+            Box::pin(async move { issue_chunk_in_bulk(txn, &org, &pool, chunk).await })
+        })
+        .await
+    } else {
+        run_list(run, ROW_CHUNK, |txn, chunk| {
+            let (org, pool) = models();
+            Box::pin(async move { issue_chunk_by_row(txn, &org, &pool, chunk).await })
+        })
+        .await
     }
 }
 
@@ -110,7 +97,7 @@ async fn issue_chunk_by_row(
     org: &orgs::Model,
     pool: &pools::Model,
     rows: Vec<Row>,
-) -> Result<(Progress, Vec<Issue>), DbErr> {
+) -> Result<(Progress, Vec<Issue>)> {
     let mut progress = Progress {
         done: rows.len() as i64,
         ..Progress::default()
@@ -126,13 +113,13 @@ async fn issue_chunk_by_row(
 }
 
 /// One row inside a savepoint, so a refused row leaves nothing behind. The outer error is a
-/// database failure; the inner one the row's refusal.
+/// failure of the job; the inner one the row's refusal.
 async fn issue_row(
     txn: &DatabaseTransaction,
     org: &orgs::Model,
     pool: &pools::Model,
     row: &Row,
-) -> Result<Result<(), Refused>, DbErr> {
+) -> Result<std::result::Result<(), Refused>> {
     let identifier = match &row.identifier {
         Ok(id) => id,
         Err(e) => return Ok(Err(("invalid_customer", e.reason.clone()))),
@@ -159,12 +146,26 @@ async fn issue_row(
             savepoint.commit().await?;
             Ok(Ok(()))
         }
-        Err(refused) if refused.problem().status == 422 => {
+        Err(err) => {
             savepoint.rollback().await?;
-            let p = refused.problem();
-            Ok(Err((refusal_code(&p.code), p.detail.clone())))
+            match refusal_of(err) {
+                Ok((code, detail)) => Ok(Err((refusal_code(&code), detail))),
+                Err(other) => Err(other),
+            }
         }
-        Err(other) => Err(DbErr::Custom(other.problem().detail.clone())),
+    }
+}
+
+/// A rule's refusal of one row, or the failure that stops the job.
+fn refusal_of(err: crate::api::error::ApiError) -> Result<(String, String)> {
+    let problem = err.problem();
+    if problem.status == 422 {
+        Ok((problem.code.clone(), problem.detail.clone()))
+    } else {
+        Err(Error::internal(format!(
+            "issuing a row failed: {}",
+            problem.detail
+        )))
     }
 }
 
@@ -192,7 +193,7 @@ async fn read_facts(
     rules: &IssuanceRules,
     rows: &[Row],
     now: DateTime<Utc>,
-) -> Result<ChunkFacts, DbErr> {
+) -> std::result::Result<ChunkFacts, DbErr> {
     let identifiers: Vec<CustomerIdentifier> = rows
         .iter()
         .filter_map(|r| r.identifier.clone().ok())
@@ -230,11 +231,10 @@ async fn issue_chunk_in_bulk(
     org: &orgs::Model,
     pool: &pools::Model,
     rows: Vec<Row>,
-) -> Result<(Progress, Vec<Issue>), DbErr> {
+) -> Result<(Progress, Vec<Issue>)> {
     let now = Utc::now();
-    let stored_err = |e: crate::api::error::ApiError| DbErr::Custom(e.problem().detail.clone());
-    let rules: IssuanceRules = stored(&pool.issuance).map_err(stored_err)?;
-    let expiry_rules: ExpiryRules = stored(&pool.expiry).map_err(stored_err)?;
+    let rules: IssuanceRules = stored(&pool.issuance)?;
+    let expiry_rules: ExpiryRules = stored(&pool.expiry)?;
     let tz = org.timezone.parse().unwrap_or(chrono_tz::UTC);
     let mut facts = read_facts(txn, pool, &rules, &rows, now).await?;
     let issued_before = facts.pool_issued;
@@ -320,7 +320,7 @@ async fn announce(
     facts: &ChunkFacts,
     issued_before: u64,
     claimed: &[coupons::Model],
-) -> Result<(), DbErr> {
+) -> std::result::Result<(), DbErr> {
     let holders: HashMap<i64, &customers::Model> =
         facts.customers.values().map(|c| (c.id, c)).collect();
     let occurrences = claimed
@@ -341,4 +341,9 @@ async fn announce(
         issual_limit_near(txn, org, pool, max_total, total).await?;
     }
     Ok(())
+}
+
+/// A settings object stored as JSON on the pool; one that no longer parses is a server fault.
+fn stored<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T> {
+    serde_json::from_value(v.clone()).map_err(Error::internal)
 }

@@ -1,22 +1,31 @@
-//! Background generation of a pool's codes from its pattern.
+//! Generation of a pool's codes from its pattern, as a job the job runner claims.
 //!
-//! Each chunk first claims its range of generator positions with a compare-and-set on the pool's
-//! cursor, so two jobs on one pool never make the same codes; then it writes the codes (COPY on
-//! PostgreSQL) and its progress. Codes are unique by construction of the keyed permutation; the
+//! Each chunk takes its range of generator positions from the pool's cursor and commits the
+//! codes, the cursor and the job's progress in one transaction (COPY on PostgreSQL), so two
+//! jobs on one pool never make the same codes and a job resumed after a crash continues at
+//! the position it persisted. Codes are unique by construction of the keyed permutation; the
 //! rare clash with a code uploaded elsewhere in the org is skipped, and the job makes more.
 
 use entity::{imports, pools};
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::DatabaseConnection;
+use serde_json::json;
 
 use crate::{
-    api::error::{ApiError, ApiResult},
     domain::{
         generator::Generator,
         pattern::{self, Pattern},
         pool::{PoolSource, PoolState},
     },
-    service::{codes::new_codes, pools::parse_pattern},
-    store::{self, imports::Progress},
+    service::{
+        Error, Result,
+        codes::new_codes,
+        jobs::{Outcome, Run},
+    },
+    store::{
+        self,
+        generation::Committed,
+        imports::{Lease, NewJob},
+    },
 };
 
 /// Codes made and written per chunk. Each chunk is sorted before it goes in, so its inserts
@@ -24,15 +33,15 @@ use crate::{
 /// it to 500 MB for little gain).
 const CHUNK: usize = 250_000;
 
-/// Checks the request and starts the job; the returned job record is followed at `/v1/jobs/{id}`.
+/// Checks the request and queues the job; the returned record is followed at `/v1/jobs/{id}`.
 pub async fn start(
     db: &DatabaseConnection,
-    pool: pools::Model,
+    pool: &pools::Model,
     count: u64,
-) -> ApiResult<imports::Model> {
+) -> Result<imports::Model> {
     let source = PoolSource::parse(&pool.source);
     if !matches!(source, Some(PoolSource::Generated | PoolSource::Bulk)) {
-        return Err(ApiError::conflict(
+        return Err(Error::conflict(
             "wrong_source",
             format!(
                 "codes are generated only for `generated` and `bulk` pools; this one is `{}`",
@@ -41,22 +50,23 @@ pub async fn start(
         ));
     }
     if pool.state == PoolState::Archived.as_str() {
-        return Err(ApiError::conflict("pool_archived", "the pool is archived"));
+        return Err(Error::conflict("pool_archived", "the pool is archived"));
     }
-    let pattern = pool_pattern(&pool)?;
+    let pattern = pool_pattern(pool)?;
     let bulk = source == Some(PoolSource::Bulk);
     let already = pool.generated_count.max(pool.generation_reserved) as u64;
     if bulk {
-        pattern::check_bulk_batch(&pattern, already, count)?;
+        pattern::check_bulk_batch(&pattern, already, count)
+            .map_err(|e| Error::refused(e.code, e.message))?;
     } else if u128::from(already + count) > pattern.combinations() {
         return Err(pattern_exhausted(&pattern, already, count));
     }
-    // The checks above read the pool as it was; this takes the room for real.
+    // The checks above read the pool as it was; this takes the room for real, so jobs queued
+    // before the first one finishes cannot together pass the pool's cap.
     let capacity = pattern::generation_capacity(&pattern, bulk);
     if !store::pools::reserve_generation(db, pool.id, count, capacity).await? {
-        let reserved = pool.generation_reserved as u64;
         return Err(if bulk {
-            ApiError::refused(
+            Error::refused(
                 "bulk_too_large",
                 format!(
                     "a batch of {count} on top of the codes other jobs of this pool generate or \
@@ -64,38 +74,29 @@ pub async fn start(
                 ),
             )
         } else {
-            pattern_exhausted(&pattern, reserved, count)
+            pattern_exhausted(&pattern, pool.generation_reserved as u64, count)
         });
     }
-    let job = match store::imports::create(db, pool.org_id, Some(pool.id), "generate", count as i64)
-        .await
-    {
-        Ok(job) => job,
+    let job = NewJob {
+        org_id: pool.org_id,
+        pool_id: Some(pool.id),
+        kind: "generate",
+        total: count as i64,
+        params: Some(json!({ "count": count })),
+        file: None,
+        holder: None,
+    };
+    match store::imports::create(db, job).await {
+        Ok(job) => Ok(job),
         Err(err) => {
             store::pools::release_generation(db, pool.id, count).await?;
-            return Err(err.into());
+            Err(err.into())
         }
-    };
-    let (db, job_id) = (db.clone(), job.id);
-    tokio::spawn(async move {
-        let mut made = 0;
-        let outcome = run(&db, &pool, &pattern, job_id, count, &mut made).await;
-        if let Err(err) = store::pools::release_generation(&db, pool.id, count - made).await {
-            tracing::error!(pool = pool.id, job = job_id, %err, "could not release generation room");
-        }
-        if let Err(err) = &outcome {
-            tracing::error!(pool = pool.id, job = job_id, %err, "code generation failed");
-        }
-        let error = outcome.err().map(|e| e.to_string());
-        if let Err(err) = store::imports::finish(&db, job_id, error).await {
-            tracing::error!(job = job_id, %err, "could not record the end of a generation job");
-        }
-    });
-    Ok(job)
+    }
 }
 
-fn pattern_exhausted(pattern: &Pattern, already: u64, count: u64) -> ApiError {
-    ApiError::refused(
+fn pattern_exhausted(pattern: &Pattern, already: u64, count: u64) -> Error {
+    Error::refused(
         "pattern_exhausted",
         format!(
             "the pattern has {} combinations and {already} are used or promised to jobs; {count} \
@@ -105,67 +106,68 @@ fn pattern_exhausted(pattern: &Pattern, already: u64, count: u64) -> ApiError {
     )
 }
 
-pub fn pool_pattern(pool: &pools::Model) -> ApiResult<Pattern> {
-    let codes = super::stored(&pool.code_options)?;
+pub fn pool_pattern(pool: &pools::Model) -> Result<Pattern> {
+    let codes = serde_json::from_value(pool.code_options.clone()).map_err(Error::internal)?;
     let text = pool
         .pattern
         .as_deref()
-        .ok_or_else(|| ApiError::internal("pool without pattern"))?;
-    parse_pattern(text, &codes)
+        .ok_or_else(|| Error::internal("pool without pattern"))?;
+    crate::service::pools::parse_pattern(text, &codes)
+        .map_err(|e| Error::internal(e.problem().detail.clone()))
 }
 
-async fn run(
-    db: &DatabaseConnection,
-    pool: &pools::Model,
-    pattern: &Pattern,
-    job_id: i64,
-    count: u64,
-    made: &mut u64,
-) -> Result<(), DbErr> {
+/// The generation job's work: chunks until the asked count is in (counting what earlier
+/// holders of the job committed), the pattern is used up, or the job is stopped.
+pub async fn run(run: &Run) -> Result<Outcome> {
+    let count = run.job.params.as_ref().and_then(|p| p["count"].as_u64());
+    let count = count.ok_or_else(|| Error::internal("generation job without a count"))?;
+    let pool_id = run.job.pool_id.unwrap_or_default();
+    let pool = store::pools::get(&run.db, run.job.org_id, pool_id)
+        .await?
+        .ok_or_else(|| Error::internal("the pool of a generation job is gone"))?;
+    let pattern = pool_pattern(&pool)?;
     let key = pool.generation_key.clone().unwrap_or_default();
-    let generator = Generator::new(pattern, key.as_bytes());
-    while *made < count {
-        let want = CHUNK.min((count - *made) as usize);
-        let Some(mut codes) = claim_chunk(db, pool.id, &generator, want).await? else {
-            break;
-        };
-        // Sorted input keeps index inserts local, which is most of the cost of a bulk load.
-        codes.sort_unstable();
-        let inserted = store::coupons::bulk_insert_available(db, new_codes(pool), &codes).await?;
-        let progress = Progress {
-            done: inserted as i64,
-            accepted: inserted as i64,
-            skipped: (codes.len() as u64 - inserted) as i64,
-            rejected: 0,
-        };
-        store::imports::record(db, job_id, progress, Vec::new()).await?;
-        *made += inserted;
+    let generator = Generator::new(&pattern, key.as_bytes());
+    let mut made = run.job.accepted as u64;
+    while made < count {
+        if run.stopping() {
+            return Ok(Outcome::Stopped);
+        }
+        let want = CHUNK.min((count - made) as usize);
+        match make_chunk(&run.db, &run.lease, &pool, &generator, want).await? {
+            Some(Committed::Inserted(n)) => made += n,
+            Some(Committed::LeaseLost) => return Ok(Outcome::Stopped),
+            Some(Committed::CursorMoved) => {}
+            None => break,
+        }
     }
-    Ok(())
+    // The pattern ran out before the count: give back the room the job will not use.
+    store::pools::release_generation(&run.db, pool.id, count - made).await?;
+    Ok(Outcome::Finished)
 }
 
-/// Takes the next `want` codes from the generator and moves the pool's cursor past them, if no
-/// other job moved it first (then it tries again from where that job stopped). None when the
-/// pattern is used up.
-async fn claim_chunk(
+/// Makes the next `want` codes from the pool's cursor and commits them; None when the pattern
+/// is used up.
+async fn make_chunk(
     db: &DatabaseConnection,
-    pool_id: i64,
+    lease: &Lease,
+    pool: &pools::Model,
     generator: &Generator,
     want: usize,
-) -> Result<Option<Vec<String>>, DbErr> {
-    loop {
-        let cursor = store::pools::generator_cursor(db, pool_id).await?;
-        let mut codes = Vec::with_capacity(want);
-        let mut next = cursor;
-        for (code, after) in generator.codes_from(cursor).take(want) {
-            codes.push(code);
-            next = after;
-        }
-        if codes.is_empty() {
-            return Ok(None);
-        }
-        if store::pools::advance_generator_cursor(db, pool_id, cursor, next).await? {
-            return Ok(Some(codes));
-        }
+) -> Result<Option<Committed>> {
+    let cursor = store::pools::generator_cursor(db, pool.id).await?;
+    let mut codes = Vec::with_capacity(want);
+    let mut next = cursor;
+    for (code, after) in generator.codes_from(cursor).take(want) {
+        codes.push(code);
+        next = after;
     }
+    if codes.is_empty() {
+        return Ok(None);
+    }
+    // Sorted input keeps index inserts local, which is most of the cost of a bulk load.
+    codes.sort_unstable();
+    let committed =
+        store::generation::commit_chunk(db, lease, new_codes(pool), &codes, (cursor, next)).await?;
+    Ok(Some(committed))
 }

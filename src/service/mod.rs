@@ -1,6 +1,7 @@
 //! Use cases that span several store calls and transactions (streamed uploads, background
 //! jobs). Handlers call these; these call `domain` for decisions and `store` for data.
 
+pub mod backlog;
 pub mod batch_issue;
 pub mod check_char;
 pub mod checkout;
@@ -13,10 +14,12 @@ pub mod generation;
 pub mod housekeeping;
 pub mod idempotency;
 pub mod issuance;
+pub mod jobs;
 pub mod lifecycle;
 pub mod limit_watch;
-pub mod notifications;
 pub mod market;
+pub mod notifications;
+pub mod outbound;
 pub mod points;
 pub mod pools;
 pub mod redemption;

@@ -5,7 +5,7 @@
 //! with the same `webhook-id`, so a source that did answer the first time can recognise the
 //! retry. Callers run this outside any database transaction.
 
-use std::{sync::LazyLock, time::Duration};
+use std::time::Duration;
 
 use entity::{customers, pools};
 use poem::http::StatusCode;
@@ -19,11 +19,8 @@ use crate::{
         remote::{RemoteCodeRequest, parse_code_response, percent_text},
         signature,
     },
-    service::{pools::StoredRemote, stored},
+    service::{outbound, pools::StoredRemote, stored},
 };
-
-/// One client for the process, so connections to a source are reused.
-static CLIENT: LazyLock<reqwest::Client> = LazyLock::new(reqwest::Client::new);
 
 /// Pause before the first retry; doubled for each further one.
 const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(100);
@@ -117,7 +114,7 @@ async fn fetch_one(remote: &StoredRemote, body: &[u8]) -> ApiResult<String> {
 }
 
 async fn attempt_once(remote: &StoredRemote, msg_id: &str, body: &[u8]) -> Result<String, Failure> {
-    let mut req = CLIENT
+    let mut req = outbound::client()
         .post(&remote.url)
         .timeout(Duration::from_millis(u64::from(remote.timeout_ms)))
         .header("content-type", "application/json")
@@ -148,8 +145,7 @@ async fn attempt_once(remote: &StoredRemote, msg_id: &str, body: &[u8]) -> Resul
             format!("the remote source refused the request with {status}"),
         )));
     }
-    let bytes = resp
-        .bytes()
+    let bytes = outbound::read_capped(resp, outbound::MAX_RESPONSE_BYTES)
         .await
         .map_err(|e| Failure::Retry(format!("reading the answer failed: {e}")))?;
     code_from(&bytes).map_err(Failure::Final)

@@ -8,11 +8,14 @@ use chrono::Utc;
 use entity::{coupons, imports, pools};
 use poem_openapi::Enum;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
-use tokio::io::AsyncBufRead;
 
 use crate::{
     domain::coupon::CouponStatus,
-    service::customer_lists::{CHUNK, CustomerRows, Row},
+    service::{
+        Result,
+        customer_lists::{self, CHUNK, Row},
+        jobs::{self, Outcome, Run},
+    },
     store::{
         self,
         imports::{Issue, Progress},
@@ -44,7 +47,7 @@ pub async fn revoke_bulk(
     db: &DatabaseConnection,
     pool: &pools::Model,
     scope: BulkScope,
-) -> Result<Counts, DbErr> {
+) -> Result<Counts> {
     let unissued = revoke_all(db, pool.id, CouponStatus::Available).await?;
     let issued = match scope {
         BulkScope::AllUnredeemed => revoke_all(db, pool.id, CouponStatus::Issued).await?,
@@ -54,11 +57,7 @@ pub async fn revoke_bulk(
 }
 
 /// Revokes every coupon of the pool in `status`, a batch per transaction.
-async fn revoke_all(
-    db: &DatabaseConnection,
-    pool_id: i64,
-    status: CouponStatus,
-) -> Result<u64, DbErr> {
+async fn revoke_all(db: &DatabaseConnection, pool_id: i64, status: CouponStatus) -> Result<u64> {
     let target = Target {
         pool_id,
         status,
@@ -83,7 +82,7 @@ pub async fn revoke_customers_in<C: ConnectionTrait>(
     db: &C,
     pool_id: i64,
     customer_ids: &[i64],
-) -> Result<Vec<coupons::Model>, DbErr> {
+) -> std::result::Result<Vec<coupons::Model>, DbErr> {
     if customer_ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -105,44 +104,38 @@ pub async fn revoke_customers_in<C: ConnectionTrait>(
 }
 
 /// Revokes the active coupons of every customer in a list (CSV, header naming the identifier
-/// column). Unknown customers are rejected and customers without active coupons skipped, each
-/// with an issue row.
-pub async fn revoke_listed<R: AsyncBufRead + Unpin>(
+/// column), answering when done. Unknown customers are rejected and customers without active
+/// coupons skipped, each with an issue row. The list is stored with its job, so a crash
+/// midway leaves a job the runner finishes.
+pub async fn revoke_listed(
     db: &DatabaseConnection,
     pool: &pools::Model,
-    reader: R,
-) -> Result<imports::Model, DbErr> {
-    let import = store::imports::create(db, pool.org_id, Some(pool.id), "revocation", 0).await?;
-    let mut rows = CustomerRows::new(reader);
-    let outcome: Result<(), DbErr> = async {
-        loop {
-            let chunk = rows.next_chunk(CHUNK).await?;
-            if chunk.is_empty() {
-                return Ok(());
-            }
-            let txn = db.begin().await?;
-            let (progress, issues) = revoke_chunk(&txn, pool, chunk).await?;
-            store::imports::record(&txn, import.id, progress, issues).await?;
-            txn.commit().await?;
-        }
-    }
-    .await;
-    store::imports::finish(db, import.id, outcome.as_ref().err().map(|e| e.to_string())).await?;
-    outcome?;
-    store::imports::get(db, pool.org_id, import.id)
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("import".into()))
+    file: Vec<u8>,
+) -> Result<imports::Model> {
+    let owner = jobs::new_owner();
+    let job = customer_lists::create_job(db, pool, "revocation", file, Some(&owner)).await?;
+    jobs::run_inline(db, job, owner, |run| async move { revoke_list(&run).await }).await
+}
+
+/// The revocation-list job's work.
+pub async fn revoke_list(run: &Run) -> Result<Outcome> {
+    let (org_id, pool_id) = (run.job.org_id, run.job.pool_id.unwrap_or_default());
+    customer_lists::run_list(run, CHUNK, |txn, chunk| {
+        Box::pin(revoke_chunk(txn, org_id, pool_id, chunk))
+    })
+    .await
 }
 
 async fn revoke_chunk<C: ConnectionTrait>(
     db: &C,
-    pool: &pools::Model,
+    org_id: i64,
+    pool_id: i64,
     chunk: Vec<Row>,
-) -> Result<(Progress, Vec<Issue>), DbErr> {
+) -> Result<(Progress, Vec<Issue>)> {
     let mut found = Vec::with_capacity(chunk.len());
     for row in &chunk {
         let customer = match &row.identifier {
-            Ok(id) => store::customers::find(db, pool.org_id, id)
+            Ok(id) => store::customers::find(db, org_id, id)
                 .await?
                 .ok_or_else(|| id.not_found_message().to_string()),
             Err(e) => Err(e.reason.clone()),
@@ -154,7 +147,7 @@ async fn revoke_chunk<C: ConnectionTrait>(
         .filter_map(|c| c.as_ref().ok().copied())
         .collect();
     let mut per_customer: HashMap<i64, usize> = HashMap::new();
-    for coupon in revoke_customers_in(db, pool.id, &ids).await? {
+    for coupon in revoke_customers_in(db, pool_id, &ids).await? {
         *per_customer
             .entry(coupon.customer_id.unwrap_or_default())
             .or_default() += 1;

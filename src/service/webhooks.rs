@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use entity::{coupons, customers, outbox};
+use rand::Rng;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 use serde_json::{Value, json};
 
@@ -132,15 +133,11 @@ impl Round {
 #[derive(Clone)]
 pub struct Worker {
     db: DatabaseConnection,
-    client: reqwest::Client,
 }
 
 impl Worker {
     pub fn new(db: DatabaseConnection) -> Worker {
-        Worker {
-            db,
-            client: reqwest::Client::new(),
-        }
+        Worker { db }
     }
 
     /// Claims the deliveries due at `now` (at most one batch) and attempts each once.
@@ -171,24 +168,16 @@ impl Worker {
         Ok(round)
     }
 
-    /// Runs rounds every `interval` until the process stops; a full batch goes again at once.
-    pub fn spawn(self, interval: Duration) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(interval);
-            loop {
-                tick.tick().await;
-                loop {
-                    match self.run_once(Utc::now()).await {
-                        Ok(round) if round.claimed() as u64 == BATCH => continue,
-                        Ok(_) => break,
-                        Err(err) => {
-                            tracing::warn!(%err, "webhook round failed");
-                            break;
-                        }
-                    }
-                }
+    /// One round for the supervisor's periodic worker; true when a full batch was claimed,
+    /// so more rows may be due at once.
+    pub async fn round(&self) -> bool {
+        match self.run_once(Utc::now()).await {
+            Ok(round) => round.claimed() as u64 == BATCH,
+            Err(err) => {
+                tracing::warn!(%err, "webhook round failed");
+                false
             }
-        })
+        }
     }
 
     /// One attempt at one row; true when the receiver took it.
@@ -209,7 +198,8 @@ impl Worker {
                 } else {
                     error
                 };
-                let next = now + webhook::backoff(row.attempts);
+                let spread = rand::rng().random::<f64>();
+                let next = now + webhook::jittered(webhook::backoff(row.attempts), spread);
                 store::outbox::mark_failed(&self.db, row.id, &error, next).await?;
                 Ok(false)
             }
@@ -236,8 +226,7 @@ impl Worker {
         let timestamp = Utc::now().timestamp();
         let signature =
             signature::sign(&sub.secret, &msg_id, timestamp, &body).map_err(|e| e.to_string())?;
-        let resp = self
-            .client
+        let resp = super::outbound::client()
             .post(&sub.url)
             .timeout(DELIVERY_TIMEOUT)
             .header("content-type", "application/json")

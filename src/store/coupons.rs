@@ -143,68 +143,6 @@ fn status_now(status: CouponStatus, now: chrono::DateTime<Utc>) -> Condition {
     }
 }
 
-/// Writes freshly generated codes and returns how many went in. PostgreSQL gets them by COPY
-/// (the 10-million-code path); if a code clashes with one already in the org, COPY refuses the
-/// whole chunk and it goes in by the conflict-skipping insert instead. SQLite always inserts.
-pub async fn bulk_insert_available(
-    db: &sea_orm::DatabaseConnection,
-    new: NewCodes,
-    codes: &[String],
-) -> Result<u64, DbErr> {
-    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
-        match copy_available(db.get_postgres_connection_pool(), new, codes).await {
-            Ok(n) => return Ok(n),
-            Err(sea_orm::sqlx::Error::Database(e)) if e.is_unique_violation() => {}
-            Err(e) => {
-                return Err(DbErr::Custom(format!(
-                    "COPY of generated codes failed: {e}"
-                )));
-            }
-        }
-    }
-    Ok(insert_available(db, new, codes).await?.len() as u64)
-}
-
-/// COPY ... FROM STDIN in text format; sea-orm has no COPY, so this one call uses sqlx directly.
-async fn copy_available(
-    pool: &sea_orm::sqlx::PgPool,
-    new: NewCodes,
-    codes: &[String],
-) -> Result<u64, sea_orm::sqlx::Error> {
-    let now = Utc::now().to_rfc3339();
-    let null = |v: Option<i64>| v.map_or_else(|| "\\N".to_string(), |v| v.to_string());
-    let value = null(new.value);
-    let balance = null(if new.gift_card { new.value } else { None });
-    let status = CouponStatus::Available.as_i16();
-    let mut data = String::with_capacity(codes.len() * 64);
-    for code in codes {
-        let code = copy_escape(code);
-        let org = new.org_id;
-        let pool_id = new.pool_id;
-        data.push_str(&format!(
-            "{org}\t{pool_id}\t{code}\t{status}\t{value}\t{balance}\t{now}\n"
-        ));
-    }
-    let mut conn = pool.acquire().await?;
-    let mut copy = conn
-        .copy_in_raw(
-            "COPY coupons (org_id, pool_id, code, status, value, balance, last_status_change_at) \
-             FROM STDIN",
-        )
-        .await?;
-    copy.send(data.into_bytes()).await?;
-    copy.finish().await
-}
-
-/// Escapes a value for COPY's text format.
-fn copy_escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('\t', "\\t")
-        .replace('\n', "\\n")
-        .replace('\r', "\\r")
-}
-
 /// A customer's coupons, newest first.
 pub async fn of_customer<C: ConnectionTrait>(
     db: &C,

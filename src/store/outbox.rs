@@ -166,3 +166,33 @@ pub async fn give_up<C: ConnectionTrait>(
         .await?;
     Ok(())
 }
+
+/// Outbox rows of one channel in one state.
+pub struct Count {
+    pub channel: String,
+    pub state: &'static str,
+    pub count: i64,
+}
+
+/// Outbox rows by channel: `pending` (to send), `sent`, and `dead` (`max_attempts` used up).
+pub async fn counts<C: ConnectionTrait>(db: &C, max_attempts: i32) -> Result<Vec<Count>, DbErr> {
+    let sql = "SELECT channel, \
+               CAST(SUM(CASE WHEN sent_at IS NULL AND attempts < $1 THEN 1 ELSE 0 END) AS BIGINT) AS pending, \
+               CAST(SUM(CASE WHEN sent_at IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS sent, \
+               CAST(SUM(CASE WHEN sent_at IS NULL AND attempts >= $1 THEN 1 ELSE 0 END) AS BIGINT) AS dead \
+               FROM outbox GROUP BY channel";
+    let stmt =
+        Statement::from_sql_and_values(db.get_database_backend(), sql, [max_attempts.into()]);
+    let mut out = Vec::new();
+    for row in db.query_all_raw(stmt).await? {
+        let channel: String = row.try_get("", "channel")?;
+        for state in ["pending", "sent", "dead"] {
+            out.push(Count {
+                channel: channel.clone(),
+                state,
+                count: row.try_get::<Option<i64>>("", state)?.unwrap_or(0),
+            });
+        }
+    }
+    Ok(out)
+}

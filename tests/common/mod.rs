@@ -70,6 +70,9 @@ async fn build(
         webhook_interval_ms: 0,
         notify: quiet_notifications(),
         limits: Default::default(),
+        job_workers: 1,
+        job_lease_secs: 30,
+        job_poll_ms: 20,
     };
     configure(&mut serve);
     Application::build_with_clock(&db_config, &serve, Arc::new(clock.clone()))
@@ -260,13 +263,13 @@ pub async fn expect_problem(resp: Response, status: u16, code: &str) -> Value {
     body
 }
 
-fn sqlite_url() -> String {
+pub fn sqlite_url() -> String {
     let path = std::env::temp_dir().join(format!("coupond-test-{}.db", uuid::Uuid::new_v4()));
     format!("sqlite://{}?mode=rwc", path.display())
 }
 
 /// Creates a fresh database on the configured server and returns its URL.
-async fn postgres_database() -> Option<String> {
+pub async fn postgres_database() -> Option<String> {
     let Ok(server) = std::env::var("COUPOND_TEST_DATABASE_URL") else {
         eprintln!("COUPOND_TEST_DATABASE_URL is not set: skipping the PostgreSQL run");
         return None;

@@ -109,6 +109,9 @@ _bench_port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # Without bench_pg_up it serves a SQLite file in the log directory.
 bench_serve() {
     [ -n "${BENCH_BIN:-}" ] || bench_die "call bench_build before bench_serve"
+    # One key drives every request: the abuse limits would measure themselves, not the path.
+    export COUPOND_RATE_LIMIT_PER_KEY=0 COUPOND_RATE_LIMIT_PER_CUSTOMER=0
+    export COUPOND_RATE_LIMIT_UNKNOWN_CODES=0 COUPOND_RATE_LIMIT_AUTH_FAILURES=0
     export COUPOND_DATABASE_URL="${COUPOND_DATABASE_URL:-sqlite://$BENCH_LOG_DIR/coupond.db?mode=rwc}"
     local port="" candidate _
     for _ in $(seq 1 50); do

@@ -61,6 +61,7 @@ impl Application {
             .first()
             .and_then(|a| a.as_socket_addr().map(|s| s.port()))
             .ok_or("listener has no socket address")?;
+        crate::service::outbound::allow_private_urls(serve.allow_private_urls);
         let transports = Transports::from_config(&serve.notify)?;
         let deliveries = transports.availability();
         deliveries.log();

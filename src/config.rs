@@ -55,6 +55,11 @@ pub struct ServeConfig {
     #[arg(long, env = "COUPOND_RATE_LIMIT_AUTH_FAILURES", default_value_t = 20)]
     pub rate_limit_auth_failures: u32,
 
+    /// Lets webhook, remote-pool and SMS-gateway URLs reach loopback, private, link-local and
+    /// metadata addresses (local set-ups and tests); off, such URLs are refused.
+    #[arg(long, env = "COUPOND_ALLOW_PRIVATE_URLS")]
+    pub allow_private_urls: bool,
+
     /// Milliseconds between webhook delivery rounds; 0 turns the worker off.
     #[arg(long, env = "COUPOND_WEBHOOK_INTERVAL_MS", default_value_t = 1000)]
     pub webhook_interval_ms: u64,

@@ -112,6 +112,8 @@ bench_serve() {
     # One key drives every request: the abuse limits would measure themselves, not the path.
     export COUPOND_RATE_LIMIT_PER_KEY=0 COUPOND_RATE_LIMIT_PER_CUSTOMER=0
     export COUPOND_RATE_LIMIT_UNKNOWN_CODES=0 COUPOND_RATE_LIMIT_AUTH_FAILURES=0
+    # Bench receivers (webhooks, remote sources) listen on loopback.
+    export COUPOND_ALLOW_PRIVATE_URLS=1
     export COUPOND_DATABASE_URL="${COUPOND_DATABASE_URL:-sqlite://$BENCH_LOG_DIR/coupond.db?mode=rwc}"
     local port="" candidate _
     for _ in $(seq 1 50); do

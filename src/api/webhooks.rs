@@ -94,6 +94,9 @@ impl WebhooksApi {
         auth.0.require(Scope::Admin)?;
         let body = body.0;
         check_url(&body.url)?;
+        crate::service::outbound::check_destination(&body.url)
+            .await
+            .map_err(|why| ApiError::invalid("url", why))?;
         if body.events.is_empty() {
             return Err(ApiError::invalid("events", "name at least one event"));
         }

@@ -77,6 +77,8 @@ impl Gateway {
                 "COUPOND_SMS_GATEWAY_URL: Twilio needs ACCOUNT_SID:AUTH_TOKEN@ in the URL".into(),
             );
         }
+        crate::service::outbound::check_literal(&url)
+            .map_err(|why| format!("COUPOND_SMS_GATEWAY_URL: {why}"))?;
         let secret = config.sms_gateway_secret.clone();
         if let Some(secret) = &secret {
             signature::secret_key(secret)
@@ -86,7 +88,7 @@ impl Gateway {
             return Err("COUPOND_SMS_GATEWAY_SECRET is needed to sign webhook SMS".into());
         }
         Ok(Gateway {
-            client: reqwest::Client::new(),
+            client: crate::service::outbound::client().clone(),
             url,
             kind,
             from: config.sms_from.clone(),

@@ -135,6 +135,11 @@ pub async fn create(
         }
         (_, None) => None,
     };
+    if let Some(r) = &remote {
+        super::outbound::check_destination(&r.url)
+            .await
+            .map_err(|why| ApiError::invalid("remote.url", why))?;
+    }
     let row = pools::ActiveModel {
         org_id: Set(org_id),
         name: Set(input.name.trim().to_string()),

@@ -226,8 +226,10 @@ impl Worker {
         let timestamp = Utc::now().timestamp();
         let signature =
             signature::sign(&sub.secret, &msg_id, timestamp, &body).map_err(|e| e.to_string())?;
+        let url = reqwest::Url::parse(&sub.url).map_err(|e| e.to_string())?;
+        super::outbound::check_literal(&url)?;
         let resp = super::outbound::client()
-            .post(&sub.url)
+            .post(url)
             .timeout(DELIVERY_TIMEOUT)
             .header("content-type", "application/json")
             .header("webhook-id", msg_id)

@@ -66,6 +66,8 @@ async fn build(
         rate_limit_per_customer: 0,
         rate_limit_unknown_codes: 0,
         rate_limit_auth_failures: 0,
+        // Receivers listen on loopback.
+        allow_private_urls: true,
         // Tests drive webhook delivery with `Worker::run_once`.
         webhook_interval_ms: 0,
         notify: quiet_notifications(),

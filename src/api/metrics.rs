@@ -71,7 +71,9 @@ impl Metrics {
 /// request reached one, else the fixed path of a plain route, else `unmatched` (so random URLs
 /// cannot blow up the number of series).
 pub async fn track<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
-    let metrics = req.data::<super::AppState>().map(|s| s.metrics.clone());
+    let metrics = req
+        .data::<super::state::AppState>()
+        .map(|s| s.metrics.clone());
     let path = plain_route_label(req.uri().path());
     let started = Instant::now();
     let resp = next.call(req).await.map(IntoResponse::into_response);

@@ -159,12 +159,11 @@ async fn issue_row(
             savepoint.commit().await?;
             Ok(Ok(()))
         }
-        Err(refused) if refused.problem().status == 422 => {
+        Err(crate::service::Error::Refused(r)) => {
             savepoint.rollback().await?;
-            let p = refused.problem();
-            Ok(Err((refusal_code(&p.code), p.detail.clone())))
+            Ok(Err((refusal_code(&r.code), r.detail)))
         }
-        Err(other) => Err(DbErr::Custom(other.problem().detail.clone())),
+        Err(other) => Err(DbErr::Custom(other.public_detail())),
     }
 }
 
@@ -232,7 +231,7 @@ async fn issue_chunk_in_bulk(
     rows: Vec<Row>,
 ) -> Result<(Progress, Vec<Issue>), DbErr> {
     let now = Utc::now();
-    let stored_err = |e: crate::api::error::ApiError| DbErr::Custom(e.problem().detail.clone());
+    let stored_err = |e: crate::service::Error| DbErr::Custom(e.public_detail());
     let rules: IssuanceRules = stored(&pool.issuance).map_err(stored_err)?;
     let expiry_rules: ExpiryRules = stored(&pool.expiry).map_err(stored_err)?;
     let tz = org.timezone.parse().unwrap_or(chrono_tz::UTC);

@@ -7,11 +7,11 @@ use std::collections::HashSet;
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    api::error::{ApiError, ApiResult},
     domain::{
         discount::{self, Basket},
         redemption::RedemptionRules,
     },
+    service::{Error, Result},
     service::{
         redemption::{self, Consumed, Mode, Purchase},
         stored as parse,
@@ -24,7 +24,7 @@ use crate::{
 pub struct CodeOutcome {
     /// The code as the till sent it.
     pub code: String,
-    pub result: ApiResult<Consumed>,
+    pub result: Result<Consumed>,
 }
 
 #[derive(Debug)]
@@ -56,7 +56,7 @@ pub async fn checkout(
     purchase: Purchase,
     codes: &[String],
     key: Option<&CheckoutKey>,
-) -> ApiResult<Checkout> {
+) -> Result<Checkout> {
     let mut left = purchase.basket.clone();
     let mut used = HashSet::new();
     let mut results = Vec::with_capacity(codes.len());
@@ -85,7 +85,7 @@ async fn redeem_one(
     purchase: &Purchase,
     keyed: Option<&Keyed>,
     used: &mut HashSet<i64>,
-) -> ApiResult<Consumed> {
+) -> Result<Consumed> {
     if let Some(k) = keyed
         && let Some(done) = redemption::replay(db, org_id, k).await?
     {
@@ -95,7 +95,7 @@ async fn redeem_one(
     let located = redemption::locate(db, org_id, code, purchase.redeemer()).await?;
     // Forgiving entry can make two spellings one coupon; it is redeemed once per checkout.
     if !used.insert(located.target().id) {
-        return Err(ApiError::refused(
+        return Err(Error::refused(
             "duplicate_code",
             format!("{code} names a coupon already in this checkout"),
         ));
@@ -103,7 +103,7 @@ async fn redeem_one(
     redemption::consume(db, org_id, &located, purchase, Mode::Redeem, keyed).await
 }
 
-fn left_after(basket: &Basket, done: &Consumed) -> ApiResult<Basket> {
+fn left_after(basket: &Basket, done: &Consumed) -> Result<Basket> {
     let rules: RedemptionRules = parse(&done.pool.redemption)?;
     let taken = redemption::recorded_discount(&done.redemption)?;
     Ok(discount::remaining(basket, &rules.item_filter(), &taken))

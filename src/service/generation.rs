@@ -9,12 +9,12 @@ use entity::{imports, pools};
 use sea_orm::{DatabaseConnection, DbErr};
 
 use crate::{
-    api::error::{ApiError, ApiResult},
     domain::{
         generator::Generator,
         pattern::{self, Pattern},
         pool::{PoolSource, PoolState},
     },
+    service::{Error, Result},
     service::{codes::new_codes, pools::parse_pattern},
     store::{self, imports::Progress},
 };
@@ -29,10 +29,10 @@ pub async fn start(
     db: &DatabaseConnection,
     pool: pools::Model,
     count: u64,
-) -> ApiResult<imports::Model> {
+) -> Result<imports::Model> {
     let source = PoolSource::parse(&pool.source);
     if !matches!(source, Some(PoolSource::Generated | PoolSource::Bulk)) {
-        return Err(ApiError::conflict(
+        return Err(Error::conflict(
             "wrong_source",
             format!(
                 "codes are generated only for `generated` and `bulk` pools; this one is `{}`",
@@ -41,14 +41,14 @@ pub async fn start(
         ));
     }
     if pool.state == PoolState::Archived.as_str() {
-        return Err(ApiError::conflict("pool_archived", "the pool is archived"));
+        return Err(Error::conflict("pool_archived", "the pool is archived"));
     }
     let pattern = pool_pattern(&pool)?;
     let already = pool.generated_count as u64;
     if source == Some(PoolSource::Bulk) {
         pattern::check_bulk_batch(&pattern, already, count)?;
     } else if u128::from(already + count) > pattern.combinations() {
-        return Err(ApiError::refused(
+        return Err(Error::refused(
             "pattern_exhausted",
             format!(
                 "the pattern has {} combinations and {already} are used; {count} more do not fit",
@@ -72,12 +72,12 @@ pub async fn start(
     Ok(job)
 }
 
-pub fn pool_pattern(pool: &pools::Model) -> ApiResult<Pattern> {
+pub fn pool_pattern(pool: &pools::Model) -> Result<Pattern> {
     let codes = super::stored(&pool.code_options)?;
     let text = pool
         .pattern
         .as_deref()
-        .ok_or_else(|| ApiError::internal("pool without pattern"))?;
+        .ok_or_else(|| Error::internal("pool without pattern"))?;
     parse_pattern(text, &codes)
 }
 

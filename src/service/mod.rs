@@ -4,6 +4,7 @@
 pub mod batch_issue;
 pub mod checkout;
 pub mod codes;
+pub mod coupons;
 pub mod customer_lists;
 pub mod customers;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod redemption;
 pub mod remote_callback;
 pub mod remote_source;
 pub mod revocation;
+pub mod signed;
 pub mod webhooks;
 pub mod workflow;
 
@@ -23,8 +25,6 @@ pub use error::{Error, Result};
 
 /// Reads a settings object stored as JSON on a row. Stored JSON that no longer parses is a
 /// server fault, not the caller's.
-pub fn stored<T: serde::de::DeserializeOwned>(
-    v: &serde_json::Value,
-) -> crate::api::error::ApiResult<T> {
-    serde_json::from_value(v.clone()).map_err(crate::api::error::ApiError::internal)
+pub fn stored<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> crate::service::Result<T> {
+    serde_json::from_value(v.clone()).map_err(crate::service::Error::internal)
 }

@@ -9,49 +9,45 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use entity::{api_keys, customers, orgs, pools};
-use poem::http::{HeaderMap, StatusCode};
 use sea_orm::{DatabaseConnection, TransactionTrait};
 
 use crate::{
-    api::{
-        auth::verify_signed,
-        error::{ApiError, ApiResult},
-    },
     domain::{
         api_key::Scope,
         customer::CustomerIdentifier,
         pool::PoolSource,
         remote::{RemoteBodyError, RemoteCodeRequest},
     },
-    service::issuance,
+    service::{
+        Error, Result, issuance,
+        signed::{self, SignedHeaders},
+    },
     store,
 };
 
 /// A call to the callback: its raw body and headers, and the retry window to apply.
 pub struct Call<'a> {
-    pub headers: &'a HeaderMap,
+    pub headers: SignedHeaders<'a>,
     pub body: &'a [u8],
     pub retry_window: TimeDelta,
 }
 
 /// The code for the customer the request names.
-pub async fn serve(db: &DatabaseConnection, call: Call<'_>) -> ApiResult<String> {
+pub async fn serve(db: &DatabaseConnection, call: Call<'_>) -> Result<String> {
     let request = RemoteCodeRequest::parse(call.body).map_err(bad_body)?;
     let (key, pool) = authenticate(db, &request.api_key).await?;
     if let Some(secret) = &key.signing_secret {
-        verify_signed(call.headers, secret, call.body)?;
+        signed::verify(&call.headers, secret, call.body)?;
     }
     let org = store::orgs::get(db, key.org_id)
         .await?
-        .ok_or_else(|| ApiError::internal("a key's org vanished"))?;
+        .ok_or_else(|| Error::internal("a key's org vanished"))?;
     let external_id = match CustomerIdentifier::from_column("external_id", &request.customer) {
         Ok(CustomerIdentifier::ExternalId(id)) => id,
         Ok(_) => {
-            return Err(ApiError::internal(
-                "external_id parsed as another identifier",
-            ));
+            return Err(Error::internal("external_id parsed as another identifier"));
         }
-        Err(e) => return Err(ApiError::invalid("customer", e.reason)),
+        Err(e) => return Err(Error::invalid("customer", e.reason)),
     };
     let customer = store::customers::ensure(db, org.id, &external_id).await?;
     code_for(db, &org, &pool, &customer, Utc::now() - call.retry_window).await
@@ -64,7 +60,7 @@ async fn code_for(
     pool: &pools::Model,
     customer: &customers::Model,
     since: DateTime<Utc>,
-) -> ApiResult<String> {
+) -> Result<String> {
     // A retry must not cost a remote pool a fetch from its source; other pools check only
     // under the lock below.
     if pool.source == PoolSource::Remote.as_str()
@@ -94,14 +90,8 @@ async fn code_for(
 async fn authenticate(
     db: &DatabaseConnection,
     api_key: &str,
-) -> ApiResult<(api_keys::Model, pools::Model)> {
-    let unauthorized = || {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "api_key is not a valid remote key",
-        )
-    };
+) -> Result<(api_keys::Model, pools::Model)> {
+    let unauthorized = || Error::unauthorized("unauthorized", "api_key is not a valid remote key");
     let key = store::api_keys::find_by_secret(db, api_key)
         .await?
         .filter(|k| Scope::granted(&store::api_keys::scopes_of(k), Scope::Remote))
@@ -113,8 +103,6 @@ async fn authenticate(
     Ok((key, pool))
 }
 
-fn bad_body(e: RemoteBodyError) -> ApiError {
-    let mut p = crate::api::error::problem(StatusCode::BAD_REQUEST, "invalid_body", e.to_string());
-    p.field = Some(e.field.to_string());
-    ApiError::from_problem(p)
+fn bad_body(e: RemoteBodyError) -> Error {
+    Error::bad_request("invalid_body", e.to_string())
 }

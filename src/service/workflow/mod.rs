@@ -3,7 +3,7 @@
 //! a retried step always gets the first answer. Failures (caller errors) are not recorded: they
 //! changed nothing, and the step may be retried once the cause is fixed.
 
-use std::future::Future;
+mod io;
 
 use chrono::Utc;
 use entity::{coupons, customers, orgs, pools};
@@ -11,19 +11,17 @@ use poem_openapi::types::{ParseFromJSON, ToJSON};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use serde_json::{Value, json};
 
+pub use io::{
+    ActionReason, ActionResult, ActionStatus, CreditPointsInput, IssueCouponInput, PointsCredit,
+    ResendChannel, ResendCouponInput, RevokeCouponsInput,
+};
+
 use crate::{
-    api::{
-        customers::coupon_view,
-        error::{ApiError, ApiResult},
-        issuance::IssuedCoupon,
-        workflow::{
-            ActionResult, ActionStatus, CreditPointsInput, IssueCouponInput, PointsCredit,
-            ResendChannel, ResendCouponInput, RevokeCouponsInput,
-        },
-    },
-    domain::{customer::CustomerRef, issuance::RefusalCode},
+    domain::customer::CustomerRef,
     service::{
-        idempotency::{self, RACE_LOST},
+        Error, Result,
+        coupons::IssuedCoupon,
+        idempotency::{self, Outcome},
         issuance::{self, Fetched},
         revocation, webhooks,
     },
@@ -57,7 +55,7 @@ pub async fn issue_coupon(
     db: &DatabaseConnection,
     step: &Step,
     input: &IssueCouponInput,
-) -> ApiResult<ActionResult> {
+) -> Result<ActionResult> {
     once(db, step, || async {
         let (org, pool) = claimed_pool(db, step.org_id(), input.pool_id).await?;
         let customer = customer(db, step.org_id(), &input.customer).await?;
@@ -81,7 +79,7 @@ async fn issue_many(
     customer: &customers::Model,
     count: u32,
     fetched: &mut Fetched,
-) -> ApiResult<ActionResult> {
+) -> Result<ActionResult> {
     let mut result = ActionResult::done(ActionStatus::Issued, Vec::new());
     for _ in 0..count {
         let savepoint = txn.begin().await?;
@@ -94,7 +92,7 @@ async fn issue_many(
                     break;
                 }
             }
-            Err(e) if is_refusal(&e) && !result.coupons.is_empty() => {
+            Err(e @ Error::Refused(_)) if !result.coupons.is_empty() => {
                 savepoint.rollback().await?;
                 result.reason = ActionResult::from_error(ActionStatus::Issued, &e).reason;
                 break;
@@ -109,7 +107,7 @@ pub async fn revoke_coupons(
     db: &DatabaseConnection,
     step: &Step,
     input: &RevokeCouponsInput,
-) -> ApiResult<ActionResult> {
+) -> Result<ActionResult> {
     once(db, step, || async {
         let (_, pool) = claimed_pool(db, step.org_id(), input.pool_id).await?;
         let customer = customer(db, step.org_id(), &input.customer).await?;
@@ -125,7 +123,7 @@ pub async fn revoke_coupons(
         let coupons = revoked
             .into_iter()
             .map(|c| view(c, true))
-            .collect::<ApiResult<_>>()?;
+            .collect::<Result<_>>()?;
         let result = ActionResult::done(ActionStatus::Revoked, coupons);
         record(&txn, step, &result).await?;
         txn.commit().await?;
@@ -138,7 +136,7 @@ pub async fn resend_coupon(
     db: &DatabaseConnection,
     step: &Step,
     input: &ResendCouponInput,
-) -> ApiResult<ActionResult> {
+) -> Result<ActionResult> {
     once(db, step, || async {
         let (_, pool) = claimed_pool(db, step.org_id(), input.pool_id).await?;
         let customer = customer(db, step.org_id(), &input.customer).await?;
@@ -172,10 +170,10 @@ pub async fn credit_points(
     db: &DatabaseConnection,
     step: &Step,
     input: &CreditPointsInput,
-) -> ApiResult<ActionResult> {
+) -> Result<ActionResult> {
     once(db, step, || async {
         if input.points == 0 {
-            return Err(ApiError::invalid("points", "must not be zero"));
+            return Err(Error::invalid("points", "must not be zero"));
         }
         let customer = customer(db, step.org_id(), &input.customer).await?;
         let txn = db.begin().await?;
@@ -183,7 +181,7 @@ pub async fn credit_points(
         let balance = store::points::balance(&txn, customer.id).await?;
         let after = balance
             .checked_add(input.points)
-            .ok_or_else(|| ApiError::invalid("points", "is too large"))?;
+            .ok_or_else(|| Error::invalid("points", "is too large"))?;
         if after < 0 {
             return Err(skip(
                 INSUFFICIENT_POINTS,
@@ -203,7 +201,7 @@ pub async fn credit_points(
         };
         let entry = store::points::append(&txn, entry)
             .await
-            .map_err(|e| race_or(e, "points entry"))?;
+            .map_err(idempotency::race_or)?;
         let result = ActionResult {
             points: Some(PointsCredit {
                 entry_id: entry.id,
@@ -219,75 +217,37 @@ pub async fn credit_points(
     .await
 }
 
-/// Runs an action unless its key already has an answer, which is then returned instead. A
-/// rule's refusal is recorded as `skipped`; losing a race on the key answers as the winner did.
-async fn once<F, Fut>(db: &DatabaseConnection, step: &Step, run: F) -> ApiResult<ActionResult>
+/// Runs an action once per key (see [`idempotency::once`]). A rule's refusal is recorded as
+/// `skipped`, so a retried step gets the same answer.
+async fn once<F, Fut>(db: &DatabaseConnection, step: &Step, run: F) -> Result<ActionResult>
 where
     F: FnOnce() -> Fut,
-    Fut: Future<Output = ApiResult<ActionResult>>,
+    Fut: Future<Output = Result<ActionResult>>,
 {
-    if let Some(first) = first_answer(db, step).await? {
-        return Ok(first);
-    }
-    match run().await {
-        Err(e) if e.problem().code == RACE_LOST => winner(db, step).await,
-        Err(e) if is_refusal(&e) => {
-            let skipped = ActionResult::from_error(ActionStatus::Skipped, &e);
-            match record(db, step, &skipped).await {
-                Err(e) if e.problem().code == RACE_LOST => winner(db, step).await,
-                Err(e) => Err(e),
-                Ok(()) => Ok(skipped),
-            }
-        }
-        other => other,
-    }
-}
-
-async fn first_answer(db: &DatabaseConnection, step: &Step) -> ApiResult<Option<ActionResult>> {
-    let Some(saved) = idempotency::stored_response(db, &step.keyed).await? else {
-        return Ok(None);
+    let replay = |saved: Value| async move {
+        ActionResult::parse_from_json(Some(saved)).map_err(|e| Error::internal(e.into_message()))
     };
-    ActionResult::parse_from_json(Some(saved))
-        .map(Some)
-        .map_err(|e| ApiError::internal(e.into_message()))
+    let outcome = idempotency::once(db, Some(&step.keyed), replay, || async {
+        match run().await {
+            Err(e @ Error::Refused(_)) => {
+                let skipped = ActionResult::from_error(ActionStatus::Skipped, &e);
+                record(db, step, &skipped).await?;
+                Ok(skipped)
+            }
+            other => other,
+        }
+    })
+    .await?;
+    Ok(Outcome::into_inner(outcome))
 }
 
-async fn winner(db: &DatabaseConnection, step: &Step) -> ApiResult<ActionResult> {
-    first_answer(db, step)
-        .await?
-        .ok_or_else(|| ApiError::internal("lost an idempotency race but no answer is stored"))
-}
-
-async fn record<C: ConnectionTrait>(db: &C, step: &Step, result: &ActionResult) -> ApiResult<()> {
+async fn record<C: ConnectionTrait>(db: &C, step: &Step, result: &ActionResult) -> Result<()> {
     let response = result.to_json().unwrap_or(Value::Null);
     idempotency::record(db, &step.keyed, 200, response).await
 }
 
-/// Whether an error is a rule saying no, which a workflow step reports as `skipped`.
-fn is_refusal(e: &ApiError) -> bool {
-    let code = e.problem().code.as_str();
-    e.problem().status == 422
-        && (RefusalCode::ALL.iter().any(|r| r.as_str() == code)
-            || [
-                NO_ACTIVE_COUPONS,
-                NO_ACTIVE_COUPON,
-                NO_CHANNEL,
-                INSUFFICIENT_POINTS,
-            ]
-            .contains(&code))
-}
-
-fn skip(code: &str, detail: &str) -> ApiError {
-    ApiError::refused(code, detail)
-}
-
-/// A unique violation here means a concurrent call with the same key got there first.
-fn race_or(e: sea_orm::DbErr, what: &str) -> ApiError {
-    if store::is_unique_violation(&e) {
-        ApiError::conflict(RACE_LOST, format!("a concurrent call wrote this {what}"))
-    } else {
-        e.into()
-    }
+fn skip(code: &'static str, detail: &str) -> Error {
+    Error::refused(code, detail)
 }
 
 /// The org's pool, if claimed for workflows.
@@ -295,22 +255,20 @@ async fn claimed_pool(
     db: &DatabaseConnection,
     org_id: i64,
     pool_id: i64,
-) -> ApiResult<(orgs::Model, pools::Model)> {
+) -> Result<(orgs::Model, pools::Model)> {
     let pool = store::pools::get(db, org_id, pool_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("pool", pool_id))?;
+        .ok_or_else(|| Error::not_found("pool", pool_id))?;
     if !pool.claimed {
-        let mut p = crate::api::error::problem(
-            poem::http::StatusCode::UNPROCESSABLE_ENTITY,
+        return Err(Error::rejected(
+            "pool_id",
             "pool_not_claimed",
             format!("pool {pool_id} is not claimed for workflows: POST /v1/pools/{pool_id}/claim"),
-        );
-        p.field = Some("pool_id".into());
-        return Err(ApiError::from_problem(p));
+        ));
     }
     let org = store::orgs::get(db, org_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("org", org_id))?;
+        .ok_or_else(|| Error::not_found("org", org_id))?;
     Ok((org, pool))
 }
 
@@ -318,7 +276,7 @@ async fn customer(
     db: &DatabaseConnection,
     org_id: i64,
     who: &CustomerRef,
-) -> ApiResult<customers::Model> {
+) -> Result<customers::Model> {
     super::customers::resolve(db, org_id, &who.identifier()?).await
 }
 
@@ -327,7 +285,7 @@ async fn active_coupon(
     db: &DatabaseConnection,
     pool: &pools::Model,
     customer: &customers::Model,
-) -> ApiResult<Option<coupons::Model>> {
+) -> Result<Option<coupons::Model>> {
     let history = store::issuance::history(db, pool.id, customer.id, Utc::now()).await?;
     match history.valid_coupon {
         Some(id) => Ok(store::issuance::get(db, id).await?),
@@ -349,9 +307,6 @@ fn address(
     }
 }
 
-fn view(coupon: coupons::Model, existing: bool) -> ApiResult<IssuedCoupon> {
-    Ok(IssuedCoupon {
-        coupon: coupon_view(coupon, false)?,
-        existing,
-    })
+fn view(coupon: coupons::Model, existing: bool) -> Result<IssuedCoupon> {
+    IssuedCoupon::new(coupon, existing)
 }

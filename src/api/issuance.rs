@@ -19,7 +19,7 @@ use super::{
 pub use crate::service::coupons::IssuedCoupon;
 use crate::{
     domain::{api_key::Scope, customer::CustomerRef},
-    service, store,
+    service,
 };
 
 #[derive(Object)]
@@ -100,11 +100,8 @@ impl IssuanceApi {
         body: CsvFile,
     ) -> ApiResult<BatchAccepted> {
         auth.0.require(Scope::Admin)?;
-        let pool = find_pool(&state, auth.0.org_id, id.0).await?;
+        let (org, pool) = service::issuance::pool_and_org(&state.db, auth.0.org_id, id.0).await?;
         service::issuance::check_batchable(&pool)?;
-        let org = store::orgs::get(&state.db, auth.0.org_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("org", auth.0.org_id))?;
         let CsvFile::Csv(body) = body;
         let file = body.0.into_vec().await.map_err(|e| {
             ApiError::new(

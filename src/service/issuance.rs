@@ -78,18 +78,15 @@ pub async fn issue_one(
     .await
 }
 
-/// The org's pool and the org.
+/// The org's pool and the org, read together.
 pub async fn pool_and_org(
     db: &DatabaseConnection,
     org_id: i64,
     pool_id: i64,
 ) -> Result<(orgs::Model, pools::Model)> {
-    let pool = store::pools::get(db, org_id, pool_id)
+    let (pool, org) = store::pools::get_with_org(db, org_id, pool_id)
         .await?
         .ok_or_else(|| Error::not_found("pool", pool_id))?;
-    let org = store::orgs::get(db, org_id)
-        .await?
-        .ok_or_else(|| Error::not_found("org", org_id))?;
     Ok((org, pool))
 }
 

@@ -250,15 +250,13 @@ fn skip(code: &'static str, detail: &str) -> Error {
     Error::refused(code, detail)
 }
 
-/// The org's pool, if claimed for workflows.
+/// The org's pool, if claimed for workflows, and the org.
 async fn claimed_pool(
     db: &DatabaseConnection,
     org_id: i64,
     pool_id: i64,
 ) -> Result<(orgs::Model, pools::Model)> {
-    let pool = store::pools::get(db, org_id, pool_id)
-        .await?
-        .ok_or_else(|| Error::not_found("pool", pool_id))?;
+    let (org, pool) = issuance::pool_and_org(db, org_id, pool_id).await?;
     if !pool.claimed {
         return Err(Error::rejected(
             "pool_id",
@@ -266,9 +264,6 @@ async fn claimed_pool(
             format!("pool {pool_id} is not claimed for workflows: POST /v1/pools/{pool_id}/claim"),
         ));
     }
-    let org = store::orgs::get(db, org_id)
-        .await?
-        .ok_or_else(|| Error::not_found("org", org_id))?;
     Ok((org, pool))
 }
 

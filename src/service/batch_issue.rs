@@ -234,7 +234,7 @@ async fn issue_chunk_in_bulk(
     let stored_err = |e: crate::service::Error| DbErr::Custom(e.public_detail());
     let rules: IssuanceRules = stored(&pool.issuance).map_err(stored_err)?;
     let expiry_rules: ExpiryRules = stored(&pool.expiry).map_err(stored_err)?;
-    let tz = org.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let tz = crate::service::org_tz(&org.timezone).map_err(stored_err)?;
     let mut facts = read_facts(txn, pool, &rules, &rows, now).await?;
     let issued_before = facts.pool_issued;
     let mut progress = Progress {

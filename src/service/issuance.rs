@@ -236,7 +236,7 @@ async fn read_context<C: ConnectionTrait>(
     customer: &customers::Model,
     now: DateTime<Utc>,
 ) -> Result<IssueContext> {
-    let tz = org.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let tz = super::org_tz(&org.timezone)?;
     // A common code needs no history either: its unique index refuses a second copy.
     let history = if rules.depends_on_history() {
         store::issuance::history(db, pool.id, customer.id, now).await?

@@ -28,3 +28,10 @@ pub use error::{Error, Result};
 pub fn stored<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> crate::service::Result<T> {
     serde_json::from_value(v.clone()).map_err(crate::service::Error::internal)
 }
+
+/// An org's stored time zone. It was checked when written, so one that no longer parses is a
+/// server fault, never silently UTC.
+pub fn org_tz(name: &str) -> Result<chrono_tz::Tz> {
+    name.parse()
+        .map_err(|_| Error::internal(format!("stored time zone `{name}` does not parse")))
+}

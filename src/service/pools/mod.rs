@@ -12,6 +12,7 @@ pub use settings::{CodeOptions, CreatePool, PoolStats, RemoteSource, StoredRemot
 use crate::{
     domain::{
         coupon::CouponStatus,
+        discount::DiscountType,
         generator::Generator,
         issuance::IssuanceRules,
         pattern::{self, Pattern, PatternSpec},
@@ -146,7 +147,7 @@ fn validate_settings(input: &CreatePool) -> Result<()> {
     input.issuance.validate()?;
     input.redemption.validate()?;
     input.expiry.validate_with_offer_end(input.ends_at)?;
-    let gift_card = input.discount_type.as_str() == "gift_card";
+    let gift_card = input.discount_type == DiscountType::GiftCard;
     if !gift_card
         && (input.gift_card_min_value.is_some() || input.gift_card_min_redemption.is_some())
     {
@@ -332,7 +333,7 @@ pub async fn update(
     }
     if new_value != old_value {
         let match_old = input.match_value.then_some(old_value);
-        let gift_card = discount_type == "gift_card";
+        let gift_card = discount_type == DiscountType::GiftCard.as_str();
         store::pools::apply_value(
             &txn,
             saved.id,

@@ -32,6 +32,7 @@ use crate::{
     domain::{
         coupon::{self, CouponStatus},
         discount::{Basket, Discount},
+        pool::PoolSource,
         redemption::{self, Failure, RedemptionRules, StoreFacts},
     },
     service::{
@@ -89,7 +90,7 @@ impl Located {
     }
 
     fn is_gift_card(&self) -> bool {
-        self.pool.discount_type == "gift_card"
+        self.pool.discount_type == crate::domain::discount::DiscountType::GiftCard.as_str()
     }
 
     /// The status the rules see. A common code withdrawn or used up as a whole (its own row)
@@ -164,9 +165,9 @@ async fn locate_by_id<C: ConnectionTrait>(db: &C, coupon_id: i64) -> Result<Loca
 fn located(code_row: coupons::Model, copy: Option<coupons::Model>, of: PoolOf) -> Result<Located> {
     let pool = of.pool;
     Ok(Located {
-        tz: of.timezone.parse().unwrap_or(chrono_tz::UTC),
+        tz: crate::service::org_tz(&of.timezone)?,
         rules: parse(&pool.redemption)?,
-        is_common: pool.source == "common",
+        is_common: pool.source == PoolSource::Common.as_str(),
         pool,
         code_row,
         copy,

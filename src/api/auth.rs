@@ -3,14 +3,15 @@
 
 use poem::{
     Endpoint, IntoResponse, Request, Response,
-    http::{HeaderMap, StatusCode},
+    http::HeaderMap,
     web::headers::{Authorization, HeaderMapExt, authorization::Bearer as BearerHeader},
 };
 use poem_openapi::{SecurityScheme, auth::Bearer};
 
-use super::{AppState, error::ApiError, limits};
+use super::{error::ApiError, limits, state::AppState};
 use crate::{
-    domain::{api_key::Scope, signature},
+    domain::api_key::Scope,
+    service::{self, signed::SignedHeaders},
     store,
 };
 
@@ -123,31 +124,15 @@ pub async fn signed_requests<E: Endpoint>(next: E, mut req: Request) -> poem::Re
 
 /// Checks the Standard Webhooks headers of a request against its raw body.
 pub fn verify_signed(headers: &HeaderMap, secret: &str, body: &[u8]) -> Result<(), ApiError> {
+    service::signed::verify(&signed_headers(headers), secret, body).map_err(ApiError::from)
+}
+
+/// The Standard Webhooks headers of a request.
+pub fn signed_headers(headers: &HeaderMap) -> SignedHeaders<'_> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let (Some(id), Some(timestamp), Some(signature)) = (
-        header("webhook-id"),
-        header("webhook-timestamp"),
-        header("webhook-signature"),
-    ) else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "signature_required",
-            "this API key signs its requests: send webhook-id, webhook-timestamp and \
-             webhook-signature (Standard Webhooks) over the raw body",
-        ));
-    };
-    let invalid = |why: String| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_signature",
-            format!("the request signature is not valid: {why}"),
-        )
-    };
-    let timestamp: i64 = timestamp
-        .trim()
-        .parse()
-        .map_err(|_| invalid("webhook-timestamp is not a number of seconds".into()))?;
-    let now = chrono::Utc::now().timestamp();
-    signature::verify(secret, id, timestamp, body, signature, now)
-        .map_err(|e| invalid(e.to_string()))
+    SignedHeaders {
+        id: header("webhook-id"),
+        timestamp: header("webhook-timestamp"),
+        signature: header("webhook-signature"),
+    }
 }

@@ -9,10 +9,11 @@ use poem_openapi::{
 };
 
 use super::{
-    ApiTags, AppState,
     auth::ApiKeyAuth,
     customers::{CustomerCoupon, coupon_view},
     error::{ApiError, ApiResult},
+    state::AppState,
+    tags::ApiTags,
 };
 use crate::{
     domain::{

@@ -5,17 +5,18 @@ use poem::web::Data;
 use poem_openapi::{Object, OpenApi, param::Path, payload::Json};
 
 use super::{
-    ApiTags, AppState,
     auth::ApiKeyAuth,
     error::{ApiError, ApiResult},
+    state::AppState,
+    tags::ApiTags,
 };
+pub use crate::service::coupons::{CustomerCoupon, coupon_view};
 use crate::{
     domain::{
         api_key::Scope,
-        coupon::{self, CouponStatus},
         customer::{CustomerIdentifier, normalize_email, normalize_mobile},
     },
-    store,
+    service, store,
 };
 
 /// A customer's profile; the external id (the loyalty platform's id) is the key.
@@ -45,24 +46,6 @@ pub struct Customer {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A coupon as its holder sees it.
-#[derive(Object)]
-pub struct CustomerCoupon {
-    pub id: i64,
-    pub code: String,
-    pub pool_id: i64,
-    pub status: CouponStatus,
-    pub issued_at: Option<DateTime<Utc>>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub redeemable_from: Option<DateTime<Utc>>,
-    pub redemption_count: i32,
-    /// Gift cards: what is left to spend.
-    pub balance: Option<i64>,
-    /// Its last redemption was reversed and the coupon reinstated.
-    pub is_reversed: bool,
-    pub last_status_change_at: DateTime<Utc>,
-}
-
 #[derive(Object)]
 pub struct CustomerCouponList {
     pub items: Vec<CustomerCoupon>,
@@ -83,25 +66,6 @@ pub fn customer_view(m: entity::customers::Model) -> Customer {
         created_at: m.created_at,
         updated_at: m.updated_at,
     }
-}
-
-/// A coupon as it stands now: past its expiry it shows as expired before the sweep writes it.
-pub fn coupon_view(m: entity::coupons::Model, is_reversed: bool) -> ApiResult<CustomerCoupon> {
-    let stored = CouponStatus::from_i16(m.status)
-        .ok_or_else(|| ApiError::internal("unknown coupon status"))?;
-    Ok(CustomerCoupon {
-        status: coupon::status_at(stored, m.expires_at, Utc::now()),
-        id: m.id,
-        code: m.code,
-        pool_id: m.pool_id,
-        issued_at: m.issued_at,
-        expires_at: m.expires_at,
-        redeemable_from: m.redeemable_from,
-        redemption_count: m.redemption_count,
-        balance: m.balance,
-        is_reversed,
-        last_status_change_at: m.last_status_change_at,
-    })
 }
 
 pub struct CustomersApi;
@@ -181,7 +145,7 @@ impl CustomersApi {
                 let r = reversed.contains(&c.id);
                 coupon_view(c, r)
             })
-            .collect::<ApiResult<_>>()?;
+            .collect::<service::Result<_>>()?;
         Ok(Json(CustomerCouponList { items }))
     }
 }

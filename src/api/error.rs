@@ -190,7 +190,10 @@ impl From<crate::service::Error> for ApiError {
     fn from(err: crate::service::Error) -> ApiError {
         use crate::service::Error as E;
         let status = match &err {
-            E::Refused(_) | E::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            E::Refused(_) | E::Invalid { .. } | E::Rejected { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            E::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             E::NotFound { .. } => StatusCode::NOT_FOUND,
             E::Conflict { .. } | E::RaceLost => StatusCode::CONFLICT,
             E::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -207,22 +210,25 @@ impl From<crate::service::Error> for ApiError {
             }
         };
         let mut p = problem(status, err.code(), err.public_detail());
-        match err {
-            E::Invalid { field, .. } => p.field = Some(field.into_owned()),
-            E::Refused(r) => {
-                p.errors = r
-                    .failures
-                    .into_iter()
-                    .map(|f| ProblemItem {
-                        code: f.code.into_owned(),
-                        detail: f.detail,
-                        field: None,
-                    })
-                    .collect()
-            }
-            _ => {}
+        p.field = err.field().map(str::to_string);
+        if let E::Refused(r) = err {
+            p.errors = r
+                .failures
+                .into_iter()
+                .map(|f| ProblemItem {
+                    code: f.code.into_owned(),
+                    detail: f.detail,
+                    field: None,
+                })
+                .collect();
         }
         ApiError::from_problem(p)
+    }
+}
+
+impl From<crate::domain::pattern::PatternError> for ApiError {
+    fn from(err: crate::domain::pattern::PatternError) -> ApiError {
+        crate::service::Error::from(err).into()
     }
 }
 

@@ -2,7 +2,7 @@
 
 use poem::{IntoResponse, Response, handler, http::StatusCode, web::Data};
 
-use super::AppState;
+use super::state::AppState;
 use crate::{service, store};
 
 /// The process is alive.

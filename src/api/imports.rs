@@ -11,9 +11,10 @@ use poem_openapi::{
 };
 
 use super::{
-    ApiTags, AppState,
     auth::ApiKeyAuth,
     error::{ApiError, ApiResult},
+    state::AppState,
+    tags::ApiTags,
 };
 use crate::{
     domain::{api_key::Scope, csv},

@@ -9,33 +9,23 @@ use poem_openapi::{
 };
 
 use super::{
-    ApiTags, AppState,
     auth::ApiKeyAuth,
-    customers::{CustomerCoupon, coupon_view},
-    error::{ApiError, ApiResult},
+    error::ApiResult,
     imports::{CsvFile, Import},
     pools::find as find_pool,
+    state::AppState,
+    tags::ApiTags,
 };
+pub use crate::service::coupons::IssuedCoupon;
 use crate::{
     domain::{api_key::Scope, customer::CustomerRef},
     service,
-    store::{self, idempotency::Keyed},
 };
 
 #[derive(Object)]
 pub struct IssueRequest {
     /// The customer, by exactly one of external_id, email, mobile or user_id.
     pub customer: CustomerRef,
-}
-
-/// The coupon handed to the customer.
-#[derive(Object)]
-pub struct IssuedCoupon {
-    #[oai(flatten)]
-    pub coupon: CustomerCoupon,
-    /// True when this is a coupon the customer already held (aggregated pool, or
-    /// `resend_existing`), not a new one.
-    pub existing: bool,
 }
 
 #[derive(ApiResponse)]
@@ -80,47 +70,20 @@ impl IssuanceApi {
         body: Json<IssueRequest>,
     ) -> ApiResult<IssueResponse> {
         auth.0.require_any(&[Scope::Workflow, Scope::Market])?;
-        let identifier = body.0.customer.identifier()?;
-        let keyed = idempotency_key.0.map(|key| {
-            let fingerprint =
-                serde_json::json!({"pool": id.0, "customer": format!("{identifier:?}")});
-            Keyed::new(auth.0.org_id, "issueCoupon", key, &fingerprint)
-        });
-        if let Some(k) = &keyed
-            && let Some(coupon_id) = service::idempotency::replay(&state.db, k).await?
-        {
-            return Ok(IssueResponse::Existing(Json(
-                view(&state, coupon_id, true).await?,
-            )));
-        }
-        let pool = find_pool(&state, auth.0.org_id, id.0).await?;
-        if !pool.claimed && !Scope::reaches_unclaimed_pools(&auth.0.scopes) {
-            return Err(not_claimed(pool.id));
-        }
-        let org = store::orgs::get(&state.db, auth.0.org_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("org", auth.0.org_id))?;
-        let customer = service::customers::resolve(&state.db, auth.0.org_id, &identifier).await?;
-        let issued =
-            match service::issuance::issue(&state.db, &org, &pool, &customer, keyed.as_ref()).await
-            {
-                // A concurrent request with the same key committed first: answer as it did.
-                Err(e) if e.problem().code == service::idempotency::RACE_LOST => {
-                    let k = keyed.as_ref().ok_or(e)?;
-                    let coupon_id = service::idempotency::replay(&state.db, k)
-                        .await?
-                        .ok_or_else(|| ApiError::internal("lost key race but no key"))?;
-                    return Ok(IssueResponse::Existing(Json(
-                        view(&state, coupon_id, true).await?,
-                    )));
-                }
-                other => other?,
-            };
-        let body = IssuedCoupon {
-            coupon: coupon_view(issued.coupon, false)?,
-            existing: issued.existing,
-        };
-        Ok(if issued.existing {
+        let who = body.0.customer.identifier()?;
+        let unclaimed = Scope::reaches_unclaimed_pools(&auth.0.scopes);
+        let outcome = service::issuance::issue_one(
+            &state.db,
+            (auth.0.org_id, unclaimed),
+            id.0,
+            &who,
+            idempotency_key.0,
+        )
+        .await?;
+        let replayed = outcome.is_replayed();
+        let issued = outcome.into_inner();
+        let body = IssuedCoupon::new(issued.coupon, issued.existing)?;
+        Ok(if replayed || issued.existing {
             IssueResponse::Existing(Json(body))
         } else {
             IssueResponse::Issued(Json(body))
@@ -143,7 +106,7 @@ impl IssuanceApi {
         body: CsvFile,
     ) -> ApiResult<BatchAccepted> {
         auth.0.require(Scope::Admin)?;
-        let pool = find_pool(&state, auth.0.org_id, id.0).await?;
+        let (_, pool) = service::issuance::pool_and_org(&state.db, auth.0.org_id, id.0).await?;
         service::issuance::check_batchable(&pool)?;
         let CsvFile::Csv(body) = body;
         let file = super::imports::read_list(body.0).await?;
@@ -175,25 +138,4 @@ impl IssuanceApi {
         let import = service::customer_lists::upload_allow_list(&state.db, &pool, file).await?;
         Ok(ImportDone::Created(Json(import.into())))
     }
-}
-
-/// The workflow action's refusal, for a workflow key on the plain issue path.
-fn not_claimed(pool_id: i64) -> ApiError {
-    let mut p = super::error::problem(
-        poem::http::StatusCode::UNPROCESSABLE_ENTITY,
-        "pool_not_claimed",
-        format!("pool {pool_id} is not claimed for workflows: POST /v1/pools/{pool_id}/claim"),
-    );
-    p.field = Some("pool_id".into());
-    ApiError::from_problem(p)
-}
-
-async fn view(state: &AppState, coupon_id: i64, existing: bool) -> ApiResult<IssuedCoupon> {
-    let coupon = store::issuance::get(&state.db, coupon_id)
-        .await?
-        .ok_or_else(|| ApiError::internal("keyed coupon vanished"))?;
-    Ok(IssuedCoupon {
-        coupon: coupon_view(coupon, false)?,
-        existing,
-    })
 }

@@ -17,7 +17,9 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// request reached one, else the fixed path of a plain route, else `unmatched` (so random URLs
 /// cannot blow up the number of series).
 pub async fn track<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
-    let metrics = req.data::<super::AppState>().map(|s| s.metrics.clone());
+    let metrics = req
+        .data::<super::state::AppState>()
+        .map(|s| s.metrics.clone());
     let id = telemetry::request_id(req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()));
     let path = plain_route_label(req.uri().path());
     let span = tracing::info_span!(

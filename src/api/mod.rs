@@ -19,61 +19,16 @@ pub mod patterns;
 pub mod pools;
 pub mod redemption;
 pub mod remote;
+pub mod state;
+pub mod tags;
 pub mod webhooks;
 pub mod workflow;
 
-use std::sync::Arc;
-
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, http::StatusCode};
-use poem_openapi::{OpenApiService, OperationId, Tags, payload::Json};
-use sea_orm::DatabaseConnection;
+use poem_openapi::{OpenApiService, OperationId, payload::Json};
 
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub db: DatabaseConnection,
-    pub metrics: Arc<metrics::Metrics>,
-    /// How long a remote-code request is answered with the code already issued.
-    pub remote_retry_window: chrono::TimeDelta,
-    /// Abuse limits (requests per key and customer, guessing budgets).
-    pub rate_limits: Arc<limits::Limits>,
-    /// Which message channels can send (`/readyz` says which cannot).
-    pub deliveries: crate::notify::Availability,
-    /// Bounds on bodies, baskets and offline purchase times.
-    pub limits: crate::config::LimitsConfig,
-}
-
-#[derive(Tags)]
-pub enum ApiTags {
-    /// The caller's tenant.
-    Org,
-    /// Scoped API keys.
-    ApiKeys,
-    /// Coupon pools and their codes.
-    Pools,
-    /// Issuing coupons to customers.
-    Issuance,
-    /// Customers and their coupons.
-    Customers,
-    /// Uploaded files and their issues.
-    Imports,
-    /// Background jobs and their progress.
-    Jobs,
-    /// Signed event deliveries to subscribers' URLs.
-    Webhooks,
-    /// coupond as a loyalty platform's remote coupon source.
-    Remote,
-    /// The workflow-engine plugin: its descriptor and actions.
-    Workflow,
-    /// Checkout: validating, redeeming and reversing codes against a basket.
-    Redemption,
-    /// Looking up, searching and changing coupons.
-    Coupons,
-    /// Expiry reminders, resends and the email/SMS outbox.
-    Notifications,
-    /// The loyalty market: coupon products priced in points, exchanges, customers' points.
-    Market,
-}
+pub use state::AppState;
+pub use tags::ApiTags;
 
 pub fn openapi_service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
     OpenApiService::new(

@@ -5,9 +5,10 @@ use poem::web::Data;
 use poem_openapi::{Object, OpenApi, payload::Json};
 
 use super::{
-    ApiTags, AppState,
     auth::ApiKeyAuth,
     error::{ApiError, ApiResult},
+    state::AppState,
+    tags::ApiTags,
 };
 use crate::{
     domain::{api_key::Scope, org, pattern},

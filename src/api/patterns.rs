@@ -3,7 +3,7 @@
 use poem::web::Data;
 use poem_openapi::{Object, OpenApi, payload::Json};
 
-use super::{ApiTags, AppState, auth::ApiKeyAuth, error::ApiResult};
+use super::{auth::ApiKeyAuth, error::ApiResult, state::AppState, tags::ApiTags};
 use crate::{
     domain::{api_key::Scope, generator::Generator, pattern},
     service::pools::{CodeOptions, parse_pattern},

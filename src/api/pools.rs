@@ -9,10 +9,11 @@ use poem_openapi::{
 };
 
 use super::{
-    ApiTags, AppState,
     auth::ApiKeyAuth,
     error::{ApiError, ApiResult},
     imports::Import,
+    state::AppState,
+    tags::ApiTags,
 };
 use crate::{
     domain::{
@@ -20,100 +21,16 @@ use crate::{
         discount::DiscountType,
         expiry::ExpiryRules,
         issuance::IssuanceRules,
-        pool::{PoolSource, PoolState, Reminder, UpdateCriterion},
+        pool::{PoolSource, PoolState, Reminder},
         redemption::RedemptionRules,
     },
-    service::{self, pools::CodeOptions, revocation::BulkScope},
+    service::{
+        self,
+        pools::{CodeOptions, CreatePool, PoolStats, RemoteSource, UpdatePool},
+        revocation::BulkScope,
+    },
     store,
 };
-
-/// Where a `remote` pool fetches codes from at issue time.
-#[derive(Object, Clone)]
-pub struct RemoteSource {
-    /// The URL coupond POSTs the Antavo-shaped request to.
-    pub url: String,
-    /// Shared secret to sign the request with (Standard Webhooks); write-only.
-    #[oai(write_only)]
-    pub secret: Option<String>,
-    /// The key the source gave you, sent as the body's `api_key`; write-only. Without one,
-    /// `api_key` is `pool-<id>` and the signature is the credential.
-    #[oai(write_only, validator(max_length = 256))]
-    pub api_key: Option<String>,
-    /// Per-attempt timeout in milliseconds (default 2000).
-    pub timeout_ms: Option<u32>,
-    /// Further attempts after a failure (default 2).
-    pub retries: Option<u32>,
-}
-
-/// A new pool. Money is in minor units, percentages in basis points.
-#[derive(Object)]
-pub struct CreatePool {
-    #[oai(validator(min_length = 1, max_length = 200))]
-    pub name: String,
-    pub source: PoolSource,
-    /// Code pattern for generated, bulk and common pools: `#` digit, `@` a-z, `^` A-Z,
-    /// `*` alphanumeric, `$` A-Z0-9, `\` escapes; anything else is literal. A pattern without
-    /// placeholders is a common code. Unique in the org.
-    pub pattern: Option<String>,
-    pub discount_type: DiscountType,
-    /// Minor units (amount, gift card) or basis points (percentage); none for free shipping.
-    pub value: Option<i64>,
-    /// ISO 4217 currency of `value`.
-    pub currency: Option<String>,
-    /// Gift cards: a balance left under this voids the card.
-    pub gift_card_min_value: Option<i64>,
-    /// Gift cards: the least that may be spent in one redemption.
-    pub gift_card_min_redemption: Option<i64>,
-    /// The least basket total the coupon may be used on.
-    pub purchase_min: Option<i64>,
-    /// Validity window; no end means "along with the campaign".
-    pub starts_at: Option<DateTime<Utc>>,
-    pub ends_at: Option<DateTime<Utc>>,
-    /// Defaults to active.
-    pub state: Option<PoolState>,
-    #[oai(flatten)]
-    pub codes: CodeOptions,
-    #[oai(default)]
-    pub issuance: IssuanceRules,
-    #[oai(default)]
-    pub redemption: RedemptionRules,
-    #[oai(default)]
-    pub expiry: ExpiryRules,
-    #[oai(default)]
-    pub reminders: Vec<Reminder>,
-    /// Required for source `remote`.
-    pub remote: Option<RemoteSource>,
-}
-
-/// Changes to a pool; absent fields stay as they are.
-#[derive(Object)]
-pub struct UpdatePool {
-    #[oai(validator(min_length = 1, max_length = 200))]
-    pub name: Option<String>,
-    pub state: Option<PoolState>,
-    /// Refused once the pool has codes.
-    pub source: Option<PoolSource>,
-    /// Refused once the pool has codes.
-    pub pattern: Option<String>,
-    pub value: Option<i64>,
-    pub currency: Option<String>,
-    pub gift_card_min_value: Option<i64>,
-    pub gift_card_min_redemption: Option<i64>,
-    pub purchase_min: Option<i64>,
-    pub starts_at: Option<DateTime<Utc>>,
-    pub ends_at: Option<DateTime<Utc>>,
-    pub issuance: Option<IssuanceRules>,
-    pub redemption: Option<RedemptionRules>,
-    pub expiry: Option<ExpiryRules>,
-    pub reminders: Option<Vec<Reminder>>,
-    /// Which existing coupons take a new `value`: none (only future ones), unassigned,
-    /// not_redeemed or all.
-    #[oai(default)]
-    pub update_criterion: UpdateCriterion,
-    /// Only coupons whose value still equals the old one follow the change.
-    #[oai(default)]
-    pub match_value: bool,
-}
 
 /// A coupon pool.
 #[derive(Object)]
@@ -152,24 +69,6 @@ pub struct PoolList {
     pub page: u64,
     pub per_page: u64,
     pub total: u64,
-}
-
-/// Coupon counts of a pool.
-#[derive(Object)]
-pub struct PoolStats {
-    /// Every coupon row of the pool.
-    pub total: i64,
-    pub available: i64,
-    pub issued: i64,
-    pub redeemed: i64,
-    pub expired: i64,
-    pub invalidated: i64,
-    pub revoked: i64,
-    /// Codes that can still be issued: available ones, plus what the pattern can still mint
-    /// for pools that mint on demand (capped by the issual limit when one is set); 0 once the
-    /// pool has ended or is archived; null when unknown (remote pools) or unlimited (a common
-    /// code without an issual limit).
-    pub remaining: Option<i64>,
 }
 
 /// A list of codes, for small uploads; use CSV for large ones.

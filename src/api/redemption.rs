@@ -11,9 +11,10 @@ use poem_openapi::{
 };
 
 use super::{
-    ApiTags, AppState,
     auth::{ApiKeyAuth, Caller},
     error::{ApiError, ApiResult},
+    state::AppState,
+    tags::ApiTags,
 };
 use crate::{
     domain::{
@@ -512,20 +513,25 @@ fn code_result(outcome: CodeOutcome) -> ApiResult<CodeResult> {
     })
 }
 
-/// A refusal's failed rules, or the problem itself as one failure.
-fn problem_failures(e: &ApiError) -> Vec<RuleFailure> {
-    let p = e.problem();
-    if p.errors.is_empty() {
-        return vec![RuleFailure {
-            code: p.code.clone(),
-            detail: p.detail.clone(),
-        }];
+/// A refusal's failed rules, or the error itself as one failure.
+fn problem_failures(e: &service::Error) -> Vec<RuleFailure> {
+    match e {
+        service::Error::Refused(r) if !r.failures.is_empty() => r
+            .failures
+            .iter()
+            .map(|f| RuleFailure {
+                code: f.code.to_string(),
+                detail: f.detail.clone(),
+            })
+            .collect(),
+        _ => {
+            if !e.is_caller_error() {
+                tracing::error!(cause = %e, "a checkout code failed");
+            }
+            vec![RuleFailure {
+                code: e.code().to_string(),
+                detail: e.public_detail(),
+            }]
+        }
     }
-    p.errors
-        .iter()
-        .map(|item| RuleFailure {
-            code: item.code.clone(),
-            detail: item.detail.clone(),
-        })
-        .collect()
 }

@@ -9,7 +9,7 @@ use poem_openapi::{
     types::Type,
 };
 
-use super::{ApiTags, AppState, error::ApiError};
+use super::{auth::signed_headers, error::ApiError, state::AppState, tags::ApiTags};
 use crate::service::remote_callback::{self, Call};
 
 /// Antavo's request. Every field may be a string or a number; other fields are ignored.
@@ -142,14 +142,17 @@ impl RemoteApi {
         request: &Request,
         body: RawBody,
     ) -> RemoteCodeResponse {
+        let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
         let call = Call {
-            headers: request.headers(),
+            headers: signed_headers(request.headers()),
+            content_type: header("content-type"),
+            idempotency_key: header("idempotency-key"),
             body: &body.0,
             retry_window: state.remote_retry_window,
         };
         match remote_callback::serve(&state.db, call).await {
             Ok(code) => RemoteCodeResponse::Code(Json(RemoteCode { code })),
-            Err(e) => e.into(),
+            Err(e) => ApiError::from(e).into(),
         }
     }
 }

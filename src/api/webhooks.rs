@@ -7,9 +7,10 @@ use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
 use rand::Rng;
 
 use super::{
-    ApiTags, AppState,
     auth::ApiKeyAuth,
     error::{ApiError, ApiResult},
+    state::AppState,
+    tags::ApiTags,
 };
 use crate::{
     domain::{api_key::Scope, signature, webhook::WebhookEvent},

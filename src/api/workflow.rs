@@ -4,7 +4,7 @@
 
 use poem::{http::StatusCode, web::Data};
 use poem_openapi::{
-    ApiResponse, Enum, Object, OpenApi,
+    ApiResponse, Object, OpenApi,
     param::Header,
     payload::Json,
     registry::{MetaSchemaRef, Registry},
@@ -13,134 +13,22 @@ use poem_openapi::{
 use serde_json::{Value, json};
 
 use super::{
-    ApiTags, AppState,
     auth::ApiKeyAuth,
     error::{ApiError, ApiResult},
-    issuance::IssuedCoupon,
+    state::AppState,
+    tags::ApiTags,
 };
 use crate::{
-    domain::{api_key::Scope, customer::CustomerRef, discount::DiscountType, pool::PoolSource},
-    service::{self, workflow::Step},
+    domain::{api_key::Scope, discount::DiscountType, pool::PoolSource},
+    service::{
+        self,
+        workflow::{
+            ActionResult, ActionStatus, CreditPointsInput, IssueCouponInput, ResendCouponInput,
+            RevokeCouponsInput, Step,
+        },
+    },
     store,
 };
-
-/// Issue coupons of a claimed pool to a customer.
-#[derive(Object)]
-pub struct IssueCouponInput {
-    pub pool_id: i64,
-    /// The customer, by exactly one of external_id, email, mobile or user_id.
-    pub customer: CustomerRef,
-    /// How many coupons to issue (1 to 50, default 1); issuing stops at the first rule that
-    /// says no, keeping what was issued.
-    #[oai(validator(minimum(value = "1"), maximum(value = "50")))]
-    pub count: Option<u32>,
-}
-
-/// Revoke the customer's active coupons of a claimed pool.
-#[derive(Object)]
-pub struct RevokeCouponsInput {
-    pub pool_id: i64,
-    pub customer: CustomerRef,
-}
-
-/// How a coupon is sent again.
-#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
-#[oai(rename_all = "snake_case")]
-pub enum ResendChannel {
-    Email,
-    Sms,
-}
-
-/// Send the customer's active coupon of a claimed pool again.
-#[derive(Object)]
-pub struct ResendCouponInput {
-    pub pool_id: i64,
-    pub customer: CustomerRef,
-    /// Defaults to SMS when the customer has a mobile number, else email.
-    pub channel: Option<ResendChannel>,
-}
-
-/// Add points to (or, negative, take points from) the customer's balance.
-#[derive(Object)]
-pub struct CreditPointsInput {
-    pub customer: CustomerRef,
-    /// Signed, not zero; the balance never goes below zero.
-    pub points: i64,
-    #[oai(validator(min_length = 1, max_length = 200))]
-    pub reason: String,
-}
-
-/// What an action did.
-#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
-#[oai(rename_all = "snake_case")]
-pub enum ActionStatus {
-    Issued,
-    Revoked,
-    Resent,
-    Credited,
-    /// A rule said no (its code is in `reason`); the workflow should go on.
-    Skipped,
-    /// The request cannot be carried out as sent (HTTP 4xx).
-    Failed,
-}
-
-/// Why an action was skipped or failed, or why issuing stopped early.
-#[derive(Object, Debug, Clone)]
-pub struct ActionReason {
-    /// Stable machine-readable code: customer_limit, pool_exhausted, pool_not_claimed, ...
-    pub code: String,
-    pub detail: String,
-    #[oai(skip_serializing_if_is_none)]
-    pub field: Option<String>,
-}
-
-/// The points entry a credit made.
-#[derive(Object, Debug, Clone)]
-pub struct PointsCredit {
-    pub entry_id: i64,
-    pub points: i64,
-    /// The balance after the entry.
-    pub balance: i64,
-}
-
-/// The answer of every action.
-#[derive(Object)]
-pub struct ActionResult {
-    pub status: ActionStatus,
-    #[oai(skip_serializing_if_is_none)]
-    pub reason: Option<ActionReason>,
-    /// The coupons issued, revoked or resent.
-    #[oai(default)]
-    pub coupons: Vec<IssuedCoupon>,
-    #[oai(skip_serializing_if_is_none)]
-    pub points: Option<PointsCredit>,
-}
-
-impl ActionResult {
-    pub fn done(status: ActionStatus, coupons: Vec<IssuedCoupon>) -> ActionResult {
-        ActionResult {
-            status,
-            reason: None,
-            coupons,
-            points: None,
-        }
-    }
-
-    /// A result for an error: `skipped` for a rule's refusal, else `failed`.
-    pub fn from_error(status: ActionStatus, e: &ApiError) -> ActionResult {
-        let p = e.problem();
-        ActionResult {
-            status,
-            reason: Some(ActionReason {
-                code: p.code.clone(),
-                detail: p.detail.clone(),
-                field: p.field.clone(),
-            }),
-            coupons: Vec::new(),
-            points: None,
-        }
-    }
-}
 
 #[derive(ApiResponse)]
 pub enum ActionResponse {
@@ -329,25 +217,26 @@ fn step<T: ToJSON>(
 }
 
 /// Caller errors become a `failed` result with their status; others stay problems.
-fn respond(result: ApiResult<ActionResult>) -> ApiResult<ActionResponse> {
+fn respond(result: service::Result<ActionResult>) -> ApiResult<ActionResponse> {
     match result {
         Ok(r) => Ok(ActionResponse::Done(Json(r))),
-        Err(e) if is_caller_error(&e) => {
-            let status =
-                StatusCode::from_u16(e.problem().status).unwrap_or(StatusCode::BAD_REQUEST);
-            Ok(ActionResponse::Failed(
-                status,
-                Json(ActionResult::from_error(ActionStatus::Failed, &e)),
-            ))
+        Err(e) => {
+            let failed = ActionResult::from_error(ActionStatus::Failed, &e);
+            let e = ApiError::from(e);
+            let status = e.problem().status;
+            if !is_caller_error(status) {
+                return Err(e);
+            }
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            Ok(ActionResponse::Failed(status, Json(failed)))
         }
-        Err(e) => Err(e),
     }
 }
 
 /// 4xx other than authentication and authorisation, which are the plugin's set-up, not the
 /// step's input.
-fn is_caller_error(e: &ApiError) -> bool {
-    matches!(e.problem().status, 400 | 404 | 409 | 422)
+fn is_caller_error(status: u16) -> bool {
+    matches!(status, 400 | 404 | 409 | 422)
 }
 
 fn actions() -> Vec<ActionDescriptor> {

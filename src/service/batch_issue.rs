@@ -156,16 +156,13 @@ async fn issue_row(
     }
 }
 
-/// A rule's refusal of one row, or the failure that stops the job.
-fn refusal_of(err: crate::api::error::ApiError) -> Result<(String, String)> {
-    let problem = err.problem();
-    if problem.status == 422 {
-        Ok((problem.code.clone(), problem.detail.clone()))
-    } else {
-        Err(Error::internal(format!(
-            "issuing a row failed: {}",
-            problem.detail
-        )))
+/// A rule's refusal of one row (or the row's own bad input), or the failure that stops the job.
+fn refusal_of(err: Error) -> Result<(String, String)> {
+    match err {
+        Error::Refused(_) | Error::Rejected { .. } | Error::Invalid { .. } => {
+            Ok((err.code().to_string(), err.public_detail()))
+        }
+        other => Err(other),
     }
 }
 
@@ -235,7 +232,7 @@ async fn issue_chunk_in_bulk(
     let now = Utc::now();
     let rules: IssuanceRules = stored(&pool.issuance)?;
     let expiry_rules: ExpiryRules = stored(&pool.expiry)?;
-    let tz = org.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let tz = crate::service::org_tz(&org.timezone)?;
     let mut facts = read_facts(txn, pool, &rules, &rows, now).await?;
     let issued_before = facts.pool_issued;
     let mut progress = Progress {

@@ -7,11 +7,11 @@ use std::collections::HashSet;
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    api::error::{ApiError, ApiResult},
     domain::{
         discount::{self, Basket},
         redemption::RedemptionRules,
     },
+    service::{Error, Result},
     service::{
         idempotency,
         redemption::{self, Consumed, Mode, Purchase},
@@ -25,7 +25,7 @@ use crate::{
 pub struct CodeOutcome {
     /// The code as the till sent it.
     pub code: String,
-    pub result: ApiResult<Consumed>,
+    pub result: Result<Consumed>,
 }
 
 #[derive(Debug)]
@@ -57,7 +57,7 @@ pub async fn checkout(
     purchase: Purchase,
     codes: &[String],
     key: Option<&CheckoutKey>,
-) -> ApiResult<Checkout> {
+) -> Result<Checkout> {
     if let Some(k) = key {
         refuse_reused_key(db, k, codes.len()).await?;
     }
@@ -84,11 +84,7 @@ pub async fn checkout(
 
 /// A key already used for another checkout is a 409 for the whole request, as on `/redeem`,
 /// not a per-code refusal beside a 200. Only codes redeemed the first time left the key.
-async fn refuse_reused_key(
-    db: &DatabaseConnection,
-    key: &CheckoutKey,
-    codes: usize,
-) -> ApiResult<()> {
+async fn refuse_reused_key(db: &DatabaseConnection, key: &CheckoutKey, codes: usize) -> Result<()> {
     for index in 0..codes {
         idempotency::stored_response(db, &key.for_code(index)).await?;
     }
@@ -102,7 +98,7 @@ async fn redeem_one(
     purchase: &Purchase,
     keyed: Option<&Keyed>,
     used: &mut HashSet<i64>,
-) -> ApiResult<Consumed> {
+) -> Result<Consumed> {
     if let Some(k) = keyed
         && let Some(done) = redemption::replay(db, org_id, k).await?
     {
@@ -112,7 +108,7 @@ async fn redeem_one(
     let located = redemption::locate(db, org_id, code, purchase.redeemer()).await?;
     // Forgiving entry can make two spellings one coupon; it is redeemed once per checkout.
     if !used.insert(located.target().id) {
-        return Err(ApiError::refused(
+        return Err(Error::refused(
             "duplicate_code",
             format!("{code} names a coupon already in this checkout"),
         ));
@@ -120,7 +116,7 @@ async fn redeem_one(
     redemption::consume(db, org_id, &located, purchase, Mode::Redeem, keyed).await
 }
 
-fn left_after(basket: &Basket, done: &Consumed) -> ApiResult<Basket> {
+fn left_after(basket: &Basket, done: &Consumed) -> Result<Basket> {
     let rules: RedemptionRules = parse(&done.pool.redemption)?;
     let taken = redemption::recorded_discount(&done.redemption)?;
     Ok(discount::remaining(basket, &rules.item_filter(), &taken))

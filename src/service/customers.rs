@@ -1,12 +1,11 @@
 //! Finding the customer a request names.
 
 use entity::customers;
-use poem::http::StatusCode;
 use sea_orm::ConnectionTrait;
 
 use crate::{
-    api::error::{ApiError, ApiResult},
     domain::customer::CustomerIdentifier,
+    service::{Error, Result},
     store,
 };
 
@@ -17,10 +16,10 @@ pub async fn resolve<C: ConnectionTrait>(
     db: &C,
     org_id: i64,
     id: &CustomerIdentifier,
-) -> ApiResult<customers::Model> {
+) -> Result<customers::Model> {
     let mut found = store::customers::matching(db, org_id, id, 2).await?;
     if found.len() > 1 {
-        return Err(ApiError::conflict(
+        return Err(Error::conflict(
             "ambiguous_customer",
             format!(
                 "more than one customer has this {}: name the customer by external_id or user_id",
@@ -31,12 +30,10 @@ pub async fn resolve<C: ConnectionTrait>(
     found.pop().ok_or_else(|| not_found(id))
 }
 
-pub fn not_found(id: &CustomerIdentifier) -> ApiError {
-    let mut p = crate::api::error::problem(
-        StatusCode::UNPROCESSABLE_ENTITY,
+pub fn not_found(id: &CustomerIdentifier) -> Error {
+    Error::rejected(
+        format!("customer.{}", id.kind()),
         "customer_not_found",
-        id.not_found_message().to_string(),
-    );
-    p.field = Some(format!("customer.{}", id.kind()));
-    ApiError::from_problem(p)
+        id.not_found_message(),
+    )
 }

@@ -1,5 +1,5 @@
 //! The one error type of the service layer. It speaks the domain: a rule that refused, a thing
-//! that does not exist, a state that forbids the change. `api::error` maps it to HTTP once.
+//! that does not exist, a state that forbids the change. The API's error module maps it to HTTP once.
 
 use std::borrow::Cow;
 
@@ -24,9 +24,21 @@ pub enum Error {
     /// One field of the request or of a setting is invalid.
     #[error("{field}: {reason}")]
     Invalid { field: Code, reason: String },
+    /// One field names something that cannot be used, or breaks a format rule with its own
+    /// code (an unknown customer, a pool not claimed, an invalid pattern). Unlike a refusal no
+    /// business rule was asked: the request itself must change.
+    #[error("{detail}")]
+    Rejected {
+        field: Code,
+        code: Code,
+        detail: String,
+    },
     /// The request could not be read at all (unreadable file, missing header column).
     #[error("{detail}")]
     BadRequest { code: Code, detail: String },
+    /// The caller's credentials (a remote key, a signature) are missing or wrong.
+    #[error("{detail}")]
+    Unauthorized { code: Code, detail: String },
     /// The caller may not do this (level, group, claimed pool).
     #[error("{detail}")]
     Forbidden { code: Code, detail: String },
@@ -93,6 +105,32 @@ impl Error {
         }
     }
 
+    pub fn rejected(
+        field: impl Into<Code>,
+        code: impl Into<Code>,
+        detail: impl Into<String>,
+    ) -> Error {
+        Error::Rejected {
+            field: field.into(),
+            code: code.into(),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn unauthorized(code: impl Into<Code>, detail: impl Into<String>) -> Error {
+        Error::Unauthorized {
+            code: code.into(),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn too_large(code: impl Into<Code>, detail: impl Into<String>) -> Error {
+        Error::TooLarge {
+            code: code.into(),
+            detail: detail.into(),
+        }
+    }
+
     pub fn bad_request(code: impl Into<Code>, detail: impl Into<String>) -> Error {
         Error::BadRequest {
             code: code.into(),
@@ -127,7 +165,9 @@ impl Error {
             | Error::BadRequest { code, .. }
             | Error::Forbidden { code, .. }
             | Error::TooLarge { code, .. }
-            | Error::Upstream { code, .. } => code,
+            | Error::Upstream { code, .. }
+            | Error::Unauthorized { code, .. }
+            | Error::Rejected { code, .. } => code,
             Error::Invalid { .. } => "validation_failed",
             Error::RaceLost => "idempotency_race_lost",
             Error::Db(e) if is_unavailable(e) => "database_unavailable",
@@ -142,7 +182,16 @@ impl Error {
             Error::Db(_) | Error::Internal(_) => {
                 "the service failed to complete the request; it has been logged".into()
             }
+            Error::Invalid { reason, .. } => reason.clone(),
             other => other.to_string(),
+        }
+    }
+
+    /// The request field at fault, when there is one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Error::Invalid { field, .. } | Error::Rejected { field, .. } => Some(field),
+            _ => None,
         }
     }
 
@@ -164,6 +213,12 @@ pub fn is_unavailable(e: &DbErr) -> bool {
 impl From<crate::domain::Invalid> for Error {
     fn from(e: crate::domain::Invalid) -> Error {
         Error::invalid(e.field, e.reason)
+    }
+}
+
+impl From<crate::domain::pattern::PatternError> for Error {
+    fn from(e: crate::domain::pattern::PatternError) -> Error {
+        Error::rejected(e.field, e.code, e.message)
     }
 }
 

@@ -20,6 +20,7 @@ use crate::{
         Error, Result,
         codes::new_codes,
         jobs::{Outcome, Run},
+        pools::parse_pattern,
     },
     store::{
         self,
@@ -107,13 +108,12 @@ fn pattern_exhausted(pattern: &Pattern, already: u64, count: u64) -> Error {
 }
 
 pub fn pool_pattern(pool: &pools::Model) -> Result<Pattern> {
-    let codes = serde_json::from_value(pool.code_options.clone()).map_err(Error::internal)?;
+    let codes = super::stored(&pool.code_options)?;
     let text = pool
         .pattern
         .as_deref()
         .ok_or_else(|| Error::internal("pool without pattern"))?;
-    crate::service::pools::parse_pattern(text, &codes)
-        .map_err(|e| Error::internal(e.problem().detail.clone()))
+    parse_pattern(text, &codes)
 }
 
 /// The generation job's work: chunks until the asked count is in (counting what earlier

@@ -16,14 +16,19 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, T
 use serde_json::json;
 
 use crate::{
-    api::error::{ApiError, ApiResult},
     domain::{
+        customer::CustomerIdentifier,
         expiry::{self, ExpiryRules},
         issuance::{self, Decision, IssuanceRules, IssueContext, RefusalCode},
         pool::{PoolSource, PoolState},
         webhook::WebhookEvent,
     },
-    service::{generation::pool_pattern, remote_source, stored as parse, webhooks},
+    service::{
+        Error, Result,
+        generation::pool_pattern,
+        idempotency::{self, Outcome},
+        remote_source, stored as parse, webhooks,
+    },
     store::{
         self,
         events::EventKind,
@@ -41,6 +46,64 @@ pub struct Issued {
     pub existing: bool,
 }
 
+/// Issues one coupon of the org's pool `pool_id` to the customer `who` names. With a `key`,
+/// the call runs once: a retry with the same request gets the coupon of the first call back
+/// (as `Replayed`), another request under the key is a 409. A caller whose scopes do not
+/// reach unclaimed pools (a workflow key) gets the workflow action's 422 `pool_not_claimed`
+/// for a pool not claimed for workflows.
+pub async fn issue_one(
+    db: &DatabaseConnection,
+    (org_id, reaches_unclaimed): (i64, bool),
+    pool_id: i64,
+    who: &CustomerIdentifier,
+    key: Option<String>,
+) -> Result<Outcome<Issued>> {
+    let keyed = key.map(|key| {
+        let fingerprint = json!({"pool": pool_id, "customer": format!("{who:?}")});
+        Keyed::new(org_id, "issueCoupon", key, &fingerprint)
+    });
+    let replay = |first: serde_json::Value| async move {
+        let id = idempotency::stored_id(&first, "coupon_id")?;
+        let coupon = store::issuance::get(db, id)
+            .await?
+            .ok_or_else(|| Error::internal("keyed coupon vanished"))?;
+        Ok(Issued {
+            coupon,
+            existing: true,
+        })
+    };
+    idempotency::once(db, keyed.as_ref(), replay, || async {
+        let (org, pool) = pool_and_org(db, org_id, pool_id).await?;
+        if !pool.claimed && !reaches_unclaimed {
+            return Err(not_claimed(pool.id));
+        }
+        let customer = super::customers::resolve(db, org_id, who).await?;
+        issue(db, &org, &pool, &customer, keyed.as_ref()).await
+    })
+    .await
+}
+
+/// A pool a workflow-only caller may not use.
+pub fn not_claimed(pool_id: i64) -> Error {
+    Error::rejected(
+        "pool_id",
+        "pool_not_claimed",
+        format!("pool {pool_id} is not claimed for workflows: POST /v1/pools/{pool_id}/claim"),
+    )
+}
+
+/// The org's pool and the org, read together.
+pub async fn pool_and_org(
+    db: &DatabaseConnection,
+    org_id: i64,
+    pool_id: i64,
+) -> Result<(orgs::Model, pools::Model)> {
+    let (pool, org) = store::pools::get_with_org(db, org_id, pool_id)
+        .await?
+        .ok_or_else(|| Error::not_found("pool", pool_id))?;
+    Ok((org, pool))
+}
+
 /// Issues one coupon of `pool` to `customer`, recording `keyed` (if any) in the same
 /// transaction so a retry with the same key gets this coupon back.
 pub async fn issue(
@@ -49,14 +112,14 @@ pub async fn issue(
     pool: &pools::Model,
     customer: &customers::Model,
     keyed: Option<&Keyed>,
-) -> ApiResult<Issued> {
+) -> Result<Issued> {
     let mut fetched = prefetch(db, org, pool, customer, 1).await?;
     let txn = db.begin().await?;
     let issued = issue_in(&txn, org, pool, customer, Utc::now(), &mut fetched).await?;
     if let Some(k) = keyed {
         let response =
             serde_json::json!({ "coupon_id": issued.coupon.id, "existing": issued.existing });
-        super::idempotency::record(&txn, k, 201, response).await?;
+        idempotency::record(&txn, k, 201, response).await?;
     }
     txn.commit().await?;
     Ok(issued)
@@ -91,9 +154,9 @@ impl Drop for Fetched {
 
 /// Batch issues run many issues in one transaction, which must not wait on HTTP calls; remote
 /// pools issue one request at a time.
-pub fn check_batchable(pool: &pools::Model) -> ApiResult<()> {
+pub fn check_batchable(pool: &pools::Model) -> Result<()> {
     if pool.source == PoolSource::Remote.as_str() {
-        return Err(ApiError::conflict(
+        return Err(Error::conflict(
             "remote_source",
             "a remote pool fetches each code from its source: issue one at a time with /issue",
         ));
@@ -109,7 +172,7 @@ pub async fn prefetch(
     pool: &pools::Model,
     customer: &customers::Model,
     count: u32,
-) -> ApiResult<Fetched> {
+) -> Result<Fetched> {
     let mut fetched = Fetched {
         pool_id: pool.id,
         codes: VecDeque::new(),
@@ -120,7 +183,7 @@ pub async fn prefetch(
     let rules: IssuanceRules = parse(&pool.issuance)?;
     let ctx = read_context(db, org, pool, &rules, customer, Utc::now()).await?;
     match issuance::decide(&rules, &ctx) {
-        Decision::Refuse(r) => Err(ApiError::refused(r.code.as_str(), r.reason)),
+        Decision::Refuse(r) => Err(Error::refused(r.code.as_str(), r.reason)),
         Decision::ReturnExisting(_) => Ok(fetched),
         Decision::IssueNew => {
             fetched.codes = remote_source::fetch(pool, customer, count).await?.into();
@@ -138,14 +201,14 @@ pub async fn issue_in(
     customer: &customers::Model,
     now: DateTime<Utc>,
     fetched: &mut Fetched,
-) -> ApiResult<Issued> {
+) -> Result<Issued> {
     let rules: IssuanceRules = parse(&pool.issuance)?;
     if rules.depends_on_history() {
         store::customers::lock(txn, customer.id).await?;
     }
     let ctx = read_context(txn, org, pool, &rules, customer, now).await?;
     match issuance::decide(&rules, &ctx) {
-        Decision::Refuse(r) => return Err(ApiError::refused(r.code.as_str(), r.reason)),
+        Decision::Refuse(r) => return Err(Error::refused(r.code.as_str(), r.reason)),
         Decision::ReturnExisting(id) => return existing(txn, id).await,
         Decision::IssueNew => {}
     }
@@ -160,7 +223,7 @@ pub async fn issue_in(
         redeemable_from: Some(expiry::redeemable_from(&expiry_rules, now, ctx.tz)),
     };
     let source =
-        PoolSource::parse(&pool.source).ok_or_else(|| ApiError::internal("unknown pool source"))?;
+        PoolSource::parse(&pool.source).ok_or_else(|| Error::internal("unknown pool source"))?;
     let coupon = claim(txn, pool, source, stamp, fetched).await?;
     store::events::record(txn, &coupon, Some(customer.id), EventKind::Issue, None).await?;
     webhooks::enqueue(
@@ -186,8 +249,8 @@ async fn read_context<C: ConnectionTrait>(
     rules: &IssuanceRules,
     customer: &customers::Model,
     now: DateTime<Utc>,
-) -> ApiResult<IssueContext> {
-    let tz = org.timezone.parse().unwrap_or(chrono_tz::UTC);
+) -> Result<IssueContext> {
+    let tz = super::org_tz(&org.timezone)?;
     // A common code needs no history either: its unique index refuses a second copy.
     let history = if rules.depends_on_history() {
         store::issuance::history(db, pool.id, customer.id, now).await?
@@ -218,7 +281,7 @@ async fn take_series_slot(
     pool: &pools::Model,
     rules: &IssuanceRules,
     max_total: u64,
-) -> ApiResult<()> {
+) -> Result<()> {
     let Some(total) = store::issuance::take_series_slot(txn, pool.id, max_total).await? else {
         return Err(refusal(
             RefusalCode::SeriesLimit,
@@ -313,12 +376,12 @@ async fn claim(
     source: PoolSource,
     stamp: Stamp,
     fetched: &mut Fetched,
-) -> ApiResult<coupons::Model> {
+) -> Result<coupons::Model> {
     match source {
         PoolSource::Common => {
             let code = pool_pattern(pool)?
                 .common_code()
-                .ok_or_else(|| ApiError::internal("common pool without a code"))?;
+                .ok_or_else(|| Error::internal("common pool without a code"))?;
             store::issuance::insert_issued(txn, pool, code, stamp.customer_id, stamp)
                 .await?
                 .ok_or_else(|| {
@@ -330,7 +393,7 @@ async fn claim(
         }
         PoolSource::Remote => {
             let code = fetched.next().ok_or_else(|| {
-                ApiError::conflict(
+                Error::conflict(
                     "remote_code_missing",
                     "the customer's coupons changed while the remote source was asked; retry",
                 )
@@ -356,7 +419,7 @@ async fn mint(
     txn: &DatabaseTransaction,
     pool: &pools::Model,
     stamp: Stamp,
-) -> ApiResult<coupons::Model> {
+) -> Result<coupons::Model> {
     let pattern = pool_pattern(pool)?;
     let key = pool.generation_key.clone().unwrap_or_default();
     let generator = crate::domain::generator::Generator::new(&pattern, key.as_bytes());
@@ -373,28 +436,26 @@ async fn mint(
             return Ok(c);
         }
     }
-    Err(ApiError::internal(
-        "could not mint a free code in 16 attempts",
-    ))
+    Err(Error::internal("could not mint a free code in 16 attempts"))
 }
 
-async fn existing(txn: &DatabaseTransaction, id: i64) -> ApiResult<Issued> {
+async fn existing(txn: &DatabaseTransaction, id: i64) -> Result<Issued> {
     let coupon = store::issuance::get(txn, id)
         .await?
-        .ok_or_else(|| ApiError::internal("existing coupon vanished"))?;
+        .ok_or_else(|| Error::internal("existing coupon vanished"))?;
     Ok(Issued {
         coupon,
         existing: true,
     })
 }
 
-fn exhausted() -> ApiError {
+fn exhausted() -> Error {
     refusal(
         RefusalCode::PoolExhausted,
         "the pool has no codes left to issue",
     )
 }
 
-fn refusal(code: RefusalCode, reason: &str) -> ApiError {
-    ApiError::refused(code.as_str(), reason)
+fn refusal(code: RefusalCode, reason: &str) -> Error {
+    Error::refused(code.as_str(), reason)
 }

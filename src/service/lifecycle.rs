@@ -9,8 +9,8 @@ use entity::{coupons, customers};
 use sea_orm::{DatabaseConnection, Set, TransactionTrait};
 
 use crate::{
-    api::error::{ApiError, ApiResult},
     domain::coupon::{Change, CouponStatus},
+    service::{Error, Result},
     service::{
         redemption::{invalid_transition, status_of},
         webhooks,
@@ -41,7 +41,7 @@ fn with_status(
 pub async fn invalidate(
     db: &DatabaseConnection,
     coupon: &coupons::Model,
-) -> ApiResult<coupons::Model> {
+) -> Result<coupons::Model> {
     change(db, coupon.id, Change::Invalidate, |c, now| {
         Ok(Edit {
             row: with_status(c, CouponStatus::Invalidated, now),
@@ -53,10 +53,7 @@ pub async fn invalidate(
 
 /// Issued only: back to available, holder and dates cleared (the next issue stamps them
 /// afresh); the old holder gets `coupon_unassign`.
-pub async fn unassign(
-    db: &DatabaseConnection,
-    coupon: &coupons::Model,
-) -> ApiResult<coupons::Model> {
+pub async fn unassign(db: &DatabaseConnection, coupon: &coupons::Model) -> Result<coupons::Model> {
     change(db, coupon.id, Change::Unassign, |c, now| {
         let mut row = with_status(c, CouponStatus::Available, now);
         row.customer_id = Set(None);
@@ -77,10 +74,10 @@ pub async fn transfer(
     db: &DatabaseConnection,
     coupon: &coupons::Model,
     to: &customers::Model,
-) -> ApiResult<coupons::Model> {
+) -> Result<coupons::Model> {
     change(db, coupon.id, Change::Transfer, |c, _| {
         if c.customer_id == Some(to.id) {
-            return Err(ApiError::refused(
+            return Err(Error::refused(
                 "same_customer",
                 "the coupon already belongs to this customer",
             ));
@@ -112,13 +109,13 @@ async fn change(
     db: &DatabaseConnection,
     id: i64,
     change: Change,
-    edit: impl FnOnce(&coupons::Model, DateTime<Utc>) -> ApiResult<Edit>,
-) -> ApiResult<coupons::Model> {
+    edit: impl FnOnce(&coupons::Model, DateTime<Utc>) -> Result<Edit>,
+) -> Result<coupons::Model> {
     let txn = db.begin().await?;
     let now = Utc::now();
     let current = store::coupons::lock(&txn, id)
         .await?
-        .ok_or_else(|| ApiError::internal("coupon vanished"))?;
+        .ok_or_else(|| Error::internal("coupon vanished"))?;
     change
         .check_at(status_of(&current)?, current.expires_at, now)
         .map_err(invalid_transition)?;

@@ -6,6 +6,7 @@ pub mod batch_issue;
 pub mod check_char;
 pub mod checkout;
 pub mod codes;
+pub mod coupons;
 pub mod customer_lists;
 pub mod customers;
 pub mod error;
@@ -27,6 +28,7 @@ pub mod reminders;
 pub mod remote_callback;
 pub mod remote_source;
 pub mod revocation;
+pub mod signed;
 pub mod webhooks;
 pub mod workflow;
 
@@ -34,8 +36,13 @@ pub use error::{Error, Result};
 
 /// Reads a settings object stored as JSON on a row. Stored JSON that no longer parses is a
 /// server fault, not the caller's.
-pub fn stored<T: serde::de::DeserializeOwned>(
-    v: &serde_json::Value,
-) -> crate::api::error::ApiResult<T> {
-    serde_json::from_value(v.clone()).map_err(crate::api::error::ApiError::internal)
+pub fn stored<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> crate::service::Result<T> {
+    serde_json::from_value(v.clone()).map_err(crate::service::Error::internal)
+}
+
+/// An org's stored time zone. It was checked when written, so one that no longer parses is a
+/// server fault, never silently UTC.
+pub fn org_tz(name: &str) -> Result<chrono_tz::Tz> {
+    name.parse()
+        .map_err(|_| Error::internal(format!("stored time zone `{name}` does not parse")))
 }

@@ -11,14 +11,9 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use entity::{api_keys, customers, orgs, pools};
-use poem::http::{HeaderMap, StatusCode};
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 
 use crate::{
-    api::{
-        auth::verify_signed,
-        error::{ApiError, ApiResult},
-    },
     domain::{
         api_key::Scope,
         customer::CustomerIdentifier,
@@ -26,39 +21,42 @@ use crate::{
         remote::RemoteBodyError,
         remote_call::{self, Mismatch, RemoteCall},
     },
-    service::issuance,
+    service::{
+        Error, Result, issuance,
+        signed::{self, SignedHeaders},
+    },
     store::{self, idempotency::Keyed},
 };
 
 /// A call to the callback: its raw body and headers, and the retry window to apply.
 pub struct Call<'a> {
-    pub headers: &'a HeaderMap,
+    pub headers: SignedHeaders<'a>,
+    pub content_type: Option<&'a str>,
+    /// The platform's own retry mark, when it sends one (`webhook-id` stands in otherwise).
+    pub idempotency_key: Option<&'a str>,
     pub body: &'a [u8],
     pub retry_window: TimeDelta,
 }
 
 /// The code for the customer the request names.
-pub async fn serve(db: &DatabaseConnection, call: Call<'_>) -> ApiResult<String> {
-    let header = |name: &str| call.headers.get(name).and_then(|v| v.to_str().ok());
-    let marked = header("idempotency-key").or_else(|| header("webhook-id"));
-    let parsed = RemoteCall::parse(header("content-type"), call.body, marked).map_err(bad_body)?;
+pub async fn serve(db: &DatabaseConnection, call: Call<'_>) -> Result<String> {
+    let marked = call.idempotency_key.or(call.headers.id);
+    let parsed = RemoteCall::parse(call.content_type, call.body, marked).map_err(bad_body)?;
     let request = &parsed.request;
     let (key, pool) = authenticate(db, &request.api_key).await?;
     if let Some(secret) = &key.signing_secret {
-        verify_signed(call.headers, secret, call.body)?;
+        signed::verify(&call.headers, secret, call.body)?;
     }
     remote_call::check_agrees(request, &pool.discount_type, pool.value).map_err(mismatch)?;
     let org = store::orgs::get(db, key.org_id)
         .await?
-        .ok_or_else(|| ApiError::internal("a key's org vanished"))?;
+        .ok_or_else(|| Error::internal("a key's org vanished"))?;
     let external_id = match CustomerIdentifier::from_column("external_id", &request.customer) {
         Ok(CustomerIdentifier::ExternalId(id)) => id,
         Ok(_) => {
-            return Err(ApiError::internal(
-                "external_id parsed as another identifier",
-            ));
+            return Err(Error::internal("external_id parsed as another identifier"));
         }
-        Err(e) => return Err(ApiError::invalid("customer", e.reason)),
+        Err(e) => return Err(Error::invalid("customer", e.reason)),
     };
     let customer = store::customers::ensure(db, org.id, &external_id).await?;
     let earlier = Earlier {
@@ -84,12 +82,12 @@ struct Earlier<'a> {
 impl Earlier<'_> {
     /// The code answered to an earlier call this one retries. An expired record of an identical
     /// call is deleted, so this call records its own answer.
-    async fn answer<C: ConnectionTrait>(&self, db: &C) -> ApiResult<Option<String>> {
+    async fn answer<C: ConnectionTrait>(&self, db: &C) -> Result<Option<String>> {
         let Some(row) = store::idempotency::find(db, &self.keyed).await? else {
             return Ok(None);
         };
         if row.request_hash != self.keyed.request_hash {
-            return Err(ApiError::conflict(
+            return Err(Error::conflict(
                 "idempotency_key_reused",
                 "this request id was already used for another request",
             ));
@@ -101,7 +99,7 @@ impl Earlier<'_> {
         row.response["code"]
             .as_str()
             .map(|code| Some(code.to_string()))
-            .ok_or_else(|| ApiError::internal("a recorded callback answer has no code"))
+            .ok_or_else(|| Error::internal("a recorded callback answer has no code"))
     }
 }
 
@@ -112,7 +110,7 @@ async fn code_for(
     pool: &pools::Model,
     customer: &customers::Model,
     earlier: &Earlier<'_>,
-) -> ApiResult<String> {
+) -> Result<String> {
     // A retry must not cost a remote pool a fetch from its source; other pools check only
     // under the lock below.
     if pool.source == PoolSource::Remote.as_str() {
@@ -147,14 +145,8 @@ async fn code_for(
 async fn authenticate(
     db: &DatabaseConnection,
     api_key: &str,
-) -> ApiResult<(api_keys::Model, pools::Model)> {
-    let unauthorized = || {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "api_key is not a valid remote key",
-        )
-    };
+) -> Result<(api_keys::Model, pools::Model)> {
+    let unauthorized = || Error::unauthorized("unauthorized", "api_key is not a valid remote key");
     let key = store::api_keys::find_by_secret(db, api_key)
         .await?
         .filter(|k| Scope::granted(&store::api_keys::scopes_of(k), Scope::Remote))
@@ -166,15 +158,10 @@ async fn authenticate(
     Ok((key, pool))
 }
 
-fn bad_body(e: RemoteBodyError) -> ApiError {
-    let mut p = crate::api::error::problem(StatusCode::BAD_REQUEST, "invalid_body", e.to_string());
-    p.field = Some(e.field.to_string());
-    ApiError::from_problem(p)
+fn bad_body(e: RemoteBodyError) -> Error {
+    Error::bad_request("invalid_body", e.to_string())
 }
 
-fn mismatch(m: Mismatch) -> ApiError {
-    let mut p =
-        crate::api::error::problem(StatusCode::UNPROCESSABLE_ENTITY, "pool_mismatch", m.reason);
-    p.field = Some(m.field.to_string());
-    ApiError::from_problem(p)
+fn mismatch(m: Mismatch) -> Error {
+    Error::rejected(m.field, "pool_mismatch", m.reason)
 }

@@ -8,18 +8,17 @@
 use std::time::Duration;
 
 use entity::{customers, pools};
-use poem::http::StatusCode;
 use rand::{Rng, distr::Alphanumeric};
+use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::{
-    api::error::{ApiError, ApiResult},
     domain::{
         coupon::check_uploaded_code,
         remote::{RemoteCodeRequest, parse_code_response, percent_text},
         signature,
     },
-    service::{outbound, pools::StoredRemote, stored},
+    service::{Error, Result, outbound, pools::StoredRemote, stored},
 };
 
 /// Pause before the first retry; doubled for each further one.
@@ -30,11 +29,11 @@ pub async fn fetch(
     pool: &pools::Model,
     customer: &customers::Model,
     count: u32,
-) -> ApiResult<Vec<String>> {
+) -> Result<Vec<String>> {
     let remote: StoredRemote = match &pool.remote {
         Some(settings) => stored(settings)?,
         None => {
-            return Err(ApiError::conflict(
+            return Err(Error::conflict(
                 "remote_not_configured",
                 "this remote pool has no remote source settings",
             ));
@@ -83,10 +82,10 @@ pub fn request_body(
 /// Why one attempt failed, and whether another might succeed.
 enum Failure {
     Retry(String),
-    Final(ApiError),
+    Final(Error),
 }
 
-async fn fetch_one(remote: &StoredRemote, body: &[u8]) -> ApiResult<String> {
+async fn fetch_one(remote: &StoredRemote, body: &[u8]) -> Result<String> {
     let msg_id = message_id();
     let mut pause = FIRST_RETRY_PAUSE;
     let mut last = String::new();
@@ -131,7 +130,7 @@ async fn attempt_once(remote: &StoredRemote, msg_id: &str, body: &[u8]) -> Resul
     if let Some(secret) = &remote.secret {
         let timestamp = chrono::Utc::now().timestamp();
         let signed = signature::sign(secret, msg_id, timestamp, body)
-            .map_err(|e| Failure::Final(ApiError::internal(e)))?;
+            .map_err(|e| Failure::Final(Error::internal(e)))?;
         req = req
             .header("webhook-id", msg_id)
             .header("webhook-timestamp", timestamp.to_string())
@@ -161,7 +160,7 @@ async fn attempt_once(remote: &StoredRemote, msg_id: &str, body: &[u8]) -> Resul
 }
 
 /// The code in a source's answer, or why there is none usable.
-fn code_from(body: &[u8]) -> ApiResult<String> {
+fn code_from(body: &[u8]) -> Result<String> {
     let code = parse_code_response(body).map_err(|e| {
         let kind = if e.reason == "is empty" {
             "remote_empty_code"
@@ -180,15 +179,15 @@ fn code_from(body: &[u8]) -> ApiResult<String> {
 }
 
 /// The source sent a code this org already has.
-pub fn duplicate(code: &str) -> ApiError {
+pub fn duplicate(code: &str) -> Error {
     bad_gateway(
         "remote_duplicate_code",
         format!("the remote source sent {code}, a code that already exists in this org"),
     )
 }
 
-fn bad_gateway(code: &str, detail: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_GATEWAY, code, detail)
+fn bad_gateway(code: &str, detail: String) -> Error {
+    Error::upstream(code.to_string(), detail)
 }
 
 fn message_id() -> String {
@@ -205,11 +204,7 @@ mod tests {
     use super::*;
 
     fn problem_code(body: &str) -> String {
-        code_from(body.as_bytes())
-            .unwrap_err()
-            .problem()
-            .code
-            .clone()
+        code_from(body.as_bytes()).unwrap_err().code().to_string()
     }
 
     #[test]

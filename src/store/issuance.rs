@@ -171,7 +171,7 @@ pub async fn insert_issued<C: ConnectionTrait>(
     s: Stamp,
 ) -> Result<Option<coupons::Model>, DbErr> {
     use coupons::Column as C;
-    let balance = (pool.discount_type == "gift_card")
+    let balance = (pool.discount_type == crate::domain::discount::DiscountType::GiftCard.as_str())
         .then_some(pool.value)
         .flatten();
     // RETURNING in SQL on both backends: sea-orm's SQLite fallback re-reads by last insert id,

@@ -1,10 +1,10 @@
 //! Pools: creation, look-up within an org, listing, edits and code-value updates.
 
 use chrono::Utc;
-use entity::{coupons, pools};
+use entity::{coupons, orgs, pools};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, JoinType,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
     sea_query::{Expr, ExprTrait},
 };
 
@@ -33,6 +33,26 @@ pub async fn get<C: ConnectionTrait>(
         .filter(pools::Column::OrgId.eq(org_id))
         .one(db)
         .await
+}
+
+/// The org's pool with this id and the org, in one statement: issuing needs both before its
+/// transaction opens.
+pub async fn get_with_org<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    id: i64,
+) -> Result<Option<(pools::Model, orgs::Model)>, DbErr> {
+    let of_org = pools::Entity::belongs_to(orgs::Entity)
+        .from(pools::Column::OrgId)
+        .to(orgs::Column::Id)
+        .into();
+    let found = pools::Entity::find_by_id(id)
+        .filter(pools::Column::OrgId.eq(org_id))
+        .join(JoinType::InnerJoin, of_org)
+        .select_also(orgs::Entity)
+        .one(db)
+        .await?;
+    Ok(found.and_then(|(pool, org)| Some((pool, org?))))
 }
 
 #[derive(Debug, Default, Clone)]

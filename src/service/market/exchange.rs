@@ -178,7 +178,6 @@ async fn claim(
     let issued = issuance::issue_in(txn, org, pool, customer, now, &mut Fetched::default())
         .await
         .map_err(|e| {
-            let e = Error::from(e);
             if e.code() == RefusalCode::PoolExhausted.as_str() {
                 Error::conflict("out_of_stock", "the product has no codes left")
             } else {

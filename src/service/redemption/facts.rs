@@ -9,12 +9,12 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 
 use super::{Located, Purchase};
 use crate::{
-    api::error::{ApiError, ApiResult},
     domain::{
         discount::{Discount, DiscountType},
         pool::PoolState,
         redemption::{self, Failure, RedemptionContext},
     },
+    service::{Error, Result},
     store::{
         self,
         redemptions::{Counting, Scope},
@@ -48,7 +48,7 @@ pub async fn lock(
     located: &Located,
     redeemer: Option<i64>,
     now: DateTime<Utc>,
-) -> ApiResult<Locked> {
+) -> Result<Locked> {
     if let Some(id) = redeemer
         && per_customer(located)
     {
@@ -73,7 +73,7 @@ async fn close_run_out(
     located: &mut Located,
     counted: bool,
     now: DateTime<Utc>,
-) -> ApiResult<()> {
+) -> Result<()> {
     let scope = Scope::Coupon(located.target().id);
     let closed = store::redemptions::expire_holds(txn, scope, now).await?;
     give_back(txn, &located.pool, &closed, counted).await?;
@@ -91,7 +91,7 @@ async fn lock_series(
     txn: &DatabaseTransaction,
     located: &Located,
     now: DateTime<Utc>,
-) -> ApiResult<Option<u64>> {
+) -> Result<Option<u64>> {
     let Some(max) = located.rules.max_total else {
         return Ok(None);
     };
@@ -108,7 +108,7 @@ async fn lock_series(
 /// The code's own row is locked unless the redemption goes on a customer's copy of a common
 /// code without a code limit: then nothing counted on the code's row can change the verdict,
 /// and thousands of customers redeeming one common code do not queue on it.
-async fn lock_rows(txn: &DatabaseTransaction, located: &Located) -> ApiResult<Located> {
+async fn lock_rows(txn: &DatabaseTransaction, located: &Located) -> Result<Located> {
     let mut fresh = located.clone();
     let code_limited = located.rules.code_limit(located.is_common).is_some();
     if located.copy.is_none() || code_limited {
@@ -120,10 +120,10 @@ async fn lock_rows(txn: &DatabaseTransaction, located: &Located) -> ApiResult<Lo
     Ok(fresh)
 }
 
-async fn locked_row(txn: &DatabaseTransaction, id: i64) -> ApiResult<coupons::Model> {
+async fn locked_row(txn: &DatabaseTransaction, id: i64) -> Result<coupons::Model> {
     store::coupons::lock(txn, id)
         .await?
-        .ok_or_else(|| ApiError::internal("coupon vanished under its lock"))
+        .ok_or_else(|| Error::internal("coupon vanished under its lock"))
 }
 
 /// Gives back what closed holds kept: their gift card amounts (coupons in id order, so two
@@ -158,7 +158,7 @@ pub async fn evaluate(
     locked: &Locked,
     purchase: &Purchase,
     now: DateTime<Utc>,
-) -> ApiResult<Result<Discount, Vec<Failure>>> {
+) -> Result<Result<Discount, Vec<Failure>>> {
     let located = &locked.located;
     let counts = gather(txn, located, purchase.redeemer(), now, locked.series).await?;
     verdict(located, purchase, counts, located.target().balance, now)
@@ -170,7 +170,7 @@ pub async fn dry_run<C: ConnectionTrait>(
     db: &C,
     located: &Located,
     purchase: &Purchase,
-) -> ApiResult<Result<Discount, Vec<Failure>>> {
+) -> Result<Result<Discount, Vec<Failure>>> {
     let now = Utc::now();
     let pool_id = located.pool.id;
     let series = match located.rules.max_total {
@@ -249,7 +249,7 @@ fn verdict(
     counts: Counts,
     balance: Option<i64>,
     now: DateTime<Utc>,
-) -> ApiResult<Result<Discount, Vec<Failure>>> {
+) -> Result<Result<Discount, Vec<Failure>>> {
     let ctx = context(located, purchase, counts, balance, now)?;
     let mut failures = pool_failures(&located.pool);
     let rules = &located.rules;
@@ -282,7 +282,7 @@ fn context(
     counts: Counts,
     balance: Option<i64>,
     now: DateTime<Utc>,
-) -> ApiResult<RedemptionContext> {
+) -> Result<RedemptionContext> {
     let target = located.target();
     let pool = &located.pool;
     let customer = purchase.customer.as_ref();
@@ -304,7 +304,7 @@ fn context(
         customer_transactions: customer.map(|c| u32::try_from(c.transaction_count).unwrap_or(0)),
         is_common: located.is_common,
         discount_type: DiscountType::parse(&pool.discount_type)
-            .ok_or_else(|| ApiError::internal("unknown discount type"))?,
+            .ok_or_else(|| Error::internal("unknown discount type"))?,
         value: target.value,
         currency: pool.currency.clone(),
         purchase_min: pool.purchase_min,

@@ -8,8 +8,8 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 
 use super::{Located, coupon_by_id, facts, invalid_transition, locate_by_id, settle, state_of};
 use crate::{
-    api::error::{ApiError, ApiResult},
     domain::{coupon::Change, redemption::RedemptionState},
+    service::{Error, Result},
     store,
 };
 
@@ -17,7 +17,7 @@ use crate::{
 pub type Settled = (redemptions::Model, coupons::Model);
 
 /// Turns a live hold into a redemption. A hold that ran out or was released is a 409.
-pub async fn confirm(db: &DatabaseConnection, org_id: i64, id: i64) -> ApiResult<Settled> {
+pub async fn confirm(db: &DatabaseConnection, org_id: i64, id: i64) -> Result<Settled> {
     let located = hold_coupon(db, org_id, id).await?;
     let txn = db.begin().await?;
     let now = Utc::now();
@@ -40,7 +40,7 @@ pub async fn confirm(db: &DatabaseConnection, org_id: i64, id: i64) -> ApiResult
 
 /// Gives a hold back: it stops counting against the limits and its gift card amount returns to
 /// the balance. A confirmed one is a 409 (reverse the redemption instead).
-pub async fn release(db: &DatabaseConnection, org_id: i64, id: i64) -> ApiResult<Settled> {
+pub async fn release(db: &DatabaseConnection, org_id: i64, id: i64) -> Result<Settled> {
     let located = hold_coupon(db, org_id, id).await?;
     let txn = db.begin().await?;
     let now = Utc::now();
@@ -56,7 +56,7 @@ pub async fn release(db: &DatabaseConnection, org_id: i64, id: i64) -> ApiResult
         }
         RedemptionState::Released | RedemptionState::Expired => row,
         RedemptionState::Confirmed => {
-            return Err(ApiError::conflict(
+            return Err(Error::conflict(
                 "already_confirmed",
                 "the reservation was confirmed; reverse the redemption instead",
             ));
@@ -68,7 +68,7 @@ pub async fn release(db: &DatabaseConnection, org_id: i64, id: i64) -> ApiResult
     Ok((row, coupon))
 }
 
-async fn hold_coupon(db: &DatabaseConnection, org_id: i64, id: i64) -> ApiResult<Located> {
+async fn hold_coupon(db: &DatabaseConnection, org_id: i64, id: i64) -> Result<Located> {
     let row = find(db, org_id, id, "reservation").await?;
     locate_by_id(db, row.coupon_id).await
 }
@@ -79,28 +79,24 @@ pub async fn find(
     org_id: i64,
     id: i64,
     what: &str,
-) -> ApiResult<redemptions::Model> {
+) -> Result<redemptions::Model> {
     store::redemptions::get(db, org_id, id)
         .await?
-        .ok_or_else(|| ApiError::not_found(what, id))
+        .ok_or_else(|| Error::not_found(what, id))
 }
 
 /// The row again, now that its coupon is locked: every change to it happens under that lock.
-pub async fn reread(
-    txn: &DatabaseTransaction,
-    org_id: i64,
-    id: i64,
-) -> ApiResult<redemptions::Model> {
+pub async fn reread(txn: &DatabaseTransaction, org_id: i64, id: i64) -> Result<redemptions::Model> {
     store::redemptions::get(txn, org_id, id)
         .await?
-        .ok_or_else(|| ApiError::internal("redemption vanished under its coupon's lock"))
+        .ok_or_else(|| Error::internal("redemption vanished under its coupon's lock"))
 }
 
-fn not_live(state: RedemptionState) -> ApiError {
+fn not_live(state: RedemptionState) -> Error {
     let (code, detail) = match state {
         RedemptionState::Expired => ("reservation_expired", "the reservation ran out"),
         RedemptionState::Released => ("reservation_released", "the reservation was released"),
         _ => ("redemption_reversed", "the redemption was reversed"),
     };
-    ApiError::conflict(code, detail)
+    Error::conflict(code, detail)
 }

@@ -31,14 +31,16 @@ pub use reverse::reverse;
 pub use sweep::close_run_out;
 
 use crate::{
-    api::error::{ApiError, ApiResult, ProblemItem, problem},
     domain::{
         coupon::{self, CouponStatus},
         discount::{Basket, Discount, DiscountType},
+        pool::PoolSource,
         redemption::{self, Failure, RedemptionRules, StoreFacts},
     },
     service::{
-        idempotency::{self, RACE_LOST},
+        Error, Result,
+        error::{self, Refusal},
+        idempotency,
         pools::code_options,
         stored as parse,
     },
@@ -92,12 +94,12 @@ impl Located {
     }
 
     fn is_gift_card(&self) -> bool {
-        self.pool.discount_type == "gift_card"
+        self.pool.discount_type == crate::domain::discount::DiscountType::GiftCard.as_str()
     }
 
     /// The status the rules see. A common code withdrawn or used up as a whole (its own row)
     /// is so for every copy.
-    fn status(&self) -> ApiResult<CouponStatus> {
+    fn status(&self) -> Result<CouponStatus> {
         let code = status_of(&self.code_row)?;
         match &self.copy {
             Some(copy) if matches!(code, CouponStatus::Available | CouponStatus::Issued) => {
@@ -117,8 +119,8 @@ impl Located {
     }
 }
 
-pub fn status_of(row: &coupons::Model) -> ApiResult<CouponStatus> {
-    CouponStatus::from_i16(row.status).ok_or_else(|| ApiError::internal("unknown coupon status"))
+pub fn status_of(row: &coupons::Model) -> Result<CouponStatus> {
+    CouponStatus::from_i16(row.status).ok_or_else(|| Error::internal("unknown coupon status"))
 }
 
 /// Finds the coupon a typed code names: the exact code first (one indexed look-up), then, if
@@ -129,7 +131,7 @@ pub async fn locate<C: ConnectionTrait>(
     org_id: i64,
     code: &str,
     redeemer: Option<i64>,
-) -> ApiResult<Located> {
+) -> Result<Located> {
     crate::service::check_char::refuse_mistyped(db, org_id, code).await?;
     let share_keys: Vec<i64> = std::iter::once(0).chain(redeemer).collect();
     let mut rows = store::coupons::by_code(db, org_id, code, &share_keys).await?;
@@ -150,10 +152,10 @@ pub async fn locate<C: ConnectionTrait>(
 
 /// The coupon a redemption row is recorded on: its own row, and the code's row if it is a
 /// customer's copy of a common code.
-async fn locate_by_id<C: ConnectionTrait>(db: &C, coupon_id: i64) -> ApiResult<Located> {
+async fn locate_by_id<C: ConnectionTrait>(db: &C, coupon_id: i64) -> Result<Located> {
     let (coupon, pool) = store::coupons::by_id(db, coupon_id)
         .await?
-        .ok_or_else(|| ApiError::internal("redemption without its coupon"))?;
+        .ok_or_else(|| Error::internal("redemption without its coupon"))?;
     if coupon.share_key == 0 {
         return located(coupon, None, pool);
     }
@@ -161,24 +163,20 @@ async fn locate_by_id<C: ConnectionTrait>(db: &C, coupon_id: i64) -> ApiResult<L
         .await?
         .into_iter()
         .next()
-        .ok_or_else(|| ApiError::internal("common code without its own row"))?;
+        .ok_or_else(|| Error::internal("common code without its own row"))?;
     located(code_row, Some(coupon), pool)
 }
 
-fn located(
-    code_row: coupons::Model,
-    copy: Option<coupons::Model>,
-    of: PoolOf,
-) -> ApiResult<Located> {
+fn located(code_row: coupons::Model, copy: Option<coupons::Model>, of: PoolOf) -> Result<Located> {
     let pool = of.pool;
     Ok(Located {
-        tz: of.timezone.parse().unwrap_or(chrono_tz::UTC),
+        tz: crate::service::org_tz(&of.timezone)?,
         rules: RedemptionRules::for_type(
             parse(&pool.redemption)?,
             DiscountType::parse(&pool.discount_type)
-                .ok_or_else(|| ApiError::internal("unknown discount type"))?,
+                .ok_or_else(|| Error::internal("unknown discount type"))?,
         ),
-        is_common: pool.source == "common",
+        is_common: pool.source == PoolSource::Common.as_str(),
         pool,
         code_row,
         copy,
@@ -193,7 +191,7 @@ async fn forgiving<C: ConnectionTrait>(
     org_id: i64,
     code: &str,
     share_keys: &[i64],
-) -> ApiResult<Vec<WithPool>> {
+) -> Result<Vec<WithPool>> {
     let Some(key) = coupon::lookup_key(code) else {
         return Ok(Vec::new());
     };
@@ -207,7 +205,7 @@ async fn forgiving<C: ConnectionTrait>(
     }
     let codes: HashSet<&str> = kept.iter().map(|(r, _)| r.code.as_str()).collect();
     if codes.len() > 1 {
-        return Err(ApiError::conflict(
+        return Err(Error::conflict(
             "ambiguous_code",
             format!(
                 "{code} matches {} different codes when case and separators are ignored; \
@@ -219,19 +217,18 @@ async fn forgiving<C: ConnectionTrait>(
     Ok(kept)
 }
 
-fn coupon_not_found(code: &str) -> ApiError {
-    ApiError::new(
-        poem::http::StatusCode::NOT_FOUND,
-        "coupon_not_found",
-        format!("no coupon has the code {code}"),
-    )
+fn coupon_not_found(code: &str) -> Error {
+    Error::NotFound {
+        code: "coupon_not_found".into(),
+        detail: format!("no coupon has the code {code}"),
+    }
 }
 
 /// `amount` says how much of a gift card to spend; on another coupon it would be ignored, which
 /// a till would take for a payment.
-fn check_amount(located: &Located, purchase: &Purchase) -> ApiResult<()> {
+fn check_amount(located: &Located, purchase: &Purchase) -> Result<()> {
     if purchase.amount.is_some() && !located.is_gift_card() {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             "amount",
             "only gift card coupons are paid with an amount",
         ));
@@ -244,7 +241,7 @@ pub async fn validate(
     db: &DatabaseConnection,
     located: &Located,
     purchase: &Purchase,
-) -> ApiResult<Result<Discount, Vec<Failure>>> {
+) -> Result<Result<Discount, Vec<Failure>>> {
     check_amount(located, purchase)?;
     facts::dry_run(db, located, purchase).await
 }
@@ -275,32 +272,29 @@ pub async fn consume(
     purchase: &Purchase,
     mode: Mode,
     keyed: Option<&Keyed>,
-) -> ApiResult<Consumed> {
+) -> Result<Consumed> {
     check_amount(located, purchase)?;
     match consume_once(db, org_id, located, purchase, mode, keyed).await {
         // A concurrent request with the same key committed first: answer as it did.
-        Err(e) if e.problem().code == RACE_LOST => {
+        Err(e @ Error::RaceLost) => {
             let k = keyed.ok_or(e)?;
             replay(db, org_id, k)
                 .await?
-                .ok_or_else(|| ApiError::internal("lost key race but no key"))
+                .ok_or_else(|| Error::internal("lost key race but no key"))
         }
         other => other,
     }
 }
 
 /// The redemption a keyed request already made, if any.
-pub async fn replay(
-    db: &DatabaseConnection,
-    org_id: i64,
-    k: &Keyed,
-) -> ApiResult<Option<Consumed>> {
-    let Some(id) = idempotency::replay_id(db, k, "redemption_id").await? else {
+pub async fn replay(db: &DatabaseConnection, org_id: i64, k: &Keyed) -> Result<Option<Consumed>> {
+    let Some(first) = idempotency::stored_response(db, k).await? else {
         return Ok(None);
     };
+    let id = idempotency::stored_id(&first, "redemption_id")?;
     let redemption = store::redemptions::get(db, org_id, id)
         .await?
-        .ok_or_else(|| ApiError::internal("keyed redemption vanished"))?;
+        .ok_or_else(|| Error::internal("keyed redemption vanished"))?;
     let located = locate_by_id(db, redemption.coupon_id).await?;
     Ok(Some(Consumed {
         coupon: located.target().clone(),
@@ -310,10 +304,10 @@ pub async fn replay(
     }))
 }
 
-pub async fn coupon_by_id<C: ConnectionTrait>(db: &C, id: i64) -> ApiResult<coupons::Model> {
+pub async fn coupon_by_id<C: ConnectionTrait>(db: &C, id: i64) -> Result<coupons::Model> {
     store::issuance::get(db, id)
         .await?
-        .ok_or_else(|| ApiError::internal("redemption without its coupon"))
+        .ok_or_else(|| Error::internal("redemption without its coupon"))
 }
 
 async fn consume_once(
@@ -323,7 +317,7 @@ async fn consume_once(
     purchase: &Purchase,
     mode: Mode,
     keyed: Option<&Keyed>,
-) -> ApiResult<Consumed> {
+) -> Result<Consumed> {
     let txn = db.begin().await?;
     let (redemption, coupon) = match consume_in(&txn, org_id, located, purchase, mode).await? {
         Ok(done) => done,
@@ -350,7 +344,7 @@ async fn consume_in(
     located: &Located,
     purchase: &Purchase,
     mode: Mode,
-) -> ApiResult<Result<Made, Vec<Failure>>> {
+) -> Result<Result<Made, Vec<Failure>>> {
     let now = Utc::now();
     let locked = facts::lock(txn, located, purchase.redeemer(), now).await?;
     let discount = match facts::evaluate(txn, &locked, purchase, now).await? {
@@ -391,35 +385,32 @@ async fn consume_in(
 }
 
 /// The 422 a refused redemption answers with: every failed rule in `errors`.
-fn not_redeemable(failures: &[Failure]) -> ApiError {
+fn not_redeemable(failures: &[Failure]) -> Error {
     let detail = failures
         .iter()
         .map(|f| f.detail.as_str())
         .collect::<Vec<_>>()
         .join(" ");
-    let mut p = problem(
-        poem::http::StatusCode::UNPROCESSABLE_ENTITY,
-        "not_redeemable",
-        format!("The coupon cannot be redeemed. {detail}"),
-    );
-    p.errors = failures
-        .iter()
-        .map(|f| ProblemItem {
-            code: f.code.to_string(),
-            detail: f.detail.clone(),
-            field: None,
-        })
-        .collect();
-    ApiError::from_problem(p)
+    Error::Refused(Refusal {
+        code: "not_redeemable".into(),
+        detail: format!("The coupon cannot be redeemed. {detail}"),
+        failures: failures
+            .iter()
+            .map(|f| error::Failure {
+                code: f.code.to_string().into(),
+                detail: f.detail.clone(),
+            })
+            .collect(),
+    })
 }
 
 /// A 409 for a change the coupon's status does not allow; the detail names the status.
-pub fn invalid_transition(detail: String) -> ApiError {
-    ApiError::conflict("invalid_transition", detail)
+pub fn invalid_transition(detail: String) -> Error {
+    Error::conflict("invalid_transition", detail)
 }
 
 /// The discount a redemption row recorded.
-pub fn recorded_discount(row: &redemptions::Model) -> ApiResult<Discount> {
+pub fn recorded_discount(row: &redemptions::Model) -> Result<Discount> {
     match &row.detail {
         Some(detail) => parse(detail),
         None => Ok(Discount {

@@ -10,8 +10,8 @@ use super::{
 };
 use crate::service::webhooks;
 use crate::{
-    api::error::{ApiError, ApiResult},
     domain::{coupon::Change, redemption::RedemptionState},
+    service::{Error, Result},
     store::{self, events::EventKind},
 };
 
@@ -19,7 +19,7 @@ use crate::{
 /// series' counts, the gift card amount and the coupon's status. Reversing a reversed
 /// redemption answers with it as it is; a coupon that has since expired, been invalidated or
 /// revoked stays so (409 naming its status).
-pub async fn reverse(db: &DatabaseConnection, org_id: i64, id: i64) -> ApiResult<Settled> {
+pub async fn reverse(db: &DatabaseConnection, org_id: i64, id: i64) -> Result<Settled> {
     let row = find(db, org_id, id, "redemption").await?;
     let located = locate_by_id(db, row.coupon_id).await?;
     let txn = db.begin().await?;
@@ -30,7 +30,7 @@ pub async fn reverse(db: &DatabaseConnection, org_id: i64, id: i64) -> ApiResult
         RedemptionState::Confirmed => {}
         RedemptionState::Reversed => return Ok((row, locked.located.target().clone())),
         _ => {
-            return Err(ApiError::conflict(
+            return Err(Error::conflict(
                 "not_confirmed",
                 "a reservation is released, not reversed",
             ));

@@ -8,12 +8,12 @@ use sea_orm::{DatabaseTransaction, Set};
 use super::{Located, status_of};
 use crate::service::webhooks;
 use crate::{
-    api::error::ApiResult,
     domain::{
         coupon::{self, CouponStatus},
         discount::Discount,
         redemption::{self, Confirmed},
     },
+    service::Result,
     store::{
         self,
         events::EventKind,
@@ -39,7 +39,7 @@ pub async fn settle(
     redemption: &redemptions::Model,
     spent: Spent<'_>,
     now: DateTime<Utc>,
-) -> ApiResult<coupons::Model> {
+) -> Result<coupons::Model> {
     let target = located.target();
     let redeemer = redemption.customer_id;
     let confirmed = confirmed_after(txn, located).await?;
@@ -87,7 +87,7 @@ pub async fn settle(
 
 /// Confirmed redemptions once this one counts: the row's own count, or for a common code with
 /// a code limit, the whole pool's.
-async fn confirmed_after(txn: &DatabaseTransaction, located: &Located) -> ApiResult<Confirmed> {
+async fn confirmed_after(txn: &DatabaseTransaction, located: &Located) -> Result<Confirmed> {
     let own = u64::try_from(located.target().redemption_count).unwrap_or(0) + 1;
     let code = if located.is_common && located.rules.code_limit(true).is_some() {
         let pool = Scope::Pool(located.pool.id);
@@ -107,7 +107,7 @@ async fn close_common_code(
     located: &Located,
     code_confirmed: u64,
     now: DateTime<Utc>,
-) -> ApiResult<()> {
+) -> Result<()> {
     let reached = located
         .rules
         .code_limit(true)
@@ -130,7 +130,7 @@ pub async fn hold(
     txn: &DatabaseTransaction,
     located: &Located,
     discount: &Discount,
-) -> ApiResult<coupons::Model> {
+) -> Result<coupons::Model> {
     let target = located.target();
     if !located.is_gift_card() {
         return Ok(target.clone());
@@ -150,7 +150,7 @@ pub async fn unsettle(
     located: &Located,
     redemption: &redemptions::Model,
     now: DateTime<Utc>,
-) -> ApiResult<coupons::Model> {
+) -> Result<coupons::Model> {
     let target = located.target();
     let before = status_of(target)?;
     let after = coupon::status_after_reversal(before, target.customer_id);

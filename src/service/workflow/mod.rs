@@ -3,7 +3,7 @@
 //! a retried step always gets the first answer. Failures (caller errors) are not recorded: they
 //! changed nothing, and the step may be retried once the cause is fixed.
 
-use std::future::Future;
+mod io;
 
 use chrono::Utc;
 use entity::{coupons, customers, orgs, pools};
@@ -11,19 +11,17 @@ use poem_openapi::types::{ParseFromJSON, ToJSON};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use serde_json::Value;
 
+pub use io::{
+    ActionReason, ActionResult, ActionStatus, CreditPointsInput, IssueCouponInput, PointsCredit,
+    ResendChannel, ResendCouponInput, RevokeCouponsInput,
+};
+
 use crate::{
-    api::{
-        customers::coupon_view,
-        error::{ApiError, ApiResult},
-        issuance::IssuedCoupon,
-        workflow::{
-            ActionResult, ActionStatus, CreditPointsInput, IssueCouponInput, PointsCredit,
-            ResendChannel, ResendCouponInput, RevokeCouponsInput,
-        },
-    },
-    domain::{customer::CustomerRef, issuance::RefusalCode, message::Channel},
+    domain::{customer::CustomerRef, message::Channel},
     service::{
-        idempotency::{self, RACE_LOST},
+        Error, Result,
+        coupons::IssuedCoupon,
+        idempotency::{self, Outcome},
         issuance::{self, Fetched},
         notifications, points, revocation,
     },
@@ -57,7 +55,7 @@ pub async fn issue_coupon(
     db: &DatabaseConnection,
     step: &Step,
     input: &IssueCouponInput,
-) -> ApiResult<ActionResult> {
+) -> Result<ActionResult> {
     once(db, step, || async {
         let (org, pool) = claimed_pool(db, step.org_id(), input.pool_id).await?;
         let customer = customer(db, step.org_id(), &input.customer).await?;
@@ -81,7 +79,7 @@ async fn issue_many(
     customer: &customers::Model,
     count: u32,
     fetched: &mut Fetched,
-) -> ApiResult<ActionResult> {
+) -> Result<ActionResult> {
     let mut result = ActionResult::done(ActionStatus::Issued, Vec::new());
     for _ in 0..count {
         let savepoint = txn.begin().await?;
@@ -106,7 +104,7 @@ async fn issue_many(
                     break;
                 }
             }
-            Err(e) if is_refusal(&e) && !result.coupons.is_empty() => {
+            Err(e @ Error::Refused(_)) if !result.coupons.is_empty() => {
                 savepoint.rollback().await?;
                 result.reason = ActionResult::from_error(ActionStatus::Issued, &e).reason;
                 break;
@@ -121,7 +119,7 @@ pub async fn revoke_coupons(
     db: &DatabaseConnection,
     step: &Step,
     input: &RevokeCouponsInput,
-) -> ApiResult<ActionResult> {
+) -> Result<ActionResult> {
     once(db, step, || async {
         let (_, pool) = claimed_pool(db, step.org_id(), input.pool_id).await?;
         let customer = customer(db, step.org_id(), &input.customer).await?;
@@ -137,7 +135,7 @@ pub async fn revoke_coupons(
         let coupons = revoked
             .into_iter()
             .map(|c| view(c, true))
-            .collect::<ApiResult<_>>()?;
+            .collect::<Result<_>>()?;
         let result = ActionResult::done(ActionStatus::Revoked, coupons);
         record(&txn, step, &result).await?;
         txn.commit().await?;
@@ -150,7 +148,7 @@ pub async fn resend_coupon(
     db: &DatabaseConnection,
     step: &Step,
     input: &ResendCouponInput,
-) -> ApiResult<ActionResult> {
+) -> Result<ActionResult> {
     once(db, step, || async {
         let (org, pool) = claimed_pool(db, step.org_id(), input.pool_id).await?;
         let customer = customer(db, step.org_id(), &input.customer).await?;
@@ -167,7 +165,7 @@ pub async fn resend_coupon(
             )
         })?;
         let dedup_key = format!("resend:{}:{}", step.org_id(), step.keyed.key);
-        let tz = org.timezone.parse().unwrap_or(chrono_tz::UTC);
+        let tz = super::org_tz(&org.timezone)?;
         let txn = db.begin().await?;
         notifications::queue_resend(
             &txn,
@@ -191,10 +189,10 @@ pub async fn credit_points(
     db: &DatabaseConnection,
     step: &Step,
     input: &CreditPointsInput,
-) -> ApiResult<ActionResult> {
+) -> Result<ActionResult> {
     once(db, step, || async {
         if input.points == 0 {
-            return Err(ApiError::invalid("points", "must not be zero"));
+            return Err(Error::invalid("points", "must not be zero"));
         }
         let customer = customer(db, step.org_id(), &input.customer).await?;
         let ledger_key = format!("workflow:{}", step.keyed.key);
@@ -212,7 +210,7 @@ pub async fn credit_points(
             .await
             .map_err(|e| match e.code() {
                 INSUFFICIENT_POINTS => skip(INSUFFICIENT_POINTS, &e.to_string()),
-                _ => ApiError::from(e),
+                _ => e,
             })?;
         let result = ActionResult {
             points: Some(PointsCredit {
@@ -229,89 +227,49 @@ pub async fn credit_points(
     .await
 }
 
-/// Runs an action unless its key already has an answer, which is then returned instead. A
-/// rule's refusal is recorded as `skipped`; losing a race on the key answers as the winner did.
-async fn once<F, Fut>(db: &DatabaseConnection, step: &Step, run: F) -> ApiResult<ActionResult>
+/// Runs an action once per key (see [`idempotency::once`]). A rule's refusal is recorded as
+/// `skipped`, so a retried step gets the same answer.
+async fn once<F, Fut>(db: &DatabaseConnection, step: &Step, run: F) -> Result<ActionResult>
 where
     F: FnOnce() -> Fut,
-    Fut: Future<Output = ApiResult<ActionResult>>,
+    Fut: Future<Output = Result<ActionResult>>,
 {
-    if let Some(first) = first_answer(db, step).await? {
-        return Ok(first);
-    }
-    match run().await {
-        Err(e) if e.problem().code == RACE_LOST => winner(db, step).await,
-        Err(e) if is_refusal(&e) => {
-            let skipped = ActionResult::from_error(ActionStatus::Skipped, &e);
-            match record(db, step, &skipped).await {
-                Err(e) if e.problem().code == RACE_LOST => winner(db, step).await,
-                Err(e) => Err(e),
-                Ok(()) => Ok(skipped),
-            }
-        }
-        other => other,
-    }
-}
-
-async fn first_answer(db: &DatabaseConnection, step: &Step) -> ApiResult<Option<ActionResult>> {
-    let Some(saved) = idempotency::stored_response(db, &step.keyed).await? else {
-        return Ok(None);
+    let replay = |saved: Value| async move {
+        ActionResult::parse_from_json(Some(saved)).map_err(|e| Error::internal(e.into_message()))
     };
-    ActionResult::parse_from_json(Some(saved))
-        .map(Some)
-        .map_err(|e| ApiError::internal(e.into_message()))
+    let outcome = idempotency::once(db, Some(&step.keyed), replay, || async {
+        match run().await {
+            Err(e @ Error::Refused(_)) => {
+                let skipped = ActionResult::from_error(ActionStatus::Skipped, &e);
+                record(db, step, &skipped).await?;
+                Ok(skipped)
+            }
+            other => other,
+        }
+    })
+    .await?;
+    Ok(Outcome::into_inner(outcome))
 }
 
-async fn winner(db: &DatabaseConnection, step: &Step) -> ApiResult<ActionResult> {
-    first_answer(db, step)
-        .await?
-        .ok_or_else(|| ApiError::internal("lost an idempotency race but no answer is stored"))
-}
-
-async fn record<C: ConnectionTrait>(db: &C, step: &Step, result: &ActionResult) -> ApiResult<()> {
+async fn record<C: ConnectionTrait>(db: &C, step: &Step, result: &ActionResult) -> Result<()> {
     let response = result.to_json().unwrap_or(Value::Null);
     idempotency::record(db, &step.keyed, 200, response).await
 }
 
-/// Whether an error is a rule saying no, which a workflow step reports as `skipped`.
-fn is_refusal(e: &ApiError) -> bool {
-    let code = e.problem().code.as_str();
-    e.problem().status == 422
-        && (RefusalCode::ALL.iter().any(|r| r.as_str() == code)
-            || [
-                NO_ACTIVE_COUPONS,
-                NO_ACTIVE_COUPON,
-                NO_CHANNEL,
-                INSUFFICIENT_POINTS,
-            ]
-            .contains(&code))
+fn skip(code: &'static str, detail: &str) -> Error {
+    Error::refused(code, detail)
 }
 
-fn skip(code: &str, detail: &str) -> ApiError {
-    ApiError::refused(code, detail)
-}
-
-/// The org's pool, if claimed for workflows.
+/// The org's pool, if claimed for workflows, and the org.
 async fn claimed_pool(
     db: &DatabaseConnection,
     org_id: i64,
     pool_id: i64,
-) -> ApiResult<(orgs::Model, pools::Model)> {
-    let pool = store::pools::get(db, org_id, pool_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("pool", pool_id))?;
+) -> Result<(orgs::Model, pools::Model)> {
+    let (org, pool) = issuance::pool_and_org(db, org_id, pool_id).await?;
     if !pool.claimed {
-        let mut p = crate::api::error::problem(
-            poem::http::StatusCode::UNPROCESSABLE_ENTITY,
-            "pool_not_claimed",
-            format!("pool {pool_id} is not claimed for workflows: POST /v1/pools/{pool_id}/claim"),
-        );
-        p.field = Some("pool_id".into());
-        return Err(ApiError::from_problem(p));
+        return Err(issuance::not_claimed(pool_id));
     }
-    let org = store::orgs::get(db, org_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("org", org_id))?;
     Ok((org, pool))
 }
 
@@ -319,7 +277,7 @@ async fn customer(
     db: &DatabaseConnection,
     org_id: i64,
     who: &CustomerRef,
-) -> ApiResult<customers::Model> {
+) -> Result<customers::Model> {
     super::customers::resolve(db, org_id, &who.identifier()?).await
 }
 
@@ -328,7 +286,7 @@ async fn active_coupon(
     db: &DatabaseConnection,
     pool: &pools::Model,
     customer: &customers::Model,
-) -> ApiResult<Option<coupons::Model>> {
+) -> Result<Option<coupons::Model>> {
     let history = store::issuance::history(db, pool.id, customer.id, Utc::now()).await?;
     match history.valid_coupon {
         Some(id) => Ok(store::issuance::get(db, id).await?),
@@ -348,9 +306,6 @@ fn address(customer: &customers::Model, asked: Option<ResendChannel>) -> Option<
     }
 }
 
-fn view(coupon: coupons::Model, existing: bool) -> ApiResult<IssuedCoupon> {
-    Ok(IssuedCoupon {
-        coupon: coupon_view(coupon, false)?,
-        existing,
-    })
+fn view(coupon: coupons::Model, existing: bool) -> Result<IssuedCoupon> {
+    IssuedCoupon::new(coupon, existing)
 }

@@ -1,101 +1,46 @@
 //! Creating and editing pools: settings are checked against each other and the org before
 //! anything is written, and a pool's row and its common code go in together.
 
+mod settings;
+
 use entity::pools;
-use poem::http::StatusCode;
-use poem_openapi::Object;
 use sea_orm::{ActiveValue::Set, DatabaseConnection, IntoActiveModel, TransactionTrait};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+pub use settings::{CodeOptions, CreatePool, PoolStats, RemoteSource, StoredRemote, UpdatePool};
 
 use crate::{
-    api::{
-        error::{ApiError, ApiResult},
-        pools::{CreatePool, PoolStats, RemoteSource, UpdatePool},
-    },
     domain::{
         coupon::CouponStatus,
+        discount::DiscountType,
         expiry::ExpiryRules,
         generator::Generator,
         issuance::IssuanceRules,
-        pattern::{self, Pattern, PatternError, PatternSpec},
+        pattern::{self, Pattern, PatternSpec},
         pool::{self, PoolSource, PoolState},
         signature,
     },
+    service::{Error, Result},
     store,
 };
 
-/// How a pool's codes are made and matched (flat in the pool's JSON).
-#[derive(Object, Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
-#[serde(default)]
-pub struct CodeOptions {
-    /// Characters never used at placeholder positions, e.g. ["O", "0", "I", "1"]. List lower-
-    /// and upper-case letters separately.
-    #[oai(default)]
-    pub exclude_chars: Vec<String>,
-    /// Phrases that never appear anywhere in a code (case-insensitive).
-    #[oai(default)]
-    pub exclude_phrases: Vec<String>,
-    /// Whether codes carry a prefix. `false` wins over every other prefix setting.
-    pub prefix_enabled: Option<bool>,
-    /// Custom prefix (at most 10 of A-Z a-z 0-9 _ -, case-sensitive). Shown resolved.
-    pub prefix: Option<String>,
-    /// Use the org's default prefix instead of a custom one (422 if the org has none).
-    #[oai(default)]
-    pub use_org_prefix: bool,
-    /// Whether codes carry a suffix. `false` wins over every other suffix setting.
-    pub suffix_enabled: Option<bool>,
-    /// Custom suffix (same rules as the prefix). Shown resolved.
-    pub suffix: Option<String>,
-    /// Use the org's default suffix.
-    #[oai(default)]
-    pub use_org_suffix: bool,
-    /// Append a check character so a mistyped code is refused without a database look-up.
-    #[oai(default)]
-    pub check_char: bool,
-    /// Forgiving entry: match codes ignoring case and separators (`abcd-1234` finds `ABCD1234`).
-    #[oai(default)]
-    pub case_insensitive: bool,
-    /// randomized_common: a 5 to 10 character sample the pattern is derived from; its first
-    /// half is kept, the rest randomised.
-    pub sample_code: Option<String>,
-}
-
 /// A pool's stored code options.
-pub fn code_options(pool: &pools::Model) -> ApiResult<CodeOptions> {
+pub fn code_options(pool: &pools::Model) -> Result<CodeOptions> {
     super::stored(&pool.code_options)
 }
 
-/// What is stored of a remote source (the secret stays server-side).
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-pub struct StoredRemote {
-    pub url: String,
-    pub secret: Option<String>,
-    #[serde(default)]
-    pub api_key: Option<String>,
-    pub timeout_ms: u32,
-    pub retries: u32,
-}
-
-impl From<PatternError> for ApiError {
-    fn from(e: PatternError) -> ApiError {
-        let mut p = crate::api::error::problem(StatusCode::UNPROCESSABLE_ENTITY, e.code, e.message);
-        p.field = Some(e.field.to_string());
-        ApiError::from_problem(p)
-    }
-}
-
-fn json<T: Serialize>(value: &T) -> ApiResult<serde_json::Value> {
-    serde_json::to_value(value).map_err(ApiError::internal)
+fn json<T: Serialize>(value: &T) -> Result<serde_json::Value> {
+    serde_json::to_value(value).map_err(Error::internal)
 }
 
 pub async fn create(
     db: &DatabaseConnection,
     org_id: i64,
     input: CreatePool,
-) -> ApiResult<pools::Model> {
+) -> Result<pools::Model> {
     let org = store::orgs::get(db, org_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("org", org_id))?;
+        .ok_or_else(|| Error::not_found("org", org_id))?;
     validate_settings(&input)?;
     check_excluded_pools(db, org_id, &input.issuance).await?;
     let mut codes = input.codes.clone();
@@ -122,13 +67,13 @@ pub async fn create(
     let remote = match (input.source, &input.remote) {
         (PoolSource::Remote, Some(r)) => Some(stored_remote(r)?),
         (PoolSource::Remote, None) => {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "remote",
                 "a remote pool needs its source: remote.url",
             ));
         }
         (_, Some(_)) => {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "remote",
                 "only pools with source `remote` have a remote source",
             ));
@@ -171,7 +116,7 @@ pub async fn create(
     let txn = db.begin().await?;
     let pool = store::pools::insert(&txn, row).await.map_err(|e| {
         if store::is_unique_violation(&e) {
-            ApiError::conflict(
+            Error::conflict(
                 "pattern_taken",
                 "another pool of this org already uses this pattern",
             )
@@ -187,7 +132,7 @@ pub async fn create(
         )
         .await?;
         if inserted.is_empty() {
-            return Err(ApiError::conflict(
+            return Err(Error::conflict(
                 "code_taken",
                 format!("the code {code} already exists in this org"),
             ));
@@ -197,7 +142,7 @@ pub async fn create(
     Ok(pool)
 }
 
-fn validate_settings(input: &CreatePool) -> ApiResult<()> {
+fn validate_settings(input: &CreatePool) -> Result<()> {
     pool::validate_value(
         input.discount_type.as_str(),
         input.value,
@@ -210,7 +155,7 @@ fn validate_settings(input: &CreatePool) -> ApiResult<()> {
     input.redemption.validate()?;
     input.expiry.validate_with_offer_end(input.ends_at)?;
     pool::validate_redemption_for_source(input.source.as_str(), &input.redemption)?;
-    let gift_card = input.discount_type.as_str() == "gift_card";
+    let gift_card = input.discount_type == DiscountType::GiftCard;
     if gift_card {
         pool::validate_gift_card(
             input.value,
@@ -221,7 +166,7 @@ fn validate_settings(input: &CreatePool) -> ApiResult<()> {
     if !gift_card
         && (input.gift_card_min_value.is_some() || input.gift_card_min_redemption.is_some())
     {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             "gift_card_min_value",
             "only gift card pools have gift card minimums",
         ));
@@ -235,10 +180,10 @@ async fn check_excluded_pools<C: sea_orm::ConnectionTrait>(
     db: &C,
     org_id: i64,
     rules: &IssuanceRules,
-) -> ApiResult<()> {
+) -> Result<()> {
     for &id in &rules.exclude_if_issued_from {
         if store::pools::get(db, org_id, id).await?.is_none() {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "issuance.exclude_if_issued_from",
                 format!("pool {id} does not exist"),
             ));
@@ -248,33 +193,33 @@ async fn check_excluded_pools<C: sea_orm::ConnectionTrait>(
 }
 
 /// The pattern a pool will use: given, derived from a sample, or none.
-fn pattern_for(input: &CreatePool) -> ApiResult<Option<String>> {
+fn pattern_for(input: &CreatePool) -> Result<Option<String>> {
     match (input.source, &input.pattern, &input.codes.sample_code) {
         (PoolSource::RandomizedCommon, None, Some(sample)) => {
             Ok(Some(pattern::randomized_common_pattern(sample)?))
         }
-        (PoolSource::RandomizedCommon, _, _) => Err(ApiError::invalid(
+        (PoolSource::RandomizedCommon, _, _) => Err(Error::invalid(
             "sample_code",
             "a randomized_common pool takes a sample_code (5 to 10 characters) and no pattern",
         )),
-        (PoolSource::Uploaded | PoolSource::Remote, Some(_), _) => Err(ApiError::invalid(
+        (PoolSource::Uploaded | PoolSource::Remote, Some(_), _) => Err(Error::invalid(
             "pattern",
             "uploaded and remote pools have no pattern",
         )),
         (PoolSource::Uploaded | PoolSource::Remote, None, _) => Ok(None),
-        (_, None, _) => Err(ApiError::invalid("pattern", "this source needs a pattern")),
+        (_, None, _) => Err(Error::invalid("pattern", "this source needs a pattern")),
         (_, Some(p), _) => Ok(Some(p.clone())),
     }
 }
 
-pub fn parse_pattern(text: &str, codes: &CodeOptions) -> ApiResult<Pattern> {
+pub fn parse_pattern(text: &str, codes: &CodeOptions) -> Result<Pattern> {
     let mut exclude = Vec::with_capacity(codes.exclude_chars.len());
     for s in &codes.exclude_chars {
         let mut chars = s.chars();
         match (chars.next(), chars.next()) {
             (Some(c), None) => exclude.push(c),
             _ => {
-                return Err(ApiError::invalid(
+                return Err(Error::invalid(
                     "exclude_chars",
                     format!("`{s}` is not a single character"),
                 ));
@@ -291,22 +236,22 @@ pub fn parse_pattern(text: &str, codes: &CodeOptions) -> ApiResult<Pattern> {
     })?)
 }
 
-fn check_source(source: PoolSource, parsed: Option<&Pattern>) -> ApiResult<()> {
+fn check_source(source: PoolSource, parsed: Option<&Pattern>) -> Result<()> {
     let Some(p) = parsed else { return Ok(()) };
     match source {
-        PoolSource::Common if !p.is_common() => Err(ApiError::invalid(
+        PoolSource::Common if !p.is_common() => Err(Error::invalid(
             "pattern",
             "a common pool's pattern is the code itself: no placeholders",
         )),
         PoolSource::Generated | PoolSource::Bulk | PoolSource::RandomizedCommon
             if p.is_common() =>
         {
-            Err(ApiError::invalid(
+            Err(Error::invalid(
                 "pattern",
                 "this pattern has no placeholders: use source `common`",
             ))
         }
-        PoolSource::Bulk if p.placeholders() < 4 => Err(ApiError::refused(
+        PoolSource::Bulk if p.placeholders() < 4 => Err(Error::refused(
             "too_few_placeholders",
             format!(
                 "a bulk pattern needs at least 4 placeholders; this one has {}",
@@ -317,16 +262,13 @@ fn check_source(source: PoolSource, parsed: Option<&Pattern>) -> ApiResult<()> {
     }
 }
 
-fn stored_remote(r: &RemoteSource) -> ApiResult<StoredRemote> {
+fn stored_remote(r: &RemoteSource) -> Result<StoredRemote> {
     if !(r.url.starts_with("http://") || r.url.starts_with("https://")) {
-        return Err(ApiError::invalid(
-            "remote.url",
-            "an http:// or https:// URL",
-        ));
+        return Err(Error::invalid("remote.url", "an http:// or https:// URL"));
     }
     if let Some(secret) = &r.secret {
         signature::secret_key(secret)
-            .map_err(|e| ApiError::invalid("remote.secret", e.to_string()))?;
+            .map_err(|e| Error::invalid("remote.secret", e.to_string()))?;
     }
     Ok(StoredRemote {
         url: r.url.clone(),
@@ -341,11 +283,11 @@ pub async fn update(
     db: &DatabaseConnection,
     pool: pools::Model,
     input: UpdatePool,
-) -> ApiResult<pools::Model> {
+) -> Result<pools::Model> {
     let txn = db.begin().await?;
     let freezes = input.source.is_some() || input.pattern.is_some();
     if freezes && store::pools::has_codes(&txn, pool.id).await? {
-        return Err(ApiError::conflict(
+        return Err(Error::conflict(
             "codes_exist",
             "source and pattern cannot change once the pool has codes",
         ));
@@ -445,7 +387,7 @@ pub async fn update(
     }
     if new_value != old_value {
         let match_old = input.match_value.then_some(old_value);
-        let gift_card = discount_type == "gift_card";
+        let gift_card = discount_type == DiscountType::GiftCard.as_str();
         store::pools::apply_value(
             &txn,
             saved.id,
@@ -461,9 +403,9 @@ pub async fn update(
 }
 
 /// Refuses uploads into pools whose codes come from elsewhere.
-pub fn check_uploadable(pool: &pools::Model) -> ApiResult<()> {
+pub fn check_uploadable(pool: &pools::Model) -> Result<()> {
     if pool.source != PoolSource::Uploaded.as_str() {
-        return Err(ApiError::conflict(
+        return Err(Error::conflict(
             "wrong_source",
             format!(
                 "codes can be uploaded only into `uploaded` pools; this one is `{}`",
@@ -472,12 +414,12 @@ pub fn check_uploadable(pool: &pools::Model) -> ApiResult<()> {
         ));
     }
     if pool.state == PoolState::Archived.as_str() {
-        return Err(ApiError::conflict("pool_archived", "the pool is archived"));
+        return Err(Error::conflict("pool_archived", "the pool is archived"));
     }
     Ok(())
 }
 
-pub async fn stats(db: &DatabaseConnection, pool: &pools::Model) -> ApiResult<PoolStats> {
+pub async fn stats(db: &DatabaseConnection, pool: &pools::Model) -> Result<PoolStats> {
     let counts = store::coupons::count_by_status(db, pool.id).await?;
     let count = |s: CouponStatus| counts.iter().find(|(c, _)| *c == s).map_or(0, |(_, n)| *n);
     let mut stats = PoolStats {
@@ -491,7 +433,7 @@ pub async fn stats(db: &DatabaseConnection, pool: &pools::Model) -> ApiResult<Po
         remaining: None,
     };
     let source =
-        PoolSource::parse(&pool.source).ok_or_else(|| ApiError::internal("unknown pool source"))?;
+        PoolSource::parse(&pool.source).ok_or_else(|| Error::internal("unknown pool source"))?;
     let mut mintable = 0;
     if source.mints_on_issue() {
         let codes: CodeOptions = super::stored(&pool.code_options)?;

@@ -113,15 +113,9 @@ async fn fetch_one(remote: &StoredRemote, body: &[u8]) -> Result<String> {
 }
 
 async fn attempt_once(remote: &StoredRemote, msg_id: &str, body: &[u8]) -> Result<String, Failure> {
-    let url =
-        reqwest::Url::parse(&remote.url).map_err(|e| Failure::Final(ApiError::internal(e)))?;
-    outbound::check_literal(&url).map_err(|why| {
-        Failure::Final(ApiError::new(
-            poem::http::StatusCode::BAD_GATEWAY,
-            "remote_unavailable",
-            why,
-        ))
-    })?;
+    let url = reqwest::Url::parse(&remote.url).map_err(|e| Failure::Final(Error::internal(e)))?;
+    outbound::check_literal(&url)
+        .map_err(|why| Failure::Final(bad_gateway("remote_unavailable", why)))?;
     let mut req = outbound::client()
         .post(url)
         .timeout(Duration::from_millis(u64::from(remote.timeout_ms)))

@@ -83,7 +83,7 @@ pub async fn create(
     if let Some(r) = &remote {
         super::outbound::check_destination(&r.url)
             .await
-            .map_err(|why| ApiError::invalid("remote.url", why))?;
+            .map_err(|why| Error::invalid("remote.url", why))?;
     }
     let row = pools::ActiveModel {
         org_id: Set(org_id),

@@ -81,11 +81,10 @@ bench_pg_up() {
     bench_on_exit "_bench_psql 'DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)'"
     export BENCH_DB
     export COUPOND_DATABASE_URL="postgres://$BENCH_PG_USER@$BENCH_PG_HOST:$BENCH_PG_PORT/$BENCH_DB"
-    # sqlx 0.9 does not set TCP_NODELAY, so over TCP a large statement can wait out a delayed
-    # ACK (up to 40 ms). A local server is reached over its Unix socket, as a same-host
-    # deployment would be; BENCH_PG_TCP=1 keeps TCP to measure that path.
+    # TCP by default, as production reaches its database (coupond sets TCP_NODELAY, see
+    # vendor/README.md); BENCH_PG_SOCKET=1 uses the local Unix socket instead.
     local socket_dir=/var/run/postgresql
-    if [ -z "${BENCH_PG_TCP:-}" ] && [ -S "$socket_dir/.s.PGSQL.$BENCH_PG_PORT" ]; then
+    if [ -n "${BENCH_PG_SOCKET:-}" ] && [ -S "$socket_dir/.s.PGSQL.$BENCH_PG_PORT" ]; then
         COUPOND_DATABASE_URL="postgres://$BENCH_PG_USER@localhost/$BENCH_DB?host=$socket_dir&port=$BENCH_PG_PORT"
     fi
     bench_log "database $BENCH_DB ($COUPOND_DATABASE_URL)"

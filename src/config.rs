@@ -57,7 +57,11 @@ pub struct ServeConfig {
 
     /// Lets webhook, remote-pool and SMS-gateway URLs reach loopback, private, link-local and
     /// metadata addresses (local set-ups and tests); off, such URLs are refused.
-    #[arg(long, env = "COUPOND_ALLOW_PRIVATE_URLS")]
+    #[arg(
+        long,
+        env = "COUPOND_ALLOW_PRIVATE_URLS",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub allow_private_urls: bool,
 
     /// Milliseconds between webhook delivery rounds; 0 turns the worker off.

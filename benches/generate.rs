@@ -18,6 +18,7 @@ fn generate(c: &mut Criterion) {
         prefix: None,
         suffix: None,
         check_char: false,
+        case_insensitive: false,
     })
     .expect("a valid pattern");
     let generator = Generator::new(&pattern, Generator::new_key().as_bytes());

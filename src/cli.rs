@@ -95,6 +95,9 @@ pub struct GenerateCodes {
     /// Add a check character (Luhn mod N) between the pattern and the suffix.
     #[arg(long)]
     pub check_char: bool,
+    /// The pool matches codes ignoring case: `*` draws from upper-case letters and digits.
+    #[arg(long)]
+    pub case_insensitive: bool,
     /// Key of the permutation: the same key prints the same codes. Random when omitted.
     #[arg(long)]
     pub key: Option<String>,
@@ -109,6 +112,7 @@ impl GenerateCodes {
             prefix: self.prefix.as_deref(),
             suffix: self.suffix.as_deref(),
             check_char: self.check_char,
+            case_insensitive: self.case_insensitive,
         }
     }
 }

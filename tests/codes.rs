@@ -14,8 +14,9 @@ use common::{
 use coupond::service::webhooks::Worker;
 use futures_util::future::join_all;
 use reqwest::{Method, Response};
-use sea_orm::{EntityTrait, PaginatorTrait};
+use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait, Statement};
 use serde_json::{Value, json};
+use std::collections::HashSet;
 
 async fn pool(app: &TestApp, body: Value) -> i64 {
     common::fixtures::pool(app, body).await
@@ -32,6 +33,30 @@ async fn post_csv(app: &TestApp, path: &str, csv: &str) -> Response {
         .send()
         .await
         .unwrap()
+}
+
+/// Waits for the job a 201 or 202 started; its issue rows as `line,value,code`.
+async fn finished_job_issues(app: &TestApp, started: Response) -> Vec<String> {
+    assert!(
+        [201, 202].contains(&started.status().as_u16()),
+        "{}",
+        started.status()
+    );
+    let id = started.json::<Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let job = app.wait_for_job(id).await;
+    assert_eq!(job["state"], "done", "{job}");
+    let csv = app
+        .get(&format!("/v1/imports/{id}/issues"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    csv.lines()
+        .skip(1)
+        .map(|l| l.splitn(4, ',').take(3).collect::<Vec<_>>().join(","))
+        .collect()
 }
 
 async fn jobs(app: &TestApp) -> u64 {
@@ -117,6 +142,48 @@ both_databases! {
         }
         assert_eq!(stats(&app, p).await["issued"], 0);
         issue_ok(&app, p, "ana").await;
+    }
+
+    async fn a_case_insensitive_pool_makes_codes_a_till_can_tell_apart(app) {
+        let p = pool(&app, json!({"name": "CI", "source": "generated", "pattern": "CI-****",
+                                  "case_insensitive": true, "discount_type": "free_shipping"})).await;
+        assert_eq!(stats(&app, p).await["remaining"], 36u64.pow(4), "{}", stats(&app, p).await);
+        let resp = generate(&app, p, 20_000).await;
+        let job = app.wait_for_job(resp.json::<Value>().await.unwrap()["id"].as_i64().unwrap()).await;
+        assert_eq!(job["state"], "done", "{job}");
+        let codes: Vec<String> = app.db.query_all_raw(Statement::from_string(app.db.get_database_backend(),
+            format!("SELECT code FROM coupons WHERE pool_id = {p}"))).await.unwrap()
+            .iter().map(|r| r.try_get_by_index::<String>(0).unwrap()).collect();
+        assert_eq!(codes.len(), 20_000);
+        let folded: HashSet<String> = codes.iter().map(|c| c.to_ascii_uppercase()).collect();
+        assert_eq!(folded.len(), 20_000, "no two codes differ only in case");
+
+        let up = pool(&app, json!({"name": "UP", "source": "uploaded", "case_insensitive": true,
+                                   "discount_type": "free_shipping"})).await;
+        let report = app.post(&format!("/v1/pools/{up}/codes"), json!({"codes": ["Abc-1", "ABC1", "abc-1", "XYZ9"]})).await;
+        let report = report.json::<Value>().await.unwrap();
+        assert_eq!((report["accepted"].as_i64(), report["skipped"].as_i64()), (Some(2), Some(2)), "{report}");
+        let issues = app.get(&format!("/v1/imports/{}/issues", report["id"])).await.text().await.unwrap();
+        assert_eq!(issues.matches(",duplicate,").count(), 2, "{issues}");
+        assert!(issues.contains("ABC1") && issues.contains("abc-1"), "{issues}");
+    }
+
+    async fn list_rows_naming_a_shared_identifier_are_ambiguous_not_the_oldest(app) {
+        customer(&app, "ana", json!({"email": "shared@example.com"})).await;
+        customer(&app, "bea", json!({"email": "shared@example.com"})).await;
+        customer(&app, "cid", json!({"email": "cid@example.com"})).await;
+        let list = "email\nshared@example.com\ncid@example.com\n";
+        let p = uploaded_pool(&app, 4, json!({})).await;
+        let issues = finished_job_issues(&app, post_csv(&app, &format!("/v1/pools/{p}/issue/batch"), list).await).await;
+        assert_eq!(issues, ["2,shared@example.com,ambiguous_customer"]);
+        assert_eq!(stats(&app, p).await["issued"], 1, "only cid's row issued");
+        let allow = uploaded_pool(&app, 1, json!({"specific_customers_only": true})).await;
+        let issues = finished_job_issues(&app, post_csv(&app, &format!("/v1/pools/{allow}/customers"), list).await).await;
+        assert_eq!(issues, ["2,shared@example.com,ambiguous_customer"]);
+        let revoke = app.request(Method::POST, &format!("/v1/pools/{p}/revoke"), Some(&app.key))
+            .header("content-type", "text/csv").body(list).send().await.unwrap();
+        let issues = finished_job_issues(&app, revoke).await;
+        assert_eq!(issues, ["2,shared@example.com,ambiguous_customer"]);
     }
 
     async fn silently_ignored_settings_are_422_naming_the_field(app) {

@@ -16,11 +16,7 @@ use super::{
     tags::ApiTags,
 };
 use crate::{
-    domain::{
-        api_key::Scope,
-        coupon::CouponStatus,
-        customer::{CustomerIdentifier, CustomerRef},
-    },
+    domain::{api_key::Scope, coupon::CouponStatus, customer::CustomerRef},
     service,
     store::{
         self,
@@ -199,10 +195,11 @@ fn default_per_page() -> u64 {
 
 /// The user id of the customer with this external id, if there is one.
 async fn holder(state: &AppState, org_id: i64, external_id: String) -> ApiResult<Option<i64>> {
-    let id = CustomerIdentifier::ExternalId(external_id);
-    Ok(store::customers::find(&state.db, org_id, &id)
-        .await?
-        .map(|c| c.id))
+    Ok(
+        store::customers::by_external_id(&state.db, org_id, &external_id)
+            .await?
+            .map(|c| c.id),
+    )
 }
 
 /// At most one org entity type at a time (Capillary's coupon APIs refuse more).

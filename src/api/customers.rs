@@ -14,7 +14,7 @@ pub use crate::service::coupons::{CustomerCoupon, coupon_view};
 use crate::{
     domain::{
         api_key::Scope,
-        customer::{CustomerIdentifier, normalize_email, normalize_mobile},
+        customer::{normalize_email, normalize_mobile},
     },
     service, store,
 };
@@ -178,14 +178,5 @@ async fn find(
     org_id: i64,
     external_id: String,
 ) -> ApiResult<entity::customers::Model> {
-    let id = CustomerIdentifier::ExternalId(external_id.clone());
-    store::customers::find(&state.db, org_id, &id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                poem::http::StatusCode::NOT_FOUND,
-                "customer_not_found",
-                id.not_found_message(),
-            )
-        })
+    Ok(service::customers::by_external_id(&state.db, org_id, &external_id).await?)
 }

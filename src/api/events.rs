@@ -15,7 +15,7 @@ use super::{
     error::{ApiError, ApiResult},
 };
 use crate::{
-    domain::{api_key::Scope, customer::CustomerIdentifier},
+    domain::api_key::Scope,
     service,
     store::{
         self,
@@ -76,16 +76,8 @@ impl EventsApi {
         auth.0
             .require_any(&[Scope::Pos, Scope::Workflow, Scope::Market])?;
         let org_id = auth.0.org_id;
-        let id = CustomerIdentifier::ExternalId(external_id.0);
-        let customer = store::customers::find(&state.db, org_id, &id)
-            .await?
-            .ok_or_else(|| {
-                ApiError::new(
-                    poem::http::StatusCode::NOT_FOUND,
-                    "customer_not_found",
-                    id.not_found_message(),
-                )
-            })?;
+        let customer =
+            service::customers::by_external_id(&state.db, org_id, &external_id.0).await?;
         let of = History::Customer(customer.id);
         list(&state, org_id, of, kind.0, page.0, per_page.0).await
     }

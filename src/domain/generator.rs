@@ -160,6 +160,7 @@ mod tests {
             prefix: None,
             suffix: None,
             check_char: false,
+            case_insensitive: false,
         })
         .unwrap()
     }

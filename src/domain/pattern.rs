@@ -39,6 +39,10 @@ pub struct PatternSpec<'a> {
     pub prefix: Option<&'a str>,
     pub suffix: Option<&'a str>,
     pub check_char: bool,
+    /// Forgiving entry: a till matches codes ignoring case, so `*` draws from upper-case letters
+    /// and digits only; otherwise `a1B2` and `A1b2` would be two codes to the pool and one to
+    /// the till.
+    pub case_insensitive: bool,
 }
 
 /// Why a pattern, an affix or a bulk request was refused.
@@ -150,13 +154,15 @@ enum Piece {
     Placeholder(char, &'static [u8]),
 }
 
+const UPPER_ALPHANUMERIC: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
 fn placeholder_class(c: char) -> Option<&'static [u8]> {
     match c {
         '#' => Some(b"0123456789"),
         '@' => Some(b"abcdefghijklmnopqrstuvwxyz"),
         '^' => Some(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
         '*' => Some(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"),
-        '$' => Some(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+        '$' => Some(UPPER_ALPHANUMERIC),
         _ => None,
     }
 }
@@ -179,6 +185,10 @@ impl Pattern {
             match piece {
                 Piece::Literal(c) => template.push(c),
                 Piece::Placeholder(symbol, class) => {
+                    let class = match symbol {
+                        '*' if spec.case_insensitive => UPPER_ALPHANUMERIC,
+                        _ => class,
+                    };
                     slots.push(slot(template.len(), symbol, class, spec.exclude_chars)?);
                     template.push(VARIABLE);
                 }
@@ -644,6 +654,7 @@ mod tests {
             prefix: None,
             suffix: None,
             check_char: false,
+            case_insensitive: false,
         }
     }
 
@@ -840,6 +851,21 @@ mod tests {
             ("invalid_affix", "prefix")
         );
         assert_eq!(refusal(&with(None, Some(""))), ("invalid_affix", "suffix"));
+    }
+
+    #[test]
+    fn a_case_insensitive_pattern_draws_from_one_case() {
+        let pattern = Pattern::parse(&PatternSpec {
+            case_insensitive: true,
+            ..spec("CI-****")
+        })
+        .unwrap();
+        assert_eq!(pattern.combinations(), 36u128.pow(4));
+        let codes: std::collections::HashSet<String> = (0..2_000u128)
+            .map(|i| pattern.code_at(i * 811).unwrap().to_ascii_uppercase())
+            .collect();
+        assert_eq!(codes.len(), 2_000, "no two codes fold to one");
+        assert_eq!(parse("CI-****").combinations(), 62u128.pow(4));
     }
 
     #[test]

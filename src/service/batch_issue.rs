@@ -30,6 +30,7 @@ use crate::{
     },
     store::{
         self,
+        customers::Named,
         imports::{Issue, Progress},
         issuance::{History, Stamp},
     },
@@ -124,11 +125,9 @@ async fn issue_row(
         Ok(id) => id,
         Err(e) => return Ok(Err(("invalid_customer", e.reason.clone()))),
     };
-    let Some(customer) = store::customers::find(txn, pool.org_id, identifier).await? else {
-        return Ok(Err((
-            "invalid_customer",
-            identifier.not_found_message().to_string(),
-        )));
+    let customer = match super::customers::resolve_row(txn, pool.org_id, identifier).await? {
+        Ok(customer) => customer,
+        Err(issue) => return Ok(Err(issue)),
     };
     let savepoint = txn.begin().await?;
     let mut nothing_fetched = Fetched::default();
@@ -177,7 +176,7 @@ fn refusal_code(code: &str) -> &'static str {
 
 /// Everything the rules need about the chunk's customers, read in a few statements.
 struct ChunkFacts {
-    customers: HashMap<CustomerIdentifier, customers::Model>,
+    customers: Named,
     histories: HashMap<i64, History>,
     excluded: HashSet<i64>,
     allowed: HashSet<i64>,
@@ -196,7 +195,7 @@ async fn read_facts(
         .filter_map(|r| r.identifier.clone().ok())
         .collect();
     let customers = store::customers::find_many(txn, pool.org_id, &identifiers).await?;
-    let mut ids: Vec<i64> = customers.values().map(|c| c.id).collect();
+    let mut ids: Vec<i64> = customers.customers.values().map(|c| c.id).collect();
     ids.sort_unstable();
     ids.dedup();
     store::customers::lock_many(txn, &ids).await?;
@@ -243,10 +242,14 @@ async fn issue_chunk_in_bulk(
     let mut wanted: Vec<(Row, i64)> = Vec::new();
     for row in rows {
         let customer = match &row.identifier {
+            Ok(id) if facts.customers.ambiguous.contains(id) => {
+                Err(super::customers::ambiguous_row(id))
+            }
             Ok(id) => facts
                 .customers
+                .customers
                 .get(id)
-                .ok_or_else(|| ("invalid_customer", id.not_found_message().to_string())),
+                .ok_or_else(|| super::customers::not_found_row(id)),
             Err(e) => Err(("invalid_customer", e.reason.clone())),
         };
         let customer = match customer {
@@ -318,8 +321,12 @@ async fn announce(
     issued_before: u64,
     claimed: &[coupons::Model],
 ) -> std::result::Result<(), DbErr> {
-    let holders: HashMap<i64, &customers::Model> =
-        facts.customers.values().map(|c| (c.id, c)).collect();
+    let holders: HashMap<i64, &customers::Model> = facts
+        .customers
+        .customers
+        .values()
+        .map(|c| (c.id, c))
+        .collect();
     let occurrences = claimed
         .iter()
         .map(|c| {

@@ -6,12 +6,15 @@
 use std::collections::HashSet;
 
 use entity::{imports, pools};
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use tokio::{io::AsyncRead, sync::mpsc};
 use tokio_util::io::SyncIoBridge;
 
 use crate::{
-    domain::{coupon::check_uploaded_code, csv},
+    domain::{
+        coupon::{check_uploaded_code, lookup_key},
+        csv,
+    },
     service::{
         Error, Result,
         jobs::{self, Outcome, Run},
@@ -78,8 +81,9 @@ async fn upload(
     };
     let job = store::imports::create(db, job).await?;
     let new = new_codes(pool);
+    let forgiving = super::pools::code_options(pool)?.case_insensitive;
     jobs::run_inline(db, job, owner, |run| async move {
-        insert_rows(&run, new, rows).await
+        insert_rows(&run, new, forgiving, rows).await
     })
     .await
 }
@@ -125,9 +129,9 @@ fn unreadable(err: std::io::Error) -> Error {
     )
 }
 
-async fn insert_rows(run: &Run, new: NewCodes, mut rows: Rows) -> Result<Outcome> {
+async fn insert_rows(run: &Run, new: NewCodes, forgiving: bool, mut rows: Rows) -> Result<Outcome> {
     while let Some(chunk) = rows.recv().await {
-        if !insert_chunk(run, new, chunk?).await? {
+        if !insert_chunk(run, new, forgiving, chunk?).await? {
             return Ok(Outcome::Stopped);
         }
     }
@@ -136,7 +140,12 @@ async fn insert_rows(run: &Run, new: NewCodes, mut rows: Rows) -> Result<Outcome
 
 /// One chunk in one transaction: its coupons, its counters and its issue rows commit together.
 /// False when the job's lease was lost (nothing committed).
-async fn insert_chunk(run: &Run, new: NewCodes, rows: Vec<(i64, String)>) -> Result<bool> {
+async fn insert_chunk(
+    run: &Run,
+    new: NewCodes,
+    forgiving: bool,
+    rows: Vec<(i64, String)>,
+) -> Result<bool> {
     let Some(&(last_line, _)) = rows.last() else {
         return Ok(true);
     };
@@ -153,12 +162,17 @@ async fn insert_chunk(run: &Run, new: NewCodes, rows: Vec<(i64, String)>) -> Res
             }),
         }
     }
-    let codes: Vec<String> = good.iter().map(|(_, c)| c.clone()).collect();
     let txn = run.db.begin().await?;
+    if forgiving {
+        good = drop_case_twins(&txn, new.org_id, good, &mut issues).await?;
+    }
+    let codes: Vec<String> = good.iter().map(|(_, c)| c.clone()).collect();
     let mut inserted: HashSet<String> = store::coupons::insert_available(&txn, new, &codes).await?;
+    let twins = issues.iter().filter(|i| i.code == "duplicate").count() as i64;
     let mut progress = Progress {
         done: rows.len() as i64,
-        rejected: issues.len() as i64,
+        rejected: issues.len() as i64 - twins,
+        skipped: twins,
         ..Progress::default()
     };
     for (row_number, code) in good {
@@ -182,6 +196,35 @@ async fn insert_chunk(run: &Run, new: NewCodes, rows: Vec<(i64, String)>) -> Res
     }
     txn.commit().await?;
     Ok(true)
+}
+
+/// A pool with forgiving entry matches codes ignoring case and separators, so a code that
+/// folds to the same key as one already in the org, or earlier in the file, would be a second
+/// code a till cannot tell apart: it is skipped as a duplicate.
+async fn drop_case_twins(
+    txn: &DatabaseTransaction,
+    org_id: i64,
+    rows: Vec<(i64, String)>,
+    issues: &mut Vec<Issue>,
+) -> Result<Vec<(i64, String)>> {
+    let keys: Vec<String> = rows.iter().filter_map(|(_, c)| lookup_key(c)).collect();
+    let mut taken = store::coupons::taken_lookup_keys(txn, org_id, &keys).await?;
+    let mut kept = Vec::with_capacity(rows.len());
+    for (row_number, code) in rows {
+        if lookup_key(&code).is_none_or(|key| taken.insert(key)) {
+            kept.push((row_number, code));
+        } else {
+            issues.push(Issue {
+                row_number,
+                value: code,
+                code: "duplicate",
+                reason: "a code differing only in case or separators is already in this org; \
+                         this pool matches codes ignoring both"
+                    .into(),
+            });
+        }
+    }
+    Ok(kept)
 }
 
 /// The interrupted-upload job, when the runner finds one whose request died: its file was

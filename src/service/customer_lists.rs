@@ -221,10 +221,8 @@ async fn allow_chunk(
     let mut issues = Vec::new();
     for row in chunk {
         let customer = match &row.identifier {
-            Ok(id) => store::customers::find(txn, org_id, id)
-                .await?
-                .ok_or_else(|| id.not_found_message().to_string()),
-            Err(e) => Err(e.reason.clone()),
+            Ok(id) => super::customers::resolve_row(txn, org_id, id).await?,
+            Err(e) => Err(("invalid_customer", e.reason.clone())),
         };
         let (code, reason) = match customer {
             Ok(c) if store::issuance::allow(txn, pool_id, c.id).await? => {
@@ -235,9 +233,9 @@ async fn allow_chunk(
                 progress.skipped += 1;
                 ("duplicate", "already on the list".to_string())
             }
-            Err(reason) => {
+            Err(issue) => {
                 progress.rejected += 1;
-                ("invalid_customer", reason)
+                issue
             }
         };
         issues.push(Issue {

@@ -19,15 +19,72 @@ pub async fn resolve<C: ConnectionTrait>(
 ) -> Result<customers::Model> {
     let mut found = store::customers::matching(db, org_id, id, 2).await?;
     if found.len() > 1 {
-        return Err(Error::conflict(
-            "ambiguous_customer",
-            format!(
-                "more than one customer has this {}: name the customer by external_id or user_id",
-                id.kind()
-            ),
-        ));
+        return Err(ambiguous(id));
     }
     found.pop().ok_or_else(|| not_found(id))
+}
+
+/// The customer a list row names, or the row's issue (code and reason) when it names nobody
+/// or several; only a database failure is an error.
+pub async fn resolve_row<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    id: &CustomerIdentifier,
+) -> Result<std::result::Result<customers::Model, RowIssue>> {
+    match resolve(db, org_id, id).await {
+        Ok(customer) => Ok(Ok(customer)),
+        Err(Error::Conflict { .. }) => Ok(Err(ambiguous_row(id))),
+        Err(Error::Rejected { .. }) => Ok(Err(not_found_row(id))),
+        Err(other) => Err(other),
+    }
+}
+
+/// An issue row's code and reason.
+pub type RowIssue = (&'static str, String);
+
+pub fn ambiguous_row(id: &CustomerIdentifier) -> RowIssue {
+    ("ambiguous_customer", ambiguous(id).to_string())
+}
+
+pub fn not_found_row(id: &CustomerIdentifier) -> RowIssue {
+    ("invalid_customer", id.not_found_message().to_string())
+}
+
+/// The customer a path's external id names (404 when the org does not know it).
+pub async fn by_external_id<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    external_id: &str,
+) -> Result<customers::Model> {
+    store::customers::by_external_id(db, org_id, external_id)
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            code: "customer_not_found".into(),
+            detail: CustomerIdentifier::ExternalId(String::new())
+                .not_found_message()
+                .into(),
+        })
+}
+
+/// The holder of a coupon, which must exist.
+pub async fn holder<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    customer_id: i64,
+) -> Result<customers::Model> {
+    store::customers::by_id(db, org_id, customer_id)
+        .await?
+        .ok_or_else(|| Error::internal(format!("customer {customer_id} of a coupon is gone")))
+}
+
+fn ambiguous(id: &CustomerIdentifier) -> Error {
+    Error::conflict(
+        "ambiguous_customer",
+        format!(
+            "more than one customer has this {}: name the customer by external_id or user_id",
+            id.kind()
+        ),
+    )
 }
 
 pub fn not_found(id: &CustomerIdentifier) -> Error {

@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 use crate::{
     domain::{
         coupon::CouponStatus,
-        customer::CustomerIdentifier,
         message::{self, Channel, OutboxState, TagValues, Template},
     },
     service::{Error, Result},
@@ -194,10 +193,8 @@ pub async fn resend_code(
             "the coupon is not issued to anyone",
         ));
     };
-    let customer = store::customers::find(db, org_id, &CustomerIdentifier::UserId(customer_id))
-        .await?
-        .ok_or_else(|| Error::internal(format!("customer {customer_id} of a coupon is gone")))?;
-    let tz = pool_of.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let customer = super::customers::holder(db, org_id, customer_id).await?;
+    let tz = super::org_tz(&pool_of.timezone)?;
     let dedup_key = format!("resend:{}:{}", coupon.id, uuid::Uuid::now_v7());
     queue_resend(db, &pool_of.pool, tz, &coupon, &customer, asked, dedup_key).await
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Error, Result, idempotency};
 use crate::{
-    domain::{customer::CustomerIdentifier, market},
+    domain::market,
     store::{self, idempotency::Keyed},
 };
 
@@ -183,10 +183,7 @@ pub async fn customer(
     org_id: i64,
     external_id: &str,
 ) -> Result<customers::Model> {
-    let id = CustomerIdentifier::ExternalId(external_id.to_string());
-    store::customers::find(db, org_id, &id)
-        .await?
-        .ok_or_else(|| Error::not_found("customer", external_id))
+    super::customers::by_external_id(db, org_id, external_id).await
 }
 
 /// Cursors are the id of the last item seen, as text so they can change form later.

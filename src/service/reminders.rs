@@ -9,10 +9,7 @@ use entity::{coupons, orgs, pool_reminders, pools};
 use sea_orm::{DatabaseConnection, TransactionTrait};
 
 use crate::{
-    domain::{
-        customer::CustomerIdentifier,
-        message::{self, Channel},
-    },
+    domain::message::{self, Channel},
     service::{
         Error, Result,
         notifications::{Draft, Facts, reminder_subject},
@@ -43,7 +40,7 @@ async fn queue_reminder(
     let Some(org) = store::orgs::get(db, reminder.org_id).await? else {
         return Ok(0);
     };
-    let tz: Tz = org.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let tz = super::org_tz(&org.timezone)?;
     let days = reminder.days_before.max(0) as u32;
     let at = message::parse_time_of_day(&reminder.at_time)
         .map_err(|e| Error::internal(format!("reminder {}: {e}", reminder.id)))?;
@@ -91,9 +88,7 @@ async fn queue_one(
     let Some(customer_id) = coupon.customer_id else {
         return Ok(false);
     };
-    let customer = store::customers::find(db, org.id, &CustomerIdentifier::UserId(customer_id))
-        .await?
-        .ok_or_else(|| Error::internal(format!("customer {customer_id} of a coupon is gone")))?;
+    let customer = super::customers::holder(db, org.id, customer_id).await?;
     let channel = Channel::parse(&reminder.channel).unwrap_or(Channel::Sms);
     let to = match channel {
         Channel::Sms => customer.mobile.clone(),

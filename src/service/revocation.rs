@@ -135,10 +135,8 @@ async fn revoke_chunk<C: ConnectionTrait>(
     let mut found = Vec::with_capacity(chunk.len());
     for row in &chunk {
         let customer = match &row.identifier {
-            Ok(id) => store::customers::find(db, org_id, id)
-                .await?
-                .ok_or_else(|| id.not_found_message().to_string()),
-            Err(e) => Err(e.reason.clone()),
+            Ok(id) => super::customers::resolve_row(db, org_id, id).await?,
+            Err(e) => Err(("invalid_customer", e.reason.clone())),
         };
         found.push(customer.map(|c| c.id));
     }
@@ -173,9 +171,9 @@ async fn revoke_chunk<C: ConnectionTrait>(
                     "the customer holds no active coupon of this pool".into(),
                 ));
             }
-            Err(reason) => {
+            Err((code, reason)) => {
                 progress.rejected += 1;
-                issues.push(issue("invalid_customer", reason));
+                issues.push(issue(code, reason));
             }
         }
     }

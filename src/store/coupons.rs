@@ -277,6 +277,28 @@ pub async fn by_lookup_key<C: ConnectionTrait>(
     with_pool(db, query).await
 }
 
+/// Which of these forgiving-entry keys some code of the org already has.
+pub async fn taken_lookup_keys<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    keys: &[String],
+) -> Result<HashSet<String>, DbErr> {
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    let mut taken = HashSet::new();
+    for chunk in keys.chunks(1_000) {
+        let rows: Vec<String> = coupons::Entity::find()
+            .select_only()
+            .column_as(Expr::cust(migration::CODE_LOOKUP_KEY), "lookup_key")
+            .filter(coupons::Column::OrgId.eq(org_id))
+            .filter(Expr::cust(migration::CODE_LOOKUP_KEY).is_in(chunk.iter().cloned()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        taken.extend(rows);
+    }
+    Ok(taken)
+}
+
 /// The coupon row, under its lock for the rest of the transaction (PostgreSQL `FOR UPDATE`;
 /// SQLite runs one writer at a time).
 pub async fn lock<C: ConnectionTrait>(db: &C, id: i64) -> Result<Option<coupons::Model>, DbErr> {

@@ -1,6 +1,6 @@
 //! Customers of an org, addressed by external id, email, mobile or internal id.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::customers;
@@ -69,8 +69,7 @@ pub async fn ensure<C: ConnectionTrait>(
     org_id: i64,
     external_id: &str,
 ) -> Result<customers::Model, DbErr> {
-    let id = CustomerIdentifier::ExternalId(external_id.to_string());
-    if let Some(known) = find(db, org_id, &id).await? {
+    if let Some(known) = by_external_id(db, org_id, external_id).await? {
         return Ok(known);
     }
     let now = Utc::now();
@@ -101,29 +100,32 @@ pub async fn ensure<C: ConnectionTrait>(
         return customers::Model::from_query_result(&row, "");
     }
     // A concurrent request created it between the look-up and the insert.
-    find(db, org_id, &id)
+    by_external_id(db, org_id, external_id)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound(format!("customer {external_id}")))
 }
 
-/// The customer an identifier names. Email and mobile are not unique keys: the oldest
-/// customer with that address is the one meant.
-pub async fn find<C: ConnectionTrait>(
+/// The org's customer with this coupond user id.
+pub async fn by_id<C: ConnectionTrait>(
     db: &C,
     org_id: i64,
-    id: &CustomerIdentifier,
+    id: i64,
 ) -> Result<Option<customers::Model>, DbErr> {
-    let by = match id {
-        CustomerIdentifier::ExternalId(v) => customers::Column::ExternalId.eq(v.as_str()),
-        CustomerIdentifier::Email(v) => customers::Column::Email.eq(v.as_str()),
-        CustomerIdentifier::Mobile(v) => customers::Column::Mobile.eq(v.as_str()),
-        CustomerIdentifier::UserId(v) => customers::Column::Id.eq(*v),
-    };
+    customers::Entity::find_by_id(id)
+        .filter(customers::Column::OrgId.eq(org_id))
+        .one(db)
+        .await
+}
+
+/// The org's customer with this external id (unique in an org).
+pub async fn by_external_id<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    external_id: &str,
+) -> Result<Option<customers::Model>, DbErr> {
     customers::Entity::find()
         .filter(customers::Column::OrgId.eq(org_id))
-        .filter(by)
-        .order_by_asc(customers::Column::Id)
-        .limit(1)
+        .filter(customers::Column::ExternalId.eq(external_id))
         .one(db)
         .await
 }
@@ -166,13 +168,14 @@ pub async fn lock<C: ConnectionTrait>(db: &C, customer_id: i64) -> Result<(), Db
 }
 
 /// The customers a list of identifiers names, in as few statements as there are identifier
-/// kinds (a thousand values per statement at most).
+/// kinds (a thousand values per statement at most), with every identifier that names more
+/// than one (a shared email or mobile).
 pub async fn find_many<C: ConnectionTrait>(
     db: &C,
     org_id: i64,
     ids: &[CustomerIdentifier],
-) -> Result<HashMap<CustomerIdentifier, customers::Model>, DbErr> {
-    let mut found = HashMap::new();
+) -> Result<Named, DbErr> {
+    let mut named = Named::default();
     let mut by_kind: HashMap<&'static str, Vec<&CustomerIdentifier>> = HashMap::new();
     for id in ids {
         by_kind.entry(id.kind()).or_default().push(id);
@@ -191,21 +194,39 @@ pub async fn find_many<C: ConnectionTrait>(
                 .filter(column.is_in(values))
                 .all(db)
                 .await?;
-            // No ORDER BY: sorted by id, PostgreSQL walks the primary key instead of seeking
-            // the lookup index. The oldest customer with a shared email or mobile wins here.
             for row in rows {
                 for id in chunk.iter().filter(|id| names(id, &row)) {
-                    let older = found
-                        .get(*id)
-                        .is_some_and(|kept: &customers::Model| kept.id < row.id);
-                    if !older {
-                        found.insert((*id).clone(), row.clone());
-                    }
+                    named.add((*id).clone(), row.clone());
                 }
             }
         }
     }
-    Ok(found)
+    Ok(named)
+}
+
+/// Who each identifier of a list names.
+#[derive(Debug, Default)]
+pub struct Named {
+    pub customers: HashMap<CustomerIdentifier, customers::Model>,
+    /// Identifiers more than one customer answers to.
+    pub ambiguous: HashSet<CustomerIdentifier>,
+}
+
+impl Named {
+    fn add(&mut self, id: CustomerIdentifier, row: customers::Model) {
+        if self.ambiguous.contains(&id) {
+            return;
+        }
+        match self.customers.get(&id) {
+            Some(kept) if kept.id != row.id => {
+                self.customers.remove(&id);
+                self.ambiguous.insert(id);
+            }
+            _ => {
+                self.customers.insert(id, row);
+            }
+        }
+    }
 }
 
 fn identifier_value(id: &CustomerIdentifier) -> sea_orm::Value {

@@ -233,6 +233,7 @@ pub fn parse_pattern(text: &str, codes: &CodeOptions) -> Result<Pattern> {
         prefix: codes.prefix.as_deref(),
         suffix: codes.suffix.as_deref(),
         check_char: codes.check_char,
+        case_insensitive: codes.case_insensitive,
     })?)
 }
 

@@ -11,6 +11,7 @@ pub use settings::{CodeOptions, CreatePool, PoolStats, RemoteSource, StoredRemot
 
 use crate::{
     domain::{
+        access::PoolAccess,
         coupon::CouponStatus,
         discount::DiscountType,
         expiry::ExpiryRules,
@@ -36,12 +37,14 @@ fn json<T: Serialize>(value: &T) -> Result<serde_json::Value> {
 pub async fn create(
     db: &DatabaseConnection,
     org_id: i64,
+    access: &PoolAccess,
     input: CreatePool,
 ) -> Result<pools::Model> {
     let org = store::orgs::get(db, org_id)
         .await?
         .ok_or_else(|| Error::not_found("org", org_id))?;
     validate_settings(&input)?;
+    super::groups::check_pool_group(db, org_id, access, input.group_id).await?;
     check_excluded_pools(db, org_id, &input.issuance).await?;
     let mut codes = input.codes.clone();
     codes.prefix = pattern::resolve_affix(
@@ -99,6 +102,7 @@ pub async fn create(
         starts_at: Set(input.starts_at),
         ends_at: Set(input.ends_at),
         state: Set(input.state.unwrap_or_default().as_str().into()),
+        group_id: Set(input.group_id),
         code_options: Set(json(&codes)?),
         issuance: Set(json(&input.issuance)?),
         redemption: Set(json(&input.redemption)?),
@@ -281,9 +285,14 @@ fn stored_remote(r: &RemoteSource) -> Result<StoredRemote> {
 
 pub async fn update(
     db: &DatabaseConnection,
+    access: &PoolAccess,
     pool: pools::Model,
     input: UpdatePool,
 ) -> Result<pools::Model> {
+    if !input.group_id.is_undefined() {
+        let group_id = input.group_id.value().copied();
+        super::groups::check_pool_group(db, pool.org_id, access, group_id).await?;
+    }
     let txn = db.begin().await?;
     let freezes = input.source.is_some() || input.pattern.is_some();
     if freezes && store::pools::has_codes(&txn, pool.id).await? {
@@ -301,6 +310,9 @@ pub async fn update(
     }
     if let Some(v) = input.state {
         row.state = Set(v.as_str().into());
+    }
+    if !input.group_id.is_undefined() {
+        row.group_id = Set(input.group_id.value().copied());
     }
     if let Some(v) = input.source {
         row.source = Set(v.as_str().into());

@@ -271,6 +271,12 @@ both_databases! {
         assert_eq!(expect_problem(resp, 422, "validation_failed").await["field"], "group_id");
         let resp = send(&app, &key, Method::POST, "/v1/pools", Some(pool(json!(b)))).await;
         assert_eq!(expect_problem(resp, 422, "unknown_group").await["field"], "group_id");
+        // Naming another group's pool in a rule is as unknown as naming a missing one.
+        let theirs = json(app.post("/v1/pools", pool(json!(b))).await).await["id"].clone();
+        let mut excluding = pool(json!(a));
+        excluding["issuance"] = json!({"exclude_if_issued_from": [theirs]});
+        let resp = send(&app, &key, Method::POST, "/v1/pools", Some(excluding)).await;
+        assert_eq!(expect_problem(resp, 422, "validation_failed").await["field"], "issuance.exclude_if_issued_from");
         let resp = send(&app, &key, Method::POST, "/v1/pools", Some(pool(json!(a)))).await;
         assert_eq!(resp.status(), 201);
         let id = json(resp).await["id"].as_i64().unwrap();
@@ -283,7 +289,7 @@ both_databases! {
         assert_eq!(expect_problem(resp, 422, "validation_failed").await["field"], "codes");
         assert_eq!(json(app.get(&path).await).await["group_id"], a, "the pool stayed in its group");
         let pools = json(app.get("/v1/pools").await).await;
-        assert_eq!(pools["total"], 1, "nothing else was created");
+        assert_eq!(pools["total"], 2, "nothing else was created");
 
         // Org-wide management and the operational scopes are refused like a missing scope.
         let calls = [

@@ -45,7 +45,7 @@ pub async fn create(
         .ok_or_else(|| Error::not_found("org", org_id))?;
     validate_settings(&input)?;
     super::groups::check_pool_group(db, org_id, access, input.group_id).await?;
-    check_excluded_pools(db, org_id, &input.issuance).await?;
+    check_excluded_pools(db, (org_id, access), &input.issuance).await?;
     let mut codes = input.codes.clone();
     codes.prefix = pattern::resolve_affix(
         "prefix",
@@ -178,15 +178,16 @@ fn validate_settings(input: &CreatePool) -> Result<()> {
     Ok(())
 }
 
-/// `exclude_if_issued_from` names pools of the caller's org; another org's pool is as absent
-/// as a missing one.
+/// `exclude_if_issued_from` names pools of the caller's org that it reaches; another org's or
+/// another group's pool is as absent as a missing one.
 async fn check_excluded_pools<C: sea_orm::ConnectionTrait>(
     db: &C,
-    org_id: i64,
+    (org_id, access): (i64, &PoolAccess),
     rules: &IssuanceRules,
 ) -> Result<()> {
     for &id in &rules.exclude_if_issued_from {
-        if store::pools::get(db, org_id, id).await?.is_none() {
+        let pool = store::pools::get(db, org_id, id).await?;
+        if !pool.is_some_and(|p| access.reaches(p.group_id)) {
             return Err(Error::invalid(
                 "issuance.exclude_if_issued_from",
                 format!("pool {id} does not exist"),
@@ -356,7 +357,7 @@ pub async fn update(
     let mut recount = false;
     if let Some(v) = input.issuance {
         v.validate()?;
-        check_excluded_pools(&txn, org_id, &v).await?;
+        check_excluded_pools(&txn, (org_id, access), &v).await?;
         let old: IssuanceRules = super::stored(row.issuance.as_ref())?;
         // The series counter is kept only while a total limit exists; a new limit starts from
         // what was really issued.

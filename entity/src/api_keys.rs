@@ -13,6 +13,9 @@ pub struct Model {
     pub scopes: Json,
     pub pool_id: Option<i64>,
     pub signing_secret: Option<String>,
+    /// The access groups an admin key is limited to (a JSON list of ids); none for a key
+    /// that reaches every pool.
+    pub group_ids: Option<Json>,
     pub created_at: DateTimeUtc,
     pub revoked_at: Option<DateTimeUtc>,
 }

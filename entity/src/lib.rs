@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod coupon_events;
 pub mod coupons;
 pub mod customers;
+pub mod groups;
 pub mod idempotency_keys;
 pub mod import_issues;
 pub mod imports;

@@ -18,6 +18,8 @@ pub struct Model {
     pub starts_at: Option<DateTimeUtc>,
     pub ends_at: Option<DateTimeUtc>,
     pub state: String,
+    /// The access group the pool belongs to; none for an ungrouped pool.
+    pub group_id: Option<i64>,
     pub code_options: Json,
     pub issuance: Json,
     pub redemption: Json,

@@ -2,6 +2,7 @@ pub use super::api_keys::Entity as ApiKeys;
 pub use super::coupon_events::Entity as CouponEvents;
 pub use super::coupons::Entity as Coupons;
 pub use super::customers::Entity as Customers;
+pub use super::groups::Entity as Groups;
 pub use super::idempotency_keys::Entity as IdempotencyKeys;
 pub use super::import_issues::Entity as ImportIssues;
 pub use super::imports::Entity as Imports;

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     domain::{api_key::Scope, signature},
-    store,
+    service, store,
 };
 
 #[derive(Object)]
@@ -27,6 +27,10 @@ pub struct CreateApiKey {
     /// When set, requests made with this key must be signed with it (HMAC-SHA256).
     #[oai(validator(min_length = 16, max_length = 256))]
     pub signing_secret: Option<String>,
+    /// Access groups an `admin` key is limited to: it then manages only their pools. Empty or
+    /// absent: every pool of the org.
+    #[oai(default, validator(max_items = 100))]
+    pub groups: Vec<i64>,
 }
 
 /// A key as listed: never its secret.
@@ -36,6 +40,8 @@ pub struct ApiKey {
     pub name: String,
     pub scopes: Vec<Scope>,
     pub pool_id: Option<i64>,
+    /// The access groups the key is limited to; empty when it reaches every pool.
+    pub groups: Vec<i64>,
     /// The first characters of the key, to tell keys apart.
     pub key_hint: String,
     /// Whether requests must be signed.
@@ -75,6 +81,7 @@ impl From<entity::api_keys::Model> for ApiKey {
     fn from(m: entity::api_keys::Model) -> ApiKey {
         ApiKey {
             scopes: store::api_keys::scopes_of(&m),
+            groups: store::api_keys::groups_of(&m).unwrap_or_default(),
             id: m.id,
             name: m.name,
             pool_id: m.pool_id,
@@ -103,6 +110,9 @@ impl ApiKeysApi {
             return Err(ApiError::invalid("scopes", "give at least one scope"));
         }
         check_pool_binding(&state, auth.0.org_id, &body).await?;
+        let admin_only = body.scopes.iter().all(|s| *s == Scope::Admin);
+        service::groups::check_key_groups(&state.db, auth.0.org_id, admin_only, &body.groups)
+            .await?;
         if let Some(secret) = &body.signing_secret {
             signature::secret_key(secret)
                 .map_err(|e| ApiError::invalid("signing_secret", e.to_string()))?;
@@ -115,6 +125,7 @@ impl ApiKeysApi {
                 scopes: body.scopes,
                 pool_id: body.pool_id,
                 signing_secret: body.signing_secret,
+                groups: body.groups,
             },
         )
         .await?;

@@ -1,5 +1,10 @@
 //! Bearer API keys. Obtaining a `Caller` is the authentication check; `require` is the scope check.
 //! Keys with a signing secret also need every request signed (see [`signed_requests`]).
+//!
+//! Access groups are enforced here too. A key bound to groups is a pool manager: `require`
+//! refuses it everything (403), and only handlers that reach their data through a pool let it
+//! in, with `require_in_pools`, and then look that pool up with [`Caller::pool`] or
+//! [`Caller::reach`] (404 outside its groups) or filter lists with [`Caller::access`].
 
 use poem::{
     Endpoint, IntoResponse, Request, Response,
@@ -8,10 +13,17 @@ use poem::{
 };
 use poem_openapi::{SecurityScheme, auth::Bearer};
 
-use super::{error::ApiError, limits, state::AppState};
+use entity::pools;
+use sea_orm::DatabaseConnection;
+
+use super::{
+    error::{ApiError, ApiResult},
+    limits,
+    state::AppState,
+};
 use crate::{
-    domain::api_key::Scope,
-    service::{self, signed::SignedHeaders},
+    domain::{access::PoolAccess, api_key::Scope},
+    service::{self, redemption::Located, signed::SignedHeaders},
     store,
 };
 
@@ -23,11 +35,14 @@ pub struct Caller {
     pub scopes: Vec<Scope>,
     /// The pool a `remote` key is bound to.
     pub pool_id: Option<i64>,
+    /// The pools the key reaches: all of the org's, or those of its access groups.
+    pub access: PoolAccess,
 }
 
 impl Caller {
-    /// 403 unless the key carries one of `scopes` (or `admin`).
+    /// 403 unless the key carries one of `scopes` (or `admin`) and reaches every pool.
     pub fn require_any(&self, scopes: &[Scope]) -> Result<(), ApiError> {
+        self.unbound()?;
         match scopes.iter().find(|s| Scope::granted(&self.scopes, **s)) {
             Some(_) => Ok(()),
             None => Err(ApiError::forbidden(
@@ -40,12 +55,71 @@ impl Caller {
         }
     }
 
-    /// 403 unless the key carries `scope` (or `admin`).
+    /// 403 unless the key carries `scope` (or `admin`) and reaches every pool.
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        self.unbound()?;
         if Scope::granted(&self.scopes, scope) {
             Ok(())
         } else {
             Err(ApiError::forbidden(scope.as_str()))
+        }
+    }
+
+    /// For operations on data that lives under a pool: 403 unless the key carries `scope` (or
+    /// `admin`), where an admin key bound to groups also passes. The handler must then reach
+    /// that data through [`Caller::pool`], [`Caller::reach`] or a list filtered by `access`.
+    pub fn require_in_pools(&self, scope: Scope) -> Result<(), ApiError> {
+        if Scope::granted(&self.scopes, scope) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(scope.as_str()))
+        }
+    }
+
+    /// The org's pool `id`, when this key reaches it; a 404 otherwise, as for a pool that
+    /// does not exist, so a bound key learns nothing of other groups' pools.
+    pub async fn pool(&self, db: &DatabaseConnection, id: i64) -> ApiResult<pools::Model> {
+        store::pools::get(db, self.org_id, id)
+            .await?
+            .filter(|p| self.access.reaches(p.group_id))
+            .ok_or_else(|| ApiError::not_found("pool", id))
+    }
+
+    /// The coupon with this code, when the key reaches its pool; 404 `coupon_not_found`
+    /// otherwise, as for an unknown code.
+    pub async fn coupon(&self, db: &DatabaseConnection, code: &str) -> ApiResult<Located> {
+        Ok(service::redemption::locate_within(db, self.org_id, &self.access, code).await?)
+    }
+
+    /// Ok when the thing the caller asked for lives in a pool it reaches (`pool_id`; none for
+    /// org-wide things, which only unbound keys reach); `hidden` (a 404) otherwise.
+    pub async fn reach(
+        &self,
+        db: &DatabaseConnection,
+        pool_id: Option<i64>,
+        hidden: impl FnOnce() -> ApiError,
+    ) -> ApiResult<()> {
+        if self.access == PoolAccess::All {
+            return Ok(());
+        }
+        let group_id = match pool_id {
+            Some(id) => store::pools::get(db, self.org_id, id)
+                .await?
+                .and_then(|p| p.group_id),
+            None => None,
+        };
+        if self.access.reaches(group_id) {
+            Ok(())
+        } else {
+            Err(hidden())
+        }
+    }
+
+    /// 403 for a key bound to access groups: org-wide operations are not theirs.
+    fn unbound(&self) -> Result<(), ApiError> {
+        match self.access {
+            PoolAccess::All => Ok(()),
+            PoolAccess::Groups(_) => Err(ApiError::bound_to_groups()),
         }
     }
 }
@@ -70,6 +144,7 @@ async fn authenticate(req: &Request, _bearer: Bearer) -> poem::Result<Caller> {
         key_id: row.id,
         scopes: store::api_keys::scopes_of(&row),
         pool_id: row.pool_id,
+        access: PoolAccess::of(store::api_keys::groups_of(&row)),
     })
 }
 

@@ -80,7 +80,7 @@ impl CouponsApi {
         )]
         per_page: Query<u64>,
     ) -> ApiResult<Json<CouponList>> {
-        auth.0.require(Scope::Admin)?;
+        auth.0.require_in_pools(Scope::Admin)?;
         let empty = || CouponList {
             items: Vec::new(),
             page: page.0,
@@ -99,6 +99,7 @@ impl CouponsApi {
             status: status.0,
             customer_id,
             redeemed_at: redeemed_at(store.0, zone.0, concept.0)?,
+            access: auth.0.access.clone(),
         };
         let (rows, total) =
             store::coupons::list(&state.db, auth.0.org_id, &filter, page.0, per_page.0).await?;
@@ -119,8 +120,8 @@ impl CouponsApi {
         state: Data<&AppState>,
         code: Path<String>,
     ) -> ApiResult<Json<Coupon>> {
-        auth.0.require(Scope::Pos)?;
-        let located = service::redemption::locate(&state.db, auth.0.org_id, &code.0, None).await?;
+        auth.0.require_in_pools(Scope::Pos)?;
+        let located = auth.0.coupon(&state.db, &code.0).await?;
         Ok(Json(view(&state, located.code_row).await?))
     }
 
@@ -137,8 +138,8 @@ impl CouponsApi {
         state: Data<&AppState>,
         code: Path<String>,
     ) -> ApiResult<Json<Coupon>> {
-        auth.0.require(Scope::Admin)?;
-        let located = service::redemption::locate(&state.db, auth.0.org_id, &code.0, None).await?;
+        auth.0.require_in_pools(Scope::Admin)?;
+        let located = auth.0.coupon(&state.db, &code.0).await?;
         let coupon = service::lifecycle::invalidate(&state.db, &located.code_row).await?;
         Ok(Json(view(&state, coupon).await?))
     }
@@ -156,8 +157,8 @@ impl CouponsApi {
         state: Data<&AppState>,
         code: Path<String>,
     ) -> ApiResult<Json<Coupon>> {
-        auth.0.require(Scope::Admin)?;
-        let located = service::redemption::locate(&state.db, auth.0.org_id, &code.0, None).await?;
+        auth.0.require_in_pools(Scope::Admin)?;
+        let located = auth.0.coupon(&state.db, &code.0).await?;
         let coupon = service::lifecycle::unassign(&state.db, &located.code_row).await?;
         Ok(Json(view(&state, coupon).await?))
     }
@@ -176,10 +177,10 @@ impl CouponsApi {
         code: Path<String>,
         body: Json<TransferRequest>,
     ) -> ApiResult<Json<Coupon>> {
-        auth.0.require(Scope::Admin)?;
+        auth.0.require_in_pools(Scope::Admin)?;
+        let located = auth.0.coupon(&state.db, &code.0).await?;
         let identifier = body.0.customer.identifier()?;
         let to = service::customers::resolve(&state.db, auth.0.org_id, &identifier).await?;
-        let located = service::redemption::locate(&state.db, auth.0.org_id, &code.0, None).await?;
         let coupon = service::lifecycle::transfer(&state.db, &located.code_row, &to).await?;
         Ok(Json(view(&state, coupon).await?))
     }

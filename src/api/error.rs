@@ -129,6 +129,16 @@ impl ApiError {
         )
     }
 
+    /// 403 for an org-wide operation asked by a key bound to access groups. The code is the
+    /// one every scope refusal has.
+    pub fn bound_to_groups() -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "missing_scope",
+            "this API key is bound to access groups: it manages the pools of its groups only",
+        )
+    }
+
     /// 404 for a resource the caller cannot see: it does not exist or belongs to another org.
     pub fn not_found(what: &str, id: impl std::fmt::Display) -> ApiError {
         ApiError::new(

@@ -102,9 +102,9 @@ impl EventsApi {
         )]
         per_page: Query<u64>,
     ) -> ApiResult<Json<CouponEventList>> {
-        auth.0.require(Scope::Pos)?;
+        auth.0.require_in_pools(Scope::Pos)?;
         let org_id = auth.0.org_id;
-        let located = service::redemption::locate(&state.db, org_id, &code.0, None).await?;
+        let located = auth.0.coupon(&state.db, &code.0).await?;
         let code = located.code_row.code.as_str();
         let of = History::Code { org_id, code };
         list(&state, org_id, of, kind.0, page.0, per_page.0).await

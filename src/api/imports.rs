@@ -11,7 +11,7 @@ use poem_openapi::{
 };
 
 use super::{
-    auth::ApiKeyAuth,
+    auth::{ApiKeyAuth, Caller},
     error::{ApiError, ApiResult},
     state::AppState,
     tags::ApiTags,
@@ -99,15 +99,21 @@ pub enum IssuesCsv {
     Csv(poem_openapi::payload::PlainText<String>),
 }
 
+/// An import or job of the org, when the admin key reaches its pool (a bound key never reaches
+/// org-wide ones); 404 otherwise.
 async fn find(
     state: &AppState,
-    org_id: i64,
+    caller: &Caller,
     id: i64,
     what: &str,
 ) -> ApiResult<entity::imports::Model> {
-    store::imports::get(&state.db, org_id, id)
+    caller.require_in_pools(Scope::Admin)?;
+    let hidden = || ApiError::not_found(what, id);
+    let import = store::imports::get(&state.db, caller.org_id, id)
         .await?
-        .ok_or_else(|| ApiError::not_found(what, id))
+        .ok_or_else(hidden)?;
+    caller.reach(&state.db, import.pool_id, hidden).await?;
+    Ok(import)
 }
 
 pub struct ImportsApi;
@@ -122,10 +128,7 @@ impl ImportsApi {
         state: Data<&AppState>,
         id: Path<i64>,
     ) -> ApiResult<Json<Import>> {
-        auth.0.require(Scope::Admin)?;
-        Ok(Json(
-            find(&state, auth.0.org_id, id.0, "import").await?.into(),
-        ))
+        Ok(Json(find(&state, &auth.0, id.0, "import").await?.into()))
     }
 
     /// Downloads every problem row of an import as CSV.
@@ -136,8 +139,7 @@ impl ImportsApi {
         state: Data<&AppState>,
         id: Path<i64>,
     ) -> ApiResult<IssuesCsv> {
-        auth.0.require(Scope::Admin)?;
-        let import = find(&state, auth.0.org_id, id.0, "import").await?;
+        let import = find(&state, &auth.0, id.0, "import").await?;
         let header = ["row", "value", "code", "reason"]
             .map(String::from)
             .to_vec();
@@ -171,7 +173,6 @@ impl JobsApi {
         state: Data<&AppState>,
         id: Path<i64>,
     ) -> ApiResult<Json<Import>> {
-        auth.0.require(Scope::Admin)?;
-        Ok(Json(find(&state, auth.0.org_id, id.0, "job").await?.into()))
+        Ok(Json(find(&state, &auth.0, id.0, "job").await?.into()))
     }
 }

@@ -105,8 +105,7 @@ impl IssuanceApi {
         id: Path<i64>,
         body: CsvFile,
     ) -> ApiResult<BatchAccepted> {
-        auth.0.require(Scope::Admin)?;
-        let (_, pool) = service::issuance::pool_and_org(&state.db, auth.0.org_id, id.0).await?;
+        let pool = find_pool(&state, &auth.0, id.0).await?;
         service::issuance::check_batchable(&pool)?;
         let CsvFile::Csv(body) = body;
         let file = super::imports::read_list(body.0).await?;
@@ -130,8 +129,7 @@ impl IssuanceApi {
         id: Path<i64>,
         body: CsvFile,
     ) -> ApiResult<ImportDone> {
-        auth.0.require(Scope::Admin)?;
-        let pool = find_pool(&state, auth.0.org_id, id.0).await?;
+        let pool = find_pool(&state, &auth.0, id.0).await?;
         let CsvFile::Csv(body) = body;
         let file = super::imports::read_list(body.0).await?;
         service::customer_lists::check_header(&file)?;

@@ -11,11 +11,13 @@ use poem_openapi::{
 
 use super::{
     ApiTags, AppState,
-    auth::ApiKeyAuth,
+    auth::{ApiKeyAuth, Caller},
     error::{ApiError, ApiResult},
 };
 use crate::{
-    domain::{api_key::Scope, customer::CustomerRef, discount::DiscountType, market},
+    domain::{
+        access::PoolAccess, api_key::Scope, customer::CustomerRef, discount::DiscountType, market,
+    },
     service::{
         self,
         market::{Changes, Codes, Settings, exchange},
@@ -252,10 +254,17 @@ impl MarketApi {
         state: Data<&AppState>,
         body: Json<CreateProduct>,
     ) -> ApiResult<ProductCreated> {
-        auth.0.require(Scope::Admin)?;
+        auth.0.require_in_pools(Scope::Admin)?;
         let b = body.0;
         let codes = match (b.pool_id, b.codes) {
-            (Some(id), None) => Codes::Pool(id),
+            (Some(id), None) => Codes::Pool(auth.0.pool(&state.db, id).await?.id),
+            (None, Some(_)) if auth.0.access != PoolAccess::All => {
+                return Err(ApiError::invalid(
+                    "codes",
+                    "`codes` makes an ungrouped pool: a key bound to groups names a pool of \
+                     its groups in `pool_id`",
+                ));
+            }
             (None, Some(codes)) => Codes::Upload {
                 codes: match codes {
                     CodesInput::List(list) => list,
@@ -316,10 +325,10 @@ impl MarketApi {
         )]
         limit: Query<u64>,
     ) -> ApiResult<Json<ProductList>> {
-        auth.0.require(Scope::Market)?;
+        auth.0.require_in_pools(Scope::Market)?;
         let (items, next_cursor) = service::market::list(
             &state.db,
-            auth.0.org_id,
+            (auth.0.org_id, &auth.0.access),
             customer.0.as_deref(),
             category.0.as_deref(),
             cursor.0.as_deref(),
@@ -339,9 +348,8 @@ impl MarketApi {
         state: Data<&AppState>,
         id: Path<i64>,
     ) -> ApiResult<Json<Product>> {
-        auth.0.require(Scope::Market)?;
-        let product = service::market::get(&state.db, auth.0.org_id, id.0).await?;
-        Ok(Json(product.into()))
+        auth.0.require_in_pools(Scope::Market)?;
+        Ok(Json(reachable_product(&state, &auth.0, id.0).await?.into()))
     }
 
     /// Edits price, visibility, levels, category, window, limits; archives or restores.
@@ -357,7 +365,8 @@ impl MarketApi {
         id: Path<i64>,
         body: Json<UpdateProduct>,
     ) -> ApiResult<Json<Product>> {
-        auth.0.require(Scope::Admin)?;
+        auth.0.require_in_pools(Scope::Admin)?;
+        reachable_product(&state, &auth.0, id.0).await?;
         let b = body.0;
         let changes = Changes {
             name: b.name,
@@ -415,6 +424,20 @@ impl MarketApi {
             created_at: r.created_at,
         })))
     }
+}
+
+/// The org's product `id`, when the caller reaches its pool; 404 otherwise.
+async fn reachable_product(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+) -> ApiResult<service::market::Product> {
+    let product = service::market::get(&state.db, caller.org_id, id).await?;
+    let hidden = || ApiError::not_found("product", id);
+    caller
+        .reach(&state.db, Some(product.row.pool_id), hidden)
+        .await?;
+    Ok(product)
 }
 
 pub struct PointsApi;

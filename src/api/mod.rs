@@ -6,6 +6,7 @@ pub mod coupons;
 pub mod customers;
 pub mod error;
 pub mod events;
+pub mod groups;
 pub mod guard;
 pub mod health;
 pub mod imports;
@@ -35,6 +36,7 @@ pub fn openapi_service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
         (
             org::OrgApi,
             api_keys::ApiKeysApi,
+            groups::GroupsApi,
             imports::ImportsApi,
             imports::JobsApi,
             pools::PoolsApi,

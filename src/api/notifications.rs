@@ -150,7 +150,7 @@ impl NotificationsApi {
         state: Data<&AppState>,
         id: Path<i64>,
     ) -> ApiResult<Json<ExpiryReminderList>> {
-        auth.0.require(Scope::Admin)?;
+        super::pools::find(&state, &auth.0, id.0).await?;
         let rows = notifications::reminders(&state.db, auth.0.org_id, id.0).await?;
         Ok(Json(ExpiryReminderList {
             items: rows.into_iter().map(ExpiryReminder::from).collect(),
@@ -171,7 +171,7 @@ impl NotificationsApi {
         id: Path<i64>,
         body: Json<ExpiryReminderList>,
     ) -> ApiResult<Json<ExpiryReminderList>> {
-        auth.0.require(Scope::Admin)?;
+        super::pools::find(&state, &auth.0, id.0).await?;
         let specs = body
             .0
             .items
@@ -203,7 +203,7 @@ impl NotificationsApi {
         state: Data<&AppState>,
         id: Path<i64>,
     ) -> ApiResult<Json<PoolMessages>> {
-        auth.0.require(Scope::Admin)?;
+        super::pools::find(&state, &auth.0, id.0).await?;
         let row = notifications::messages(&state.db, auth.0.org_id, id.0).await?;
         Ok(Json(row.into()))
     }
@@ -221,7 +221,7 @@ impl NotificationsApi {
         id: Path<i64>,
         body: Json<PoolMessages>,
     ) -> ApiResult<Json<PoolMessages>> {
-        auth.0.require(Scope::Admin)?;
+        super::pools::find(&state, &auth.0, id.0).await?;
         let spec = ResendSpec {
             template: body.0.resend_template,
             subject: body.0.resend_subject,

@@ -9,7 +9,7 @@ use poem_openapi::{
 };
 
 use super::{
-    auth::ApiKeyAuth,
+    auth::{ApiKeyAuth, Caller},
     error::{ApiError, ApiResult},
     imports::Import,
     state::AppState,
@@ -48,6 +48,8 @@ pub struct Pool {
     pub starts_at: Option<DateTime<Utc>>,
     pub ends_at: Option<DateTime<Utc>>,
     pub state: PoolState,
+    /// The access group the pool belongs to; none for an ungrouped pool.
+    pub group_id: Option<i64>,
     #[oai(flatten)]
     pub codes: CodeOptions,
     pub issuance: IssuanceRules,
@@ -161,8 +163,8 @@ impl PoolsApi {
         state: Data<&AppState>,
         body: Json<CreatePool>,
     ) -> ApiResult<PoolCreated> {
-        auth.0.require(Scope::Admin)?;
-        let pool = service::pools::create(&state.db, auth.0.org_id, body.0).await?;
+        auth.0.require_in_pools(Scope::Admin)?;
+        let pool = service::pools::create(&state.db, auth.0.org_id, &auth.0.access, body.0).await?;
         Ok(PoolCreated::Created(Json(to_view(pool)?)))
     }
 
@@ -188,13 +190,14 @@ impl PoolsApi {
         )]
         per_page: Query<u64>,
     ) -> ApiResult<Json<PoolList>> {
-        auth.0.require(Scope::Admin)?;
+        auth.0.require_in_pools(Scope::Admin)?;
         let filter = store::pools::ListFilter {
             state: pool_state.0,
             source: source.0.map(|s| s.as_str().to_string()),
             discount_type: discount_type.0.map(|d| d.as_str().to_string()),
             include_archived: include_archived.0,
             claimed: None,
+            access: auth.0.access.clone(),
         };
         let (rows, total) =
             store::pools::list(&state.db, auth.0.org_id, &filter, page.0, per_page.0).await?;
@@ -213,8 +216,7 @@ impl PoolsApi {
         state: Data<&AppState>,
         id: Path<i64>,
     ) -> ApiResult<Json<Pool>> {
-        auth.0.require(Scope::Admin)?;
-        Ok(Json(to_view(find(&state, auth.0.org_id, id.0).await?)?))
+        Ok(Json(to_view(find(&state, &auth.0, id.0).await?)?))
     }
 
     /// Edits a pool. A new `value` reaches existing coupons as `update_criterion` says.
@@ -226,9 +228,8 @@ impl PoolsApi {
         id: Path<i64>,
         body: Json<UpdatePool>,
     ) -> ApiResult<Json<Pool>> {
-        auth.0.require(Scope::Admin)?;
-        let pool = find(&state, auth.0.org_id, id.0).await?;
-        let pool = service::pools::update(&state.db, pool, body.0).await?;
+        let pool = find(&state, &auth.0, id.0).await?;
+        let pool = service::pools::update(&state.db, &auth.0.access, pool, body.0).await?;
         Ok(Json(to_view(pool)?))
     }
 
@@ -240,8 +241,7 @@ impl PoolsApi {
         state: Data<&AppState>,
         id: Path<i64>,
     ) -> ApiResult<Json<PoolStats>> {
-        auth.0.require(Scope::Admin)?;
-        let pool = find(&state, auth.0.org_id, id.0).await?;
+        let pool = find(&state, &auth.0, id.0).await?;
         Ok(Json(service::pools::stats(&state.db, &pool).await?))
     }
 
@@ -255,8 +255,7 @@ impl PoolsApi {
         id: Path<i64>,
         body: CodesUpload,
     ) -> ApiResult<ImportCreated> {
-        auth.0.require(Scope::Admin)?;
-        let pool = find(&state, auth.0.org_id, id.0).await?;
+        let pool = find(&state, &auth.0, id.0).await?;
         service::pools::check_uploadable(&pool)?;
         let import = match body {
             CodesUpload::Csv(body) => {
@@ -282,8 +281,7 @@ impl PoolsApi {
         id: Path<i64>,
         body: Json<GenerateRequest>,
     ) -> ApiResult<JobAccepted> {
-        auth.0.require(Scope::Admin)?;
-        let pool = find(&state, auth.0.org_id, id.0).await?;
+        let pool = find(&state, &auth.0, id.0).await?;
         let job = service::generation::start(&state.db, &pool, body.0.count).await?;
         Ok(JobAccepted::Accepted(Json(job.into())))
     }
@@ -299,8 +297,7 @@ impl PoolsApi {
         id: Path<i64>,
         body: RevokeBody,
     ) -> ApiResult<RevokeResponse> {
-        auth.0.require(Scope::Admin)?;
-        let pool = find(&state, auth.0.org_id, id.0).await?;
+        let pool = find(&state, &auth.0, id.0).await?;
         Ok(match body {
             RevokeBody::Json(req) => {
                 let counts =
@@ -349,8 +346,7 @@ async fn set_claimed(
     id: i64,
     claimed: bool,
 ) -> ApiResult<Json<Pool>> {
-    auth.0.require(Scope::Admin)?;
-    let pool = find(state, auth.0.org_id, id).await?;
+    let pool = find(state, &auth.0, id).await?;
     let pool = store::pools::set_claimed(&state.db, pool, claimed).await?;
     Ok(Json(to_view(pool)?))
 }
@@ -363,10 +359,10 @@ fn default_per_page() -> u64 {
     50
 }
 
-pub async fn find(state: &AppState, org_id: i64, id: i64) -> ApiResult<entity::pools::Model> {
-    store::pools::get(&state.db, org_id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("pool", id))
+/// The pool an admin key manages: 403 without `admin`, 404 outside the key's access groups.
+pub async fn find(state: &AppState, caller: &Caller, id: i64) -> ApiResult<entity::pools::Model> {
+    caller.require_in_pools(Scope::Admin)?;
+    caller.pool(&state.db, id).await
 }
 
 /// The stored row as the API shows it. Stored JSON that no longer parses is a server fault.
@@ -390,6 +386,7 @@ fn to_view(m: entity::pools::Model) -> ApiResult<Pool> {
         ends_at: m.ends_at,
         state: PoolState::parse(&m.state)
             .ok_or_else(|| ApiError::internal("unknown pool state"))?,
+        group_id: m.group_id,
         codes: parse(&m.code_options)?,
         issuance: parse(&m.issuance)?,
         redemption: parse(&m.redemption)?,

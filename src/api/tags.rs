@@ -8,6 +8,8 @@ pub enum ApiTags {
     Org,
     /// Scoped API keys.
     ApiKeys,
+    /// Access groups: which pools a group-bound admin key manages.
+    Groups,
     /// Coupon pools and their codes.
     Pools,
     /// Issuing coupons to customers.

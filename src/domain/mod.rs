@@ -1,5 +1,6 @@
 //! Pure domain logic: no I/O, unit-tested.
 
+pub mod access;
 pub mod api_key;
 pub mod coupon;
 pub mod csv;

@@ -12,6 +12,7 @@ use sea_orm::{ActiveValue::Set, DatabaseConnection, TransactionTrait};
 use super::{Error, Result};
 use crate::{
     domain::{
+        access::PoolAccess,
         discount::DiscountType,
         issuance::IssuanceRules,
         market::{self, Terms},
@@ -276,7 +277,7 @@ pub async fn update(db: &DatabaseConnection, org_id: i64, id: i64, c: Changes) -
 /// not archived, allowed for their level); without, every product not archived.
 pub async fn list(
     db: &DatabaseConnection,
-    org_id: i64,
+    (org_id, access): (i64, &PoolAccess),
     customer: Option<&str>,
     category: Option<&str>,
     cursor: Option<&str>,
@@ -294,6 +295,7 @@ pub async fn list(
         category,
         after_id: super::points::parse_cursor(cursor)?,
         include_archived: false,
+        access,
     };
     let may_see = |row: &market_products::Model| match &level {
         Some(level) => market::may_see(&terms_of(row, &levels_of(row)), level.as_deref()),

@@ -12,6 +12,7 @@ pub mod customers;
 pub mod error;
 pub mod expiry_sweep;
 pub mod generation;
+pub mod groups;
 pub mod housekeeping;
 pub mod idempotency;
 pub mod issuance;

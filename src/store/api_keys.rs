@@ -15,6 +15,8 @@ pub struct NewApiKey {
     pub scopes: Vec<Scope>,
     pub pool_id: Option<i64>,
     pub signing_secret: Option<String>,
+    /// The access groups an admin key is limited to; empty for every pool.
+    pub groups: Vec<i64>,
 }
 
 /// Inserts a key and returns the row and the secret, which exists nowhere else afterwards.
@@ -32,6 +34,7 @@ pub async fn create<C: ConnectionTrait>(
         scopes: Set(serde_json::json!(scopes)),
         pool_id: Set(new.pool_id),
         signing_secret: Set(new.signing_secret),
+        group_ids: Set((!new.groups.is_empty()).then(|| serde_json::json!(new.groups))),
         created_at: Set(Utc::now()),
         revoked_at: Set(None),
         ..Default::default()
@@ -90,4 +93,15 @@ pub fn scopes_of(row: &api_keys::Model) -> Vec<Scope> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The access groups a key is bound to; none for a key that reaches every pool. A stored
+/// list that does not parse binds the key to no group at all rather than to every pool.
+pub fn groups_of(row: &api_keys::Model) -> Option<Vec<i64>> {
+    let ids = row.group_ids.as_ref()?;
+    Some(
+        ids.as_array()
+            .map(|items| items.iter().filter_map(|v| v.as_i64()).collect())
+            .unwrap_or_default(),
+    )
 }

@@ -9,7 +9,7 @@ use sea_orm::{
     sea_query::{OnConflict, Query},
 };
 
-use crate::domain::coupon::CouponStatus;
+use crate::domain::{access::PoolAccess, coupon::CouponStatus};
 
 /// Rows per INSERT statement: 7 bound values a row stays under every backend's parameter limit.
 pub const INSERT_CHUNK: usize = 2_000;
@@ -346,6 +346,8 @@ pub struct ListFilter {
     pub customer_id: Option<i64>,
     /// Coupons with a confirmed, unreversed redemption there.
     pub redeemed_at: Option<RedeemedAt>,
+    /// Only coupons of pools the caller reaches.
+    pub access: PoolAccess,
 }
 
 /// One page of the org's coupons, newest first, and the total matching.
@@ -357,7 +359,12 @@ pub async fn list<C: ConnectionTrait>(
     per_page: u64,
 ) -> Result<(Vec<coupons::Model>, u64), DbErr> {
     use sea_orm::{PaginatorTrait, QueryOrder};
-    let mut query = coupons::Entity::find().filter(coupons::Column::OrgId.eq(org_id));
+    let mut query = coupons::Entity::find()
+        .filter(coupons::Column::OrgId.eq(org_id))
+        .filter(super::groups::rows_within(
+            coupons::Column::PoolId,
+            &filter.access,
+        ));
     if let Some(id) = filter.pool_id {
         query = query.filter(coupons::Column::PoolId.eq(id));
     }

@@ -11,7 +11,7 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait, Query},
 };
 
-use crate::domain::coupon::CouponStatus;
+use crate::domain::{access::PoolAccess, coupon::CouponStatus};
 
 pub async fn insert_product<C: ConnectionTrait>(
     db: &C,
@@ -41,11 +41,13 @@ pub async fn product<C: ConnectionTrait>(
 }
 
 /// Which products a listing scans.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ProductScan<'a> {
     pub category: Option<&'a str>,
     pub after_id: Option<i64>,
     pub include_archived: bool,
+    /// Only products of pools the caller reaches.
+    pub access: &'a PoolAccess,
 }
 
 /// Up to `limit` of the org's products in id order, after the scan's cursor.
@@ -58,6 +60,7 @@ pub async fn products<C: ConnectionTrait>(
     use market_products::Column as P;
     let mut q = market_products::Entity::find()
         .filter(P::OrgId.eq(org_id))
+        .filter(super::groups::rows_within(P::PoolId, scan.access))
         .order_by_asc(P::Id)
         .limit(limit);
     if let Some(c) = scan.category {

@@ -6,6 +6,7 @@ pub mod coupons;
 pub mod customers;
 pub mod events;
 pub mod generation;
+pub mod groups;
 pub mod idempotency;
 pub mod imports;
 pub mod issuance;

@@ -34,6 +34,7 @@ pub async fn create(
             scopes: vec![Scope::Admin],
             pool_id: None,
             signing_secret: None,
+            groups: Vec::new(),
         },
     )
     .await?;

@@ -9,6 +9,7 @@ use sea_orm::{
 };
 
 use crate::domain::{
+    access::PoolAccess,
     coupon::CouponStatus,
     pool::{PoolState, UpdateCriterion},
 };
@@ -62,6 +63,8 @@ pub struct ListFilter {
     pub discount_type: Option<String>,
     pub include_archived: bool,
     pub claimed: Option<bool>,
+    /// Only pools the caller reaches.
+    pub access: PoolAccess,
 }
 
 /// One page of the org's pools, newest first, and the total matching.
@@ -72,7 +75,9 @@ pub async fn list<C: ConnectionTrait>(
     page: u64,
     per_page: u64,
 ) -> Result<(Vec<pools::Model>, u64), DbErr> {
-    let mut cond = Condition::all().add(pools::Column::OrgId.eq(org_id));
+    let mut cond = Condition::all()
+        .add(pools::Column::OrgId.eq(org_id))
+        .add(super::groups::pools_within(&filter.access));
     match filter.state {
         Some(state) => cond = cond.add(pools::Column::State.eq(state.as_str())),
         None if !filter.include_archived => {

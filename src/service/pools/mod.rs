@@ -11,6 +11,7 @@ pub use settings::{CodeOptions, CreatePool, PoolStats, RemoteSource, StoredRemot
 
 use crate::{
     domain::{
+        access::PoolAccess,
         coupon::CouponStatus,
         discount::DiscountType,
         expiry::ExpiryRules,
@@ -36,13 +37,15 @@ fn json<T: Serialize>(value: &T) -> Result<serde_json::Value> {
 pub async fn create(
     db: &DatabaseConnection,
     org_id: i64,
+    access: &PoolAccess,
     input: CreatePool,
 ) -> Result<pools::Model> {
     let org = store::orgs::get(db, org_id)
         .await?
         .ok_or_else(|| Error::not_found("org", org_id))?;
     validate_settings(&input)?;
-    check_excluded_pools(db, org_id, &input.issuance).await?;
+    super::groups::check_pool_group(db, org_id, access, input.group_id).await?;
+    check_excluded_pools(db, (org_id, access), &input.issuance).await?;
     let mut codes = input.codes.clone();
     codes.prefix = pattern::resolve_affix(
         "prefix",
@@ -99,6 +102,7 @@ pub async fn create(
         starts_at: Set(input.starts_at),
         ends_at: Set(input.ends_at),
         state: Set(input.state.unwrap_or_default().as_str().into()),
+        group_id: Set(input.group_id),
         code_options: Set(json(&codes)?),
         issuance: Set(json(&input.issuance)?),
         redemption: Set(json(&input.redemption)?),
@@ -174,15 +178,16 @@ fn validate_settings(input: &CreatePool) -> Result<()> {
     Ok(())
 }
 
-/// `exclude_if_issued_from` names pools of the caller's org; another org's pool is as absent
-/// as a missing one.
+/// `exclude_if_issued_from` names pools of the caller's org that it reaches; another org's or
+/// another group's pool is as absent as a missing one.
 async fn check_excluded_pools<C: sea_orm::ConnectionTrait>(
     db: &C,
-    org_id: i64,
+    (org_id, access): (i64, &PoolAccess),
     rules: &IssuanceRules,
 ) -> Result<()> {
     for &id in &rules.exclude_if_issued_from {
-        if store::pools::get(db, org_id, id).await?.is_none() {
+        let pool = store::pools::get(db, org_id, id).await?;
+        if !pool.is_some_and(|p| access.reaches(p.group_id)) {
             return Err(Error::invalid(
                 "issuance.exclude_if_issued_from",
                 format!("pool {id} does not exist"),
@@ -282,9 +287,14 @@ fn stored_remote(r: &RemoteSource) -> Result<StoredRemote> {
 
 pub async fn update(
     db: &DatabaseConnection,
+    access: &PoolAccess,
     pool: pools::Model,
     input: UpdatePool,
 ) -> Result<pools::Model> {
+    if !input.group_id.is_undefined() {
+        let group_id = input.group_id.value().copied();
+        super::groups::check_pool_group(db, pool.org_id, access, group_id).await?;
+    }
     let txn = db.begin().await?;
     let freezes = input.source.is_some() || input.pattern.is_some();
     if freezes && store::pools::has_codes(&txn, pool.id).await? {
@@ -302,6 +312,9 @@ pub async fn update(
     }
     if let Some(v) = input.state {
         row.state = Set(v.as_str().into());
+    }
+    if !input.group_id.is_undefined() {
+        row.group_id = Set(input.group_id.value().copied());
     }
     if let Some(v) = input.source {
         row.source = Set(v.as_str().into());
@@ -345,7 +358,7 @@ pub async fn update(
     let mut recount = false;
     if let Some(v) = input.issuance {
         v.validate()?;
-        check_excluded_pools(&txn, org_id, &v).await?;
+        check_excluded_pools(&txn, (org_id, access), &v).await?;
         let old: IssuanceRules = super::stored(row.issuance.as_ref())?;
         // The series counter is kept only while a total limit exists; a new limit starts from
         // what was really issued.

@@ -2,7 +2,7 @@
 //! and its coupon counts.
 
 use chrono::{DateTime, Utc};
-use poem_openapi::Object;
+use poem_openapi::{Object, types::MaybeUndefined};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
@@ -116,6 +116,8 @@ pub struct CreatePool {
     pub reminders: Vec<Reminder>,
     /// Required for source `remote`.
     pub remote: Option<RemoteSource>,
+    /// The access group the pool belongs to. A key bound to groups must name one of its own.
+    pub group_id: Option<i64>,
 }
 
 /// Changes to a pool; absent fields stay as they are.
@@ -139,6 +141,9 @@ pub struct UpdatePool {
     pub redemption: Option<RedemptionRules>,
     pub expiry: Option<ExpiryRules>,
     pub reminders: Option<Vec<Reminder>>,
+    /// Moves the pool to another access group, or out of every group with null (not for a
+    /// key bound to groups, which may only move it among its own).
+    pub group_id: MaybeUndefined<i64>,
     /// Which existing coupons take a new `value`: none (only future ones), unassigned,
     /// not_redeemed or all.
     #[oai(default)]

@@ -32,6 +32,7 @@ pub use sweep::close_run_out;
 
 use crate::{
     domain::{
+        access::PoolAccess,
         coupon::{self, CouponStatus},
         discount::{Basket, Discount, DiscountType},
         pool::PoolSource,
@@ -148,6 +149,22 @@ pub async fn locate<C: ConnectionTrait>(
         .map(|(row, _)| row)
         .find(|r| r.share_key != 0);
     located(code_row, copy, pool)
+}
+
+/// [`locate`] for a caller limited to `access`: a coupon of a pool out of its reach is as
+/// absent as an unknown code.
+pub async fn locate_within<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    access: &PoolAccess,
+    code: &str,
+) -> Result<Located> {
+    let located = locate(db, org_id, code, None).await?;
+    if access.reaches(located.pool.group_id) {
+        Ok(located)
+    } else {
+        Err(coupon_not_found(code))
+    }
 }
 
 /// The coupon a redemption row is recorded on: its own row, and the code's row if it is a

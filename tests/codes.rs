@@ -168,6 +168,32 @@ both_databases! {
         assert!(issues.contains("ABC1") && issues.contains("abc-1"), "{issues}");
     }
 
+    async fn a_code_shape_belongs_to_one_pool_whatever_its_affixes(app) {
+        let shape = |pattern: &str, extra: Value| {
+            let mut body = json!({"name": "S", "source": "generated", "pattern": pattern, "discount_type": "free_shipping"});
+            body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            body
+        };
+        pool(&app, shape("#", json!({"prefix_enabled": true, "prefix": "ZZ"}))).await;
+        expect_problem(app.post("/v1/pools", shape("ZZ#", json!({}))).await, 409, "pattern_taken").await;
+        pool(&app, shape("A-##", json!({}))).await;
+        pool(&app, shape("B-##", json!({}))).await;
+        expect_problem(app.post("/v1/pools", shape("*-#$", json!({}))).await, 409, "pattern_taken").await;
+
+        let randomized = |sample: &str| json!({"name": "R", "source": "randomized_common", "sample_code": sample, "discount_type": "free_shipping"});
+        pool(&app, shape("TEST#####", json!({}))).await;
+        expect_problem(app.post("/v1/pools", randomized("TEST1ABCD")).await, 409, "pattern_taken").await;
+        pool(&app, randomized("XYZ123")).await;
+        let problem = expect_problem(app.post("/v1/pools", randomized("XYZ1234")).await, 409, "pattern_taken").await;
+        assert!(problem["detail"].as_str().unwrap().contains("can make codes of this shape"), "{problem}");
+
+        let free = pool(&app, shape("C-##", json!({}))).await;
+        let resp = app.patch(&format!("/v1/pools/{free}"), json!({"pattern": "A-#$"})).await;
+        expect_problem(resp, 409, "pattern_taken").await;
+        let resp = app.patch(&format!("/v1/pools/{free}"), json!({"pattern": "D-##"})).await;
+        assert_eq!(resp.status(), 200);
+    }
+
     async fn list_rows_naming_a_shared_identifier_are_ambiguous_not_the_oldest(app) {
         customer(&app, "ana", json!({"email": "shared@example.com"})).await;
         customer(&app, "bea", json!({"email": "shared@example.com"})).await;

@@ -83,6 +83,8 @@ pub struct Pattern {
     /// Excluded phrases, ASCII-lowercased (codes are ASCII, so this is case-insensitive matching).
     phrases: Vec<Vec<u8>>,
     combinations: u128,
+    /// Codes are matched ignoring case (forgiving entry).
+    case_insensitive: bool,
 }
 
 /// One placeholder: where it goes in the code and which characters it can take.
@@ -154,6 +156,12 @@ enum Piece {
     Placeholder(char, &'static [u8]),
 }
 
+/// A character mask with every lower-case letter moved onto its upper-case one.
+fn fold_case(mask: u128) -> u128 {
+    let lower: u128 = ((1 << 26) - 1) << b'a';
+    (mask & !lower) | (mask & lower) >> (b'a' - b'A')
+}
+
 const UPPER_ALPHANUMERIC: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
 fn placeholder_class(c: char) -> Option<&'static [u8]> {
@@ -209,6 +217,7 @@ impl Pattern {
             slots,
             check,
             phrases: phrases(spec.exclude_phrases)?,
+            case_insensitive: spec.case_insensitive,
         };
         pattern.refuse_unavoidable_phrases()?;
         Ok(pattern)
@@ -227,6 +236,39 @@ impl Pattern {
 
     pub fn is_common(&self) -> bool {
         self.slots.is_empty()
+    }
+
+    /// Whether some code could come from both patterns: the same length and, at every
+    /// position, a character both allow (compared ignoring case when either matches codes
+    /// that way). Excluded phrases are left out, so two shapes whose only shared codes are all
+    /// excluded still overlap: a pool's codes must never be another's.
+    pub fn overlaps(&self, other: &Pattern) -> bool {
+        let fold = self.case_insensitive || other.case_insensitive;
+        let mask = |p: &Pattern, at| match fold {
+            true => fold_case(p.allowed_at(at)),
+            false => p.allowed_at(at),
+        };
+        self.template.len() == other.template.len()
+            && (0..self.template.len()).all(|at| mask(self, at) & mask(other, at) != 0)
+    }
+
+    /// The characters before the first placeholder: the part every code shares.
+    pub fn fixed_start(&self) -> &[u8] {
+        let end = self.template.iter().position(|&c| c == VARIABLE);
+        &self.template[..end.unwrap_or(self.template.len())]
+    }
+
+    /// Bit `c` is set when ASCII character `c` may stand at this position of a code.
+    fn allowed_at(&self, at: usize) -> u128 {
+        if self.template[at] != VARIABLE {
+            return 1 << self.template[at];
+        }
+        match self.slots.iter().find(|s| s.at == at) {
+            Some(slot) => slot.allowed,
+            None => self.check.as_ref().map_or(0, |check| {
+                check.alphabet.iter().fold(0, |mask, &c| mask | 1 << c)
+            }),
+        }
     }
 
     /// The one code of a common pattern (prefix + literals + suffix), None if it has placeholders.
@@ -851,6 +893,33 @@ mod tests {
             ("invalid_affix", "prefix")
         );
         assert_eq!(refusal(&with(None, Some(""))), ("invalid_affix", "suffix"));
+    }
+
+    #[test]
+    fn overlapping_shapes_are_found_across_affixes_and_classes() {
+        let with_prefix = Pattern::parse(&PatternSpec {
+            prefix: Some("ZZ"),
+            ..spec("#")
+        })
+        .unwrap();
+        assert!(with_prefix.overlaps(&parse("ZZ#")));
+        assert!(parse("TEST#####").overlaps(&parse("TEST1****")));
+        assert!(parse("A-##").overlaps(&parse("*-#$")));
+        assert!(
+            !parse("A-##").overlaps(&parse("B-##")),
+            "a literal tells them apart"
+        );
+        assert!(!parse("####").overlaps(&parse("#####")), "lengths differ");
+        assert!(!parse("@@##").overlaps(&parse("^^##")), "cases differ");
+        let forgiving = Pattern::parse(&PatternSpec {
+            case_insensitive: true,
+            ..spec("@@##")
+        })
+        .unwrap();
+        assert!(forgiving.overlaps(&parse("^^##")), "a till folds case");
+        assert!(with_check("##", &[]).overlaps(&parse("P###S")));
+        assert_eq!(parse("TEST#####").fixed_start(), b"TEST");
+        assert_eq!(parse("SPRING").fixed_start(), b"SPRING");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use chrono::Utc;
 use entity::orgs;
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, Set,
+    ActiveModelTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QuerySelect, Set,
     TransactionTrait,
 };
 
@@ -44,6 +44,19 @@ pub async fn create(
 
 pub async fn get<C: ConnectionTrait>(db: &C, id: i64) -> Result<Option<orgs::Model>, DbErr> {
     orgs::Entity::find_by_id(id).one(db).await
+}
+
+/// Takes the org row's lock for the rest of the transaction (PostgreSQL; SQLite runs one
+/// writer at a time), so org-wide uniqueness checks take turns.
+pub async fn lock<C: ConnectionTrait>(db: &C, id: i64) -> Result<(), DbErr> {
+    orgs::Entity::find_by_id(id)
+        .select_only()
+        .column(orgs::Column::Id)
+        .lock_exclusive()
+        .into_tuple::<i64>()
+        .one(db)
+        .await?;
+    Ok(())
 }
 
 /// Fields to change on an org; None leaves a field as it is.

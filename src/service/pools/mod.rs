@@ -4,7 +4,9 @@
 mod settings;
 
 use entity::pools;
-use sea_orm::{ActiveValue::Set, DatabaseConnection, IntoActiveModel, TransactionTrait};
+use sea_orm::{
+    ActiveValue::Set, DatabaseConnection, DatabaseTransaction, IntoActiveModel, TransactionTrait,
+};
 use serde::Serialize;
 
 pub use settings::{CodeOptions, CreatePool, PoolStats, RemoteSource, StoredRemote, UpdatePool};
@@ -118,6 +120,9 @@ pub async fn create(
         ..Default::default()
     };
     let txn = db.begin().await?;
+    if let Some(parsed) = &parsed {
+        check_shape_free(&txn, org_id, None, parsed, input.source).await?;
+    }
     let pool = store::pools::insert(&txn, row).await.map_err(|e| {
         if store::is_unique_violation(&e) {
             Error::conflict(
@@ -191,6 +196,42 @@ async fn check_excluded_pools<C: sea_orm::ConnectionTrait>(
             return Err(Error::invalid(
                 "issuance.exclude_if_issued_from",
                 format!("pool {id} does not exist"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a pattern whose codes could be another live pool's: the whole code shape (prefix,
+/// pattern, check character, suffix) is compared, so `ZZ` + `#` meets `ZZ#`. Randomized common
+/// codes also keep their fixed part to themselves (Capillary). The org's row lock makes two
+/// concurrent creates take turns.
+async fn check_shape_free(
+    txn: &DatabaseTransaction,
+    org_id: i64,
+    except: Option<i64>,
+    parsed: &Pattern,
+    source: PoolSource,
+) -> Result<()> {
+    store::orgs::lock(txn, org_id).await?;
+    for other in store::pools::with_pattern(txn, org_id).await? {
+        if Some(other.id) == except {
+            continue;
+        }
+        let Some(theirs) = other.pattern.as_deref() else {
+            continue;
+        };
+        let theirs = parse_pattern(theirs, &code_options(&other)?)?;
+        let same_fixed_part = source == PoolSource::RandomizedCommon
+            && PoolSource::parse(&other.source) == Some(PoolSource::RandomizedCommon)
+            && parsed.fixed_start() == theirs.fixed_start();
+        if same_fixed_part || parsed.overlaps(&theirs) {
+            return Err(Error::conflict(
+                "pattern_taken",
+                format!(
+                    "pool {} ({}) can make codes of this shape; a code must belong to one pool",
+                    other.id, other.name
+                ),
             ));
         }
     }
@@ -320,6 +361,20 @@ pub async fn update(
         row.source = Set(v.as_str().into());
     }
     if let Some(v) = input.pattern {
+        let source = input
+            .source
+            .or_else(|| PoolSource::parse(row.source.as_ref()));
+        let parsed = parse_pattern(&v, &super::stored(row.code_options.as_ref())?)?;
+        let source = source.ok_or_else(|| Error::internal("a pool's stored source is unknown"))?;
+        check_source(source, Some(&parsed))?;
+        check_shape_free(
+            &txn,
+            org_id,
+            row.id.clone().unwrap().into(),
+            &parsed,
+            source,
+        )
+        .await?;
         row.pattern = Set(Some(v));
     }
     let new_value = input.value.or(old_value);

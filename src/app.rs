@@ -20,7 +20,7 @@ use crate::{
     jobs::{self, Runner},
     notify::{Dispatcher, Transports},
     scheduler::{Clock, Scheduler, SystemClock},
-    service::webhooks::Worker,
+    service::{wallet::Wallet, webhooks::Worker},
     store,
     supervisor::Supervisor,
     telemetry::Metrics,
@@ -51,6 +51,7 @@ impl Application {
         serve: &ServeConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Application, BoxError> {
+        let wallet = Wallet::load(&serve.wallet)?;
         let conn = store::connect(db).await?;
         store::migrate(&conn).await?;
         let acceptor = TcpListener::bind(serve.bind.clone())
@@ -87,6 +88,7 @@ impl Application {
                 })),
                 deliveries,
                 limits: serve.limits,
+                wallet: Arc::new(wallet),
             },
             acceptor,
             grace: Duration::from_secs(serve.shutdown_grace_secs),

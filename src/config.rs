@@ -86,6 +86,9 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub limits: LimitsConfig,
+
+    #[command(flatten)]
+    pub wallet: WalletConfig,
 }
 
 /// Email and SMS delivery, the outbox dispatcher and the scheduler's jobs.
@@ -218,4 +221,38 @@ impl Default for LimitsConfig {
             max_basket_lines: 1_000,
         }
     }
+}
+
+/// Wallet passes: the operator's Apple pass type certificate and Google Wallet issuer. Files
+/// are read once at start-up; a path that cannot be read or a key that does not fit stops it.
+#[derive(Args, Debug, Clone, Default)]
+pub struct WalletConfig {
+    /// Apple pass type certificate (PEM); unset: Apple passes are a 409 `wallet_not_configured`.
+    #[arg(long, env = "COUPOND_WALLET_APPLE_CERT")]
+    pub wallet_apple_cert: Option<std::path::PathBuf>,
+
+    /// The private key of the pass type certificate (PKCS #8 PEM, unencrypted).
+    #[arg(long, env = "COUPOND_WALLET_APPLE_KEY")]
+    pub wallet_apple_key: Option<std::path::PathBuf>,
+
+    /// Apple's WWDR intermediate certificate (PEM) that issued the pass type certificate.
+    #[arg(long, env = "COUPOND_WALLET_APPLE_WWDR_CERT")]
+    pub wallet_apple_wwdr_cert: Option<std::path::PathBuf>,
+
+    /// The pass type identifier, e.g. pass.com.example.coupons.
+    #[arg(long, env = "COUPOND_WALLET_APPLE_PASS_TYPE_ID")]
+    pub wallet_apple_pass_type_id: Option<String>,
+
+    /// The Apple developer team identifier.
+    #[arg(long, env = "COUPOND_WALLET_APPLE_TEAM_ID")]
+    pub wallet_apple_team_id: Option<String>,
+
+    /// Google Wallet service account key file (JSON with client_email and private_key); unset:
+    /// Google Wallet links are a 409 `wallet_not_configured`.
+    #[arg(long, env = "COUPOND_WALLET_GOOGLE_SERVICE_ACCOUNT")]
+    pub wallet_google_service_account: Option<std::path::PathBuf>,
+
+    /// The Google Wallet issuer id.
+    #[arg(long, env = "COUPOND_WALLET_GOOGLE_ISSUER_ID")]
+    pub wallet_google_issuer_id: Option<String>,
 }

@@ -20,6 +20,7 @@ pub mod points_ledger;
 pub mod pool_allowed_customers;
 pub mod pool_limit_alerts;
 pub mod pool_messages;
+pub mod pool_passes;
 pub mod pool_reminders;
 pub mod pools;
 pub mod redemptions;

@@ -16,6 +16,7 @@ pub use super::points_ledger::Entity as PointsLedger;
 pub use super::pool_allowed_customers::Entity as PoolAllowedCustomers;
 pub use super::pool_limit_alerts::Entity as PoolLimitAlerts;
 pub use super::pool_messages::Entity as PoolMessages;
+pub use super::pool_passes::Entity as PoolPasses;
 pub use super::pool_reminders::Entity as PoolReminders;
 pub use super::pools::Entity as Pools;
 pub use super::redemptions::Entity as Redemptions;

@@ -22,6 +22,7 @@ pub mod redemption;
 pub mod remote;
 pub mod state;
 pub mod tags;
+pub mod wallet;
 pub mod webhooks;
 pub mod workflow;
 
@@ -53,6 +54,7 @@ pub fn openapi_service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
                 market::MarketApi,
                 market::PointsApi,
                 events::EventsApi,
+                wallet::WalletApi,
             ),
         ),
         "coupond",

@@ -19,4 +19,6 @@ pub struct AppState {
     pub deliveries: crate::notify::Availability,
     /// Bounds on bodies, baskets and offline purchase times.
     pub limits: crate::config::LimitsConfig,
+    /// The wallet key material read at start-up.
+    pub wallet: Arc<crate::service::wallet::Wallet>,
 }

@@ -34,4 +34,6 @@ pub enum ApiTags {
     Notifications,
     /// The loyalty market: coupon products priced in points, exchanges, customers' points.
     Market,
+    /// Wallet passes: pools' pass templates, coupons' Apple Wallet passes and Google Wallet links.
+    Wallet,
 }

@@ -20,6 +20,7 @@ pub mod remote_call;
 pub mod signature;
 pub mod text;
 pub mod url_policy;
+pub mod wallet;
 pub mod webhook;
 
 /// Why a setting or request field was refused, naming the field (a 422 at the API).

@@ -30,6 +30,7 @@ pub mod remote_callback;
 pub mod remote_source;
 pub mod revocation;
 pub mod signed;
+pub mod wallet;
 pub mod webhooks;
 pub mod workflow;
 

@@ -278,16 +278,7 @@ impl Draft<'_> {
     /// The outbox payload: `{to, subject, text}` for email, `{to, body, unicode, segments}`
     /// for SMS.
     pub fn render(&self, facts: &Facts) -> Result<Value> {
-        let expires_on = facts
-            .coupon
-            .expires_at
-            .map(|t| t.with_timezone(&facts.tz).format("%Y-%m-%d").to_string())
-            .unwrap_or_default();
-        let value = message::display_value(
-            &facts.pool.discount_type,
-            facts.coupon.value.or(facts.pool.value),
-            facts.pool.currency.as_deref(),
-        );
+        let (expires_on, value) = expiry_and_value(facts.coupon, facts.pool, facts.tz);
         let values = TagValues {
             code: &facts.coupon.code,
             expires_on: &expires_on,
@@ -314,6 +305,20 @@ impl Draft<'_> {
     }
 }
 
+/// A coupon's expiry date (in the org's time zone) and value as messages print them.
+pub fn expiry_and_value(coupon: &coupons::Model, pool: &pools::Model, tz: Tz) -> (String, String) {
+    let expires_on = coupon
+        .expires_at
+        .map(|t| t.with_timezone(&tz).format("%Y-%m-%d").to_string())
+        .unwrap_or_default();
+    let value = message::display_value(
+        &pool.discount_type,
+        coupon.value.or(pool.value),
+        pool.currency.as_deref(),
+    );
+    (expires_on, value)
+}
+
 /// The reminder's subject, or the default one.
 pub fn reminder_subject(reminder: &pool_reminders::Model) -> &str {
     reminder
@@ -323,7 +328,7 @@ pub fn reminder_subject(reminder: &pool_reminders::Model) -> &str {
 }
 
 /// A customer's name from their attributes (`name`, else `first_name`), else empty.
-fn customer_name(customer: &customers::Model) -> String {
+pub fn customer_name(customer: &customers::Model) -> String {
     let attributes = customer.attributes.as_ref();
     ["name", "first_name"]
         .iter()

@@ -14,6 +14,7 @@ pub mod market;
 pub mod notifications;
 pub mod orgs;
 pub mod outbox;
+pub mod passes;
 pub mod points;
 pub mod pools;
 pub mod redemptions;

@@ -57,7 +57,16 @@ async fn build(
         database_url: database_url.to_string(),
         database_max_connections: 8,
     };
-    let mut serve = ServeConfig {
+    let mut serve = test_serve_config();
+    configure(&mut serve);
+    Application::build_with_clock(&db_config, &serve, Arc::new(clock.clone()))
+        .await
+        .expect("build app")
+}
+
+/// The tests' service settings: a random port, abuse limits off, workers driven by hand.
+pub fn test_serve_config() -> ServeConfig {
+    ServeConfig {
         bind: "127.0.0.1:0".into(),
         shutdown_grace_secs: 1,
         remote_retry_window_secs: 60,
@@ -72,14 +81,11 @@ async fn build(
         webhook_interval_ms: 0,
         notify: quiet_notifications(),
         limits: Default::default(),
+        wallet: Default::default(),
         job_workers: 1,
         job_lease_secs: 30,
         job_poll_ms: 20,
-    };
-    configure(&mut serve);
-    Application::build_with_clock(&db_config, &serve, Arc::new(clock.clone()))
-        .await
-        .expect("build app")
+    }
 }
 
 /// No transports, and no scheduler or dispatcher running on their own: tests that need them
@@ -92,9 +98,40 @@ pub fn quiet_notifications() -> NotifyConfig {
     }
 }
 
-/// Runs each listed test body once on SQLite and once on PostgreSQL.
+/// Runs each listed test body once on SQLite and once on PostgreSQL. With a leading
+/// `with fixture = make;`, each run first makes the fixture and starts the service with
+/// `fixture.configure(&mut serve_config)`; the fixture lives as long as the test.
 #[macro_export]
 macro_rules! both_databases {
+    (with $fixture:ident = $make:expr; $(async fn $name:ident($app:ident) $body:block)*) => {$(
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let $fixture = $make;
+                let $app = common::TestApp::spawn_configured(common::Backend::Sqlite, |s| {
+                    $fixture.configure(s)
+                })
+                .await
+                .unwrap();
+                $body
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let $fixture = $make;
+                let Some($app) = common::TestApp::spawn_configured(common::Backend::Postgres, |s| {
+                    $fixture.configure(s)
+                })
+                .await
+                else {
+                    return;
+                };
+                $body
+            }
+        }
+    )*};
     ($(async fn $name:ident($app:ident) $body:block)*) => {$(
         mod $name {
             use super::*;

@@ -25,6 +25,7 @@ mod m20261129_000301_create_notifications;
 mod m20261129_000401_market;
 mod m20261129_000501_redemption_recorded_at;
 mod m20261129_000601_generation_reserved;
+mod m20261130_000201_currencies;
 
 pub use m20261121_000022_coupon_lookup_key::CODE_LOOKUP_KEY;
 
@@ -57,6 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000401_market::Migration),
             Box::new(m20261129_000501_redemption_recorded_at::Migration),
             Box::new(m20261129_000601_generation_reserved::Migration),
+            Box::new(m20261130_000201_currencies::Migration),
         ]
     }
 }

@@ -20,6 +20,7 @@ pub mod pools;
 pub mod redemption;
 pub mod remote;
 pub mod state;
+pub mod stores;
 pub mod tags;
 pub mod webhooks;
 pub mod workflow;
@@ -51,6 +52,8 @@ pub fn openapi_service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
                 market::MarketApi,
                 market::PointsApi,
                 events::EventsApi,
+                stores::StoresApi,
+                stores::ExchangeRatesApi,
             ),
         ),
         "coupond",

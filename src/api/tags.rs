@@ -32,4 +32,6 @@ pub enum ApiTags {
     Notifications,
     /// The loyalty market: coupon products priced in points, exchanges, customers' points.
     Market,
+    /// Stores, the currency each charges in, and where a checkout happens.
+    Stores,
 }

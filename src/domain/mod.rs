@@ -3,6 +3,7 @@
 pub mod api_key;
 pub mod coupon;
 pub mod csv;
+pub mod currency;
 pub mod customer;
 pub mod discount;
 pub mod expiry;
@@ -17,6 +18,7 @@ pub mod redemption;
 pub mod remote;
 pub mod remote_call;
 pub mod signature;
+pub mod stores;
 pub mod text;
 pub mod url_policy;
 pub mod webhook;

@@ -10,6 +10,7 @@ pub mod coupons;
 pub mod customer_lists;
 pub mod customers;
 pub mod error;
+pub mod exchange_rates;
 pub mod expiry_sweep;
 pub mod generation;
 pub mod housekeeping;
@@ -29,6 +30,7 @@ pub mod remote_callback;
 pub mod remote_source;
 pub mod revocation;
 pub mod signed;
+pub mod stores;
 pub mod webhooks;
 pub mod workflow;
 

@@ -13,7 +13,10 @@
 use std::cmp::Ordering;
 
 use chrono::{DateTime, Datelike, Utc};
-use poem_openapi::Object;
+use poem_openapi::{
+    NewType, Object,
+    types::{ParseError, ParseFromJSON, ParseResult},
+};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -212,6 +215,8 @@ impl Currency {
 const MAX_RATE: i64 = 1_000_000;
 /// Decimal places a rate may carry; more is noise no till price can show.
 const MAX_RATE_DECIMALS: u32 = 12;
+/// The longest rate text read: enough for every accepted rate with some leading zeros.
+const MAX_RATE_CHARS: usize = 40;
 
 /// How many major units of one currency one major unit of another buys: an exact decimal,
 /// positive, at most [`MAX_RATE`], with at most [`MAX_RATE_DECIMALS`] decimals.
@@ -226,6 +231,7 @@ impl Rate {
             reason,
         };
         let plain = !s.is_empty()
+            && s.len() <= MAX_RATE_CHARS
             && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
             && s.bytes().filter(|&b| b == b'.').count() <= 1
             && !s.starts_with('.')
@@ -287,6 +293,23 @@ pub struct Conversion {
     pub converted: i64,
 }
 
+/// A decimal number written as a JSON string, e.g. `"1.0837"`. A JSON number is refused: it
+/// would be read through a float, which may not hold the digits that were sent.
+#[derive(NewType, Debug, Clone, PartialEq, Eq)]
+#[oai(from_json = false, from_parameter = false, from_multipart = false)]
+pub struct DecimalText(pub String);
+
+impl ParseFromJSON for DecimalText {
+    fn parse_from_json(value: Option<serde_json::Value>) -> ParseResult<Self> {
+        match value {
+            Some(serde_json::Value::String(s)) => Ok(DecimalText(s)),
+            _ => Err(ParseError::custom(
+                "a decimal number written as a string, such as \"1.0837\"",
+            )),
+        }
+    }
+}
+
 /// A rate as an org gives it.
 #[derive(Object, Debug, Clone, PartialEq, Eq)]
 pub struct RateInput {
@@ -299,8 +322,7 @@ pub struct RateInput {
     /// Units of `to` one unit of `from` buys, as a decimal string such as `"1.0837"` (a string,
     /// never a JSON number: no floats for money); more than 0, at most 1000000, at most 12
     /// decimals.
-    #[oai(validator(max_length = 40))]
-    pub rate: String,
+    pub rate: DecimalText,
     /// When the rate takes effect (default: now); it stays in force until a later one does.
     pub effective_at: Option<DateTime<Utc>>,
 }
@@ -317,7 +339,7 @@ impl RateInput {
                 reason: "must differ from `from`".into(),
             });
         }
-        let rate = Rate::parse(&self.rate)?;
+        let rate = Rate::parse(&self.rate.0)?;
         let effective_at = self.effective_at.unwrap_or(now);
         if !(1970..=9999).contains(&effective_at.year()) {
             return Err(Invalid {
@@ -483,7 +505,7 @@ mod tests {
         let input = |from: &str, to: &str, rate: &str| RateInput {
             from: from.into(),
             to: to.into(),
-            rate: rate.into(),
+            rate: DecimalText(rate.into()),
             effective_at: None,
         };
         let ok = input("EUR", "USD", "1.0837").validate(now).unwrap();

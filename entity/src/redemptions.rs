@@ -25,6 +25,15 @@ pub struct Model {
     pub reversed_at: Option<DateTimeUtc>,
     /// The discount as the checkout was told it (lines, free shipping, gift card balance).
     pub detail: Option<Json>,
+    /// Set when the coupon's currency differs from the basket's (`currency`): the coupon's.
+    pub coupon_currency: Option<String>,
+    /// With `coupon_currency`: the coupon's value in it, or for a gift card what came off the
+    /// balance (`discount` is then in the basket's currency).
+    pub coupon_amount: Option<i64>,
+    /// With `coupon_currency`: the rate used, units of `currency` per unit of the coupon's.
+    pub exchange_rate: Option<String>,
+    /// With `coupon_currency`: when that rate took effect.
+    pub rate_effective_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -26,6 +26,7 @@ mod m20261129_000401_market;
 mod m20261129_000501_redemption_recorded_at;
 mod m20261129_000601_generation_reserved;
 mod m20261130_000101_create_pool_passes;
+mod m20261130_000201_currencies;
 mod m20261130_000301_access_groups;
 
 pub use m20261121_000022_coupon_lookup_key::CODE_LOOKUP_KEY;
@@ -61,6 +62,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000601_generation_reserved::Migration),
             Box::new(m20261130_000101_create_pool_passes::Migration),
             Box::new(m20261130_000301_access_groups::Migration),
+            Box::new(m20261130_000201_currencies::Migration),
         ]
     }
 }

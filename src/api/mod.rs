@@ -21,6 +21,7 @@ pub mod pools;
 pub mod redemption;
 pub mod remote;
 pub mod state;
+pub mod stores;
 pub mod tags;
 pub mod wallet;
 pub mod webhooks;
@@ -55,6 +56,8 @@ pub fn openapi_service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
                 market::PointsApi,
                 events::EventsApi,
                 wallet::WalletApi,
+                stores::StoresApi,
+                stores::ExchangeRatesApi,
             ),
         ),
         "coupond",

@@ -36,4 +36,6 @@ pub enum ApiTags {
     Market,
     /// Wallet passes: pools' pass templates, coupons' Apple Wallet passes and Google Wallet links.
     Wallet,
+    /// Stores, the currency each charges in, and where a checkout happens.
+    Stores,
 }

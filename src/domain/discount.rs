@@ -4,7 +4,10 @@
 use poem_openapi::{Enum, Object};
 use serde::{Deserialize, Serialize};
 
-use super::Invalid;
+use super::{
+    Invalid,
+    currency::{Conversion, Currency, ExchangeRate},
+};
 
 /// 100% in basis points.
 const FULL_BPS: i64 = 10_000;
@@ -83,8 +86,12 @@ impl BasketLine {
 pub struct Basket {
     /// The bill amount in minor units, including anything not itemised (shipping, fees).
     pub total: i64,
-    /// ISO 4217 currency code of every amount in the basket, e.g. `EUR`.
-    pub currency: String,
+    /// ISO 4217 currency code of every amount in the basket, e.g. `EUR`. Default: the currency
+    /// of the store named in the request's `store.id` (`PUT /v1/stores/{id}`). A coupon in
+    /// another currency has its value converted at the org's rate in force.
+    #[oai(default)]
+    #[serde(default)]
+    pub currency: Option<String>,
     /// The product lines; needed when the pool is limited to products, categories or non-sale items.
     #[oai(default)]
     #[serde(default)]
@@ -98,11 +105,8 @@ impl Basket {
         if self.total < 0 {
             return Err(invalid("basket.total", "must not be negative".into()));
         }
-        if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(invalid(
-                "basket.currency",
-                format!("`{}` is not an ISO 4217 code such as EUR", self.currency),
-            ));
+        if let Some(currency) = &self.currency {
+            Currency::parse(currency, "basket.currency")?;
         }
         let mut sum: i64 = 0;
         for (i, line) in self.lines.iter().enumerate() {
@@ -182,6 +186,11 @@ pub struct Discount {
     pub gift_card_balance_after: Option<i64>,
     /// Gift cards: whether the balance left is under the card's minimum value, so the card is void.
     pub gift_card_voided: bool,
+    /// When the coupon is in another currency than the basket: the rate used and the amounts
+    /// on both sides. `gift_card_balance_after` stays in the card's currency.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversion: Option<Conversion>,
 }
 
 /// Which basket items a pool applies to.
@@ -319,36 +328,54 @@ pub enum GiftCardRefusal {
     AboveBasket,
     /// Less than the card's minimum redemption value would be spent.
     BelowMinRedemption,
+    /// The balance or the payment does not fit an amount once converted.
+    OutOfRange,
 }
 
 /// Spends `requested` from the card (default: as much as the card and the basket allow).
 /// An explicit request that the card or basket cannot cover is refused rather than trimmed, so
 /// the till never charges a different amount than it asked for.
+///
+/// With `exchange` (the card's currency to the basket's) the card pays in the basket's
+/// currency: it can pay its balance converted and rounded down, and a payment costs it the
+/// payment converted back and rounded up, so the balance never goes below zero. The balance
+/// and the card's minimums stay in the card's currency.
 pub fn gift_card(
     card: &GiftCard,
     requested: Option<i64>,
     eligible: &Eligible,
+    exchange: Option<&ExchangeRate>,
 ) -> Result<Discount, GiftCardRefusal> {
     if card.balance <= 0 {
         return Err(GiftCardRefusal::Empty);
     }
-    let spend = requested.unwrap_or_else(|| card.balance.min(eligible.total));
+    let in_basket = |amount: i64| match exchange {
+        Some(rate) => rate.convert_down(amount).ok_or(GiftCardRefusal::OutOfRange),
+        None => Ok(amount),
+    };
+    let available = in_basket(card.balance)?;
+    let spend = requested.unwrap_or_else(|| available.min(eligible.total));
     if spend <= 0 {
         return Err(GiftCardRefusal::NotPositive);
     }
-    if spend > card.balance {
+    if spend > available {
         return Err(GiftCardRefusal::AboveBalance);
     }
     if spend > eligible.total {
         return Err(GiftCardRefusal::AboveBasket);
     }
-    if card.min_redemption.is_some_and(|min| spend < min) {
+    let cost = match exchange {
+        Some(rate) => rate.cost_of(spend).ok_or(GiftCardRefusal::OutOfRange)?,
+        None => spend,
+    };
+    if card.min_redemption.is_some_and(|min| cost < min) {
         return Err(GiftCardRefusal::BelowMinRedemption);
     }
-    let balance_after = card.balance - spend;
+    let balance_after = card.balance - cost;
     Ok(Discount {
         gift_card_balance_after: Some(balance_after),
         gift_card_voided: card.leaves_void(balance_after),
+        conversion: exchange.map(|rate| rate.record(cost, spend)),
         ..with_amount(spend, eligible)
     })
 }
@@ -459,7 +486,7 @@ fn allocate(target: i64, shares: &[i128], denominator: i128) -> Vec<i64> {
 
 /// `n / d` rounded to the nearest integer, ties to the even one (banker's rounding), so ties do
 /// not all round the same way. `n >= 0`, `d > 0`.
-fn round_half_even(n: i128, d: i128) -> i128 {
+pub(super) fn round_half_even(n: i128, d: i128) -> i128 {
     let (q, r) = (n / d, n % d);
     match (2 * r).cmp(&d) {
         std::cmp::Ordering::Greater => q + 1,
@@ -491,7 +518,7 @@ mod tests {
     fn basket(total: i64, lines: Vec<BasketLine>) -> Basket {
         Basket {
             total,
-            currency: "EUR".into(),
+            currency: Some("EUR".into()),
             lines,
         }
     }
@@ -760,13 +787,25 @@ mod tests {
     fn gift_card_left_under_its_minimum_value_is_voided() {
         // Antavo: a $100 card with a $1 minimum value pays $99.50; $0.50 is left, under $1.
         let b = basket(9950, vec![]);
-        let d = gift_card(&card(10_000, Some(100), None), None, &eligible(&b, &ANY)).unwrap();
+        let d = gift_card(
+            &card(10_000, Some(100), None),
+            None,
+            &eligible(&b, &ANY),
+            None,
+        )
+        .unwrap();
         assert_eq!(d.amount, 9950);
         assert_eq!(d.gift_card_balance_after, Some(50));
         assert!(d.gift_card_voided);
         // Paying $99 leaves exactly $1: still valid.
         let b = basket(9900, vec![]);
-        let d = gift_card(&card(10_000, Some(100), None), None, &eligible(&b, &ANY)).unwrap();
+        let d = gift_card(
+            &card(10_000, Some(100), None),
+            None,
+            &eligible(&b, &ANY),
+            None,
+        )
+        .unwrap();
         assert_eq!(
             (d.gift_card_balance_after, d.gift_card_voided),
             (Some(100), false)
@@ -780,17 +819,17 @@ mod tests {
         let e = eligible(&b, &ANY);
         let c = card(10_000, None, Some(1500));
         assert_eq!(
-            gift_card(&c, Some(1000), &e),
+            gift_card(&c, Some(1000), &e, None),
             Err(GiftCardRefusal::BelowMinRedemption)
         );
-        let d = gift_card(&c, Some(1500), &e).unwrap();
+        let d = gift_card(&c, Some(1500), &e, None).unwrap();
         assert_eq!((d.amount, d.gift_card_balance_after), (1500, Some(8500)));
         // By default the whole basket is paid when the card covers it.
-        assert_eq!(gift_card(&c, None, &e).unwrap().amount, 5000);
+        assert_eq!(gift_card(&c, None, &e, None).unwrap().amount, 5000);
         // A small basket cannot reach the minimum redemption.
         let small = basket(1000, vec![]);
         assert_eq!(
-            gift_card(&c, None, &eligible(&small, &ANY)),
+            gift_card(&c, None, &eligible(&small, &ANY), None),
             Err(GiftCardRefusal::BelowMinRedemption)
         );
     }
@@ -800,24 +839,24 @@ mod tests {
         let b = basket(5000, vec![]);
         let e = eligible(&b, &ANY);
         let c = card(3000, None, None);
-        let d = gift_card(&c, None, &e).unwrap();
+        let d = gift_card(&c, None, &e, None).unwrap();
         assert_eq!((d.amount, d.gift_card_balance_after), (3000, Some(0)));
         assert!(!d.gift_card_voided);
         assert_eq!(
-            gift_card(&c, Some(3001), &e),
+            gift_card(&c, Some(3001), &e, None),
             Err(GiftCardRefusal::AboveBalance)
         );
         let big = card(9000, None, None);
         assert_eq!(
-            gift_card(&big, Some(6000), &e),
+            gift_card(&big, Some(6000), &e, None),
             Err(GiftCardRefusal::AboveBasket)
         );
         assert_eq!(
-            gift_card(&big, Some(0), &e),
+            gift_card(&big, Some(0), &e, None),
             Err(GiftCardRefusal::NotPositive)
         );
         assert_eq!(
-            gift_card(&card(0, None, None), None, &e),
+            gift_card(&card(0, None, None), None, &e, None),
             Err(GiftCardRefusal::Empty)
         );
     }
@@ -828,9 +867,21 @@ mod tests {
         assert_eq!(ok.validate(), Ok(()));
         let field = |b: Basket| b.validate().unwrap_err().field;
         assert_eq!(field(basket(-1, vec![])), "basket.total");
+        let without_currency = Basket {
+            currency: None,
+            ..ok.clone()
+        };
+        assert_eq!(without_currency.validate(), Ok(()));
         assert_eq!(
             field(Basket {
-                currency: "eur".into(),
+                currency: Some("XYZ".into()),
+                ..ok.clone()
+            }),
+            "basket.currency"
+        );
+        assert_eq!(
+            field(Basket {
+                currency: Some("eur".into()),
                 ..ok.clone()
             }),
             "basket.currency"

@@ -6,6 +6,7 @@ use poem_openapi::{Enum, Object};
 use serde::{Deserialize, Serialize};
 
 pub use super::Invalid;
+use super::currency::Currency;
 
 /// Where a pool's codes come from.
 #[derive(Enum, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,10 +185,8 @@ pub fn validate_value(
     let needs_currency = matches!(discount_type, "amount" | "gift_card");
     match currency {
         None if needs_currency => invalid("currency", "required for amount and gift card coupons"),
-        Some(c) if c.len() != 3 || !c.chars().all(|ch| ch.is_ascii_uppercase()) => {
-            invalid("currency", "an ISO 4217 code such as EUR")
-        }
-        _ => Ok(()),
+        Some(c) => Currency::parse(c, "currency").map(|_| ()),
+        None => Ok(()),
     }
 }
 

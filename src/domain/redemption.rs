@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::discount::{
     self, Basket, Discount, DiscountType, GiftCard, GiftCardRefusal, ItemFilter,
 };
-use super::{Invalid, coupon::CouponStatus};
+use super::{Invalid, coupon::CouponStatus, currency::ExchangeRate};
 
 /// A day of the week, by its three-letter English abbreviation.
 #[derive(Enum, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -350,6 +350,9 @@ pub struct RedemptionContext {
     pub value: Option<i64>,
     /// The pool's currency; `None` for percentage or free-shipping pools valid in any currency.
     pub currency: Option<String>,
+    /// The org's rate from the pool's currency to the basket's, in force at the server's
+    /// clock, when the basket is in another currency and the pool has amounts to convert.
+    pub exchange: Option<ExchangeRate>,
     /// Smallest basket total the coupon applies to (Antavo's "purchase minimum").
     pub purchase_min: Option<i64>,
     /// What is left on the gift card; `None` if never spent (the pool's `value`).
@@ -399,23 +402,12 @@ pub fn evaluate(
         ));
     }
     check_calendar(rules, ctx, &mut failures);
-    let currency_ok = match &ctx.currency {
-        Some(currency) if !currency.eq_ignore_ascii_case(&basket.currency) => {
-            failures.push(failure(
-                "currency_mismatch",
-                format!(
-                    "The basket is in {}, the coupon in {currency}; amounts are not converted.",
-                    basket.currency
-                ),
-            ));
-            false
-        }
-        _ => true,
-    };
-    // Amounts in another currency cannot be compared with the pool's, so the checks on them would
-    // only add noise to the refusal.
-    if currency_ok {
-        check_bill(rules, ctx, basket, &mut failures);
+    let exchange = exchange_for(rules, ctx, basket);
+    // Without a rate amounts in another currency cannot be compared with the pool's, so the
+    // checks on them would only add noise to the refusal.
+    match &exchange {
+        Ok(exchange) => check_bill(rules, ctx, basket, *exchange, &mut failures),
+        Err(f) => failures.push(f.clone()),
     }
     let filter = rules.item_filter();
     let eligible = discount::eligible(basket, &filter);
@@ -424,8 +416,8 @@ pub fn evaluate(
             "no_eligible_items",
             "No item in the basket is eligible for this coupon.".into(),
         ));
-    } else if currency_ok {
-        match compute_discount(ctx, &eligible) {
+    } else if let Ok(exchange) = exchange {
+        match compute_discount(ctx, &eligible, exchange) {
             Ok(discount) if discount.amount == 0 && !discount.free_shipping => {
                 failures.push(failure(
                     "nothing_to_discount",
@@ -438,6 +430,42 @@ pub fn evaluate(
         }
     }
     Err(failures)
+}
+
+/// Whether a pool has amounts in its currency that a basket in another currency needs
+/// converted: its value (amount and gift card pools) or a bill limit. A percentage applies in
+/// any currency.
+pub fn converts(
+    rules: &RedemptionRules,
+    discount_type: DiscountType,
+    purchase_min: Option<i64>,
+) -> bool {
+    matches!(discount_type, DiscountType::Amount | DiscountType::GiftCard)
+        || rules.min_bill.is_some()
+        || rules.max_bill.is_some()
+        || purchase_min.is_some()
+}
+
+/// The rate the pool's amounts are converted with: none when the basket is in the pool's
+/// currency (a basket naming none is) or nothing needs converting.
+fn exchange_for<'a>(
+    rules: &RedemptionRules,
+    ctx: &'a RedemptionContext,
+    basket: &Basket,
+) -> Result<Option<&'a ExchangeRate>, Failure> {
+    let Some(currency) = ctx.currency.as_deref() else {
+        return Ok(None);
+    };
+    let basket_currency = basket.currency.as_deref().unwrap_or(currency);
+    if basket_currency == currency || !converts(rules, ctx.discount_type, ctx.purchase_min) {
+        return Ok(None);
+    }
+    ctx.exchange.as_ref().map(Some).ok_or_else(|| {
+        failure(
+            "no_exchange_rate",
+            format!("No rate from {currency} to {basket_currency} is in force."),
+        )
+    })
 }
 
 fn check_status(rules: &RedemptionRules, ctx: &RedemptionContext, out: &mut Vec<Failure>) {
@@ -623,14 +651,23 @@ fn check_calendar(rules: &RedemptionRules, ctx: &RedemptionContext, out: &mut Ve
     }
 }
 
+/// The bill limits are in the pool's currency: with `exchange` they are converted to the
+/// basket's (half-even; a limit too large to convert is larger than any basket).
 fn check_bill(
     rules: &RedemptionRules,
     ctx: &RedemptionContext,
     basket: &Basket,
+    exchange: Option<&ExchangeRate>,
     out: &mut Vec<Failure>,
 ) {
     let total = basket.total;
-    if let Some(min) = rules.min_bill
+    let limit = |v: Option<i64>| {
+        v.map(|v| match exchange {
+            Some(rate) => rate.convert(v).unwrap_or(i64::MAX),
+            None => v,
+        })
+    };
+    if let Some(min) = limit(rules.min_bill)
         && total < min
     {
         out.push(failure(
@@ -638,7 +675,7 @@ fn check_bill(
             format!("The bill of {total} is under the minimum of {min} (minor units)."),
         ));
     }
-    if let Some(max) = rules.max_bill
+    if let Some(max) = limit(rules.max_bill)
         && total > max
     {
         out.push(failure(
@@ -646,7 +683,7 @@ fn check_bill(
             format!("The bill of {total} is over the maximum of {max} (minor units)."),
         ));
     }
-    if let Some(min) = ctx.purchase_min
+    if let Some(min) = limit(ctx.purchase_min)
         && total < min
     {
         out.push(failure(
@@ -659,12 +696,22 @@ fn check_bill(
 fn compute_discount(
     ctx: &RedemptionContext,
     eligible: &discount::Eligible,
+    exchange: Option<&ExchangeRate>,
 ) -> Result<Discount, Failure> {
     // Pools are validated on save to carry a value for these types; a missing one discounts
     // nothing rather than failing the checkout.
     let value = ctx.value.unwrap_or(0);
     match ctx.discount_type {
-        DiscountType::Amount => Ok(discount::fixed_amount(value, eligible)),
+        DiscountType::Amount => match exchange {
+            None => Ok(discount::fixed_amount(value, eligible)),
+            Some(rate) => {
+                let converted = rate.convert(value).ok_or_else(out_of_range)?;
+                Ok(Discount {
+                    conversion: Some(rate.record(value, converted)),
+                    ..discount::fixed_amount(converted, eligible)
+                })
+            }
+        },
         DiscountType::Percentage => Ok(discount::percentage(value, eligible)),
         DiscountType::FreeShipping => Ok(discount::free_shipping()),
         DiscountType::GiftCard => {
@@ -673,7 +720,7 @@ fn compute_discount(
                 min_value: ctx.gift_card_min_value,
                 min_redemption: ctx.gift_card_min_redemption,
             };
-            discount::gift_card(&card, ctx.requested_amount, eligible)
+            discount::gift_card(&card, ctx.requested_amount, eligible, exchange)
                 .map_err(|refusal| gift_card_failure(refusal, &card))
         }
     }
@@ -704,7 +751,15 @@ fn gift_card_failure(refusal: GiftCardRefusal, card: &GiftCard) -> Failure {
                 card.min_redemption.unwrap_or(0)
             ),
         ),
+        GiftCardRefusal::OutOfRange => out_of_range(),
     }
+}
+
+fn out_of_range() -> Failure {
+    failure(
+        "amount_out_of_range",
+        "The coupon's value does not fit an amount once converted.".into(),
+    )
 }
 
 /// Where a redemption stands. A two-step redemption starts `reserved` (a hold that counts
@@ -849,6 +904,7 @@ mod tests {
             discount_type: DiscountType::Amount,
             value: Some(500),
             currency: Some("EUR".into()),
+            exchange: None,
             purchase_min: None,
             gift_card_balance: None,
             gift_card_min_value: None,
@@ -860,7 +916,7 @@ mod tests {
     fn basket(total: i64) -> Basket {
         Basket {
             total,
-            currency: "EUR".into(),
+            currency: Some("EUR".into()),
             lines: vec![],
         }
     }
@@ -1329,7 +1385,7 @@ mod tests {
     fn products_and_categories_need_an_eligible_line() {
         let b = Basket {
             total: 3500,
-            currency: "EUR".into(),
+            currency: Some("EUR".into()),
             lines: vec![
                 line("shoe", "shoes", 2000, false),
                 line("sock", "socks", 1000, true),
@@ -1404,17 +1460,17 @@ mod tests {
     }
 
     #[test]
-    fn a_basket_in_another_currency_is_refused_without_conversion() {
+    fn a_basket_in_another_currency_needs_a_rate() {
         let r = RedemptionRules {
             min_bill: Some(5000),
             ..RedemptionRules::default()
         };
         let usd = Basket {
-            currency: "USD".into(),
+            currency: Some("USD".into()),
             ..basket(100)
         };
         // The bill is not compared across currencies.
-        assert_eq!(codes_for(&r, &ctx(), &usd), ["currency_mismatch"]);
+        assert_eq!(codes_for(&r, &ctx(), &usd), ["no_exchange_rate"]);
         // A percentage pool without a currency applies in any.
         let pct = RedemptionContext {
             discount_type: DiscountType::Percentage,
@@ -1430,6 +1486,151 @@ mod tests {
         )
         .unwrap();
         assert_eq!(d.amount, 12);
+    }
+
+    fn eur_to(to: &str, rate: &str) -> Option<ExchangeRate> {
+        use crate::domain::currency::{Currency, Rate};
+        Some(ExchangeRate {
+            from: Currency::parse("EUR", "currency").unwrap(),
+            to: Currency::parse(to, "currency").unwrap(),
+            rate: Rate::parse(rate).unwrap(),
+            effective_at: DateTime::UNIX_EPOCH,
+        })
+    }
+
+    fn in_currency(currency: &str, total: i64) -> Basket {
+        Basket {
+            currency: Some(currency.into()),
+            ..basket(total)
+        }
+    }
+
+    #[test]
+    fn an_amount_coupon_is_converted_half_even_and_the_rate_recorded() {
+        // €5.00 at 1.085 = 542.5 cents -> 542 and at 1.083 = 541.5 -> 542 (ties to even);
+        // at 1.0851 = 542.55 -> 543.
+        let at = |rate| RedemptionContext {
+            exchange: eur_to("USD", rate),
+            ..ctx()
+        };
+        let r = RedemptionRules::default();
+        let usd = in_currency("USD", 2000);
+        let d = evaluate(&r, &at("1.085"), &usd, &StoreFacts::default()).unwrap();
+        assert_eq!(d.amount, 542);
+        let conversion = d.conversion.unwrap();
+        assert_eq!(
+            (conversion.from.as_str(), conversion.to.as_str()),
+            ("EUR", "USD")
+        );
+        assert_eq!(
+            (
+                conversion.rate.as_str(),
+                conversion.value,
+                conversion.converted
+            ),
+            ("1.085", 500, 542)
+        );
+        for (rate, amount) in [("1.083", 542), ("1.0851", 543)] {
+            let d = evaluate(&r, &at(rate), &usd, &StoreFacts::default()).unwrap();
+            assert_eq!(d.amount, amount, "at {rate}");
+        }
+        // Into yen (no minor unit) and capped at the basket like any amount.
+        let yen = RedemptionContext {
+            exchange: eur_to("JPY", "162.37"),
+            ..ctx()
+        };
+        let d = evaluate(
+            &r,
+            &yen,
+            &in_currency("JPY", 10_000),
+            &StoreFacts::default(),
+        )
+        .unwrap();
+        assert_eq!(d.amount, 812); // 811.85
+        let d = evaluate(&r, &yen, &in_currency("JPY", 300), &StoreFacts::default()).unwrap();
+        assert_eq!((d.amount, d.conversion.unwrap().converted), (300, 812));
+        // The basket in the pool's own currency is not converted even with a rate at hand.
+        let d = evaluate(&r, &at("1.085"), &basket(2000), &StoreFacts::default()).unwrap();
+        assert_eq!((d.amount, d.conversion), (500, None));
+    }
+
+    #[test]
+    fn bill_limits_are_converted_to_the_basket_currency() {
+        let r = RedemptionRules {
+            min_bill: Some(5000),
+            ..RedemptionRules::default()
+        };
+        let kwd = RedemptionContext {
+            exchange: eur_to("KWD", "0.3325"),
+            ..ctx()
+        };
+        // €50 = 16.625 KWD = 16625 fils.
+        assert_eq!(
+            codes_for(&r, &kwd, &in_currency("KWD", 16_624)),
+            ["below_min_bill"]
+        );
+        assert_eq!(
+            codes_for(&r, &kwd, &in_currency("KWD", 16_625)),
+            Vec::<&str>::new()
+        );
+        // A percentage pool with a currency and no bill limit needs no rate.
+        let pct = RedemptionContext {
+            discount_type: DiscountType::Percentage,
+            value: Some(1000),
+            ..ctx()
+        };
+        let d = evaluate(
+            &RedemptionRules::default(),
+            &pct,
+            &in_currency("USD", 990),
+            &StoreFacts::default(),
+        );
+        assert_eq!(d.unwrap().amount, 99);
+        assert_eq!(
+            codes_for(&r, &pct, &in_currency("USD", 9900)),
+            ["no_exchange_rate"]
+        );
+    }
+
+    #[test]
+    fn a_gift_card_pays_in_another_currency_from_its_own_balance() {
+        let r = RedemptionRules::default().for_type(DiscountType::GiftCard);
+        let card = |balance, requested| RedemptionContext {
+            discount_type: DiscountType::GiftCard,
+            value: Some(10_000),
+            gift_card_balance: Some(balance),
+            requested_amount: requested,
+            exchange: eur_to("USD", "1.0837"),
+            ..ctx()
+        };
+        // €10.00 can pay $10.83 (10.837 rounded down), which costs the whole card.
+        let d = evaluate(
+            &r,
+            &card(1000, None),
+            &in_currency("USD", 5000),
+            &StoreFacts::default(),
+        )
+        .unwrap();
+        assert_eq!((d.amount, d.gift_card_balance_after), (1083, Some(0)));
+        let conversion = d.conversion.unwrap();
+        assert_eq!((conversion.value, conversion.converted), (1000, 1083));
+        // $5.00 costs 461.382... cents, rounded up: 462.
+        let d = evaluate(
+            &r,
+            &card(1000, Some(500)),
+            &in_currency("USD", 5000),
+            &StoreFacts::default(),
+        )
+        .unwrap();
+        assert_eq!((d.amount, d.gift_card_balance_after), (500, Some(538)));
+        // More than the card can pay in dollars is refused, not trimmed.
+        let refused = evaluate(
+            &r,
+            &card(1000, Some(1084)),
+            &in_currency("USD", 5000),
+            &StoreFacts::default(),
+        );
+        assert_eq!(refused.unwrap_err()[0].code, "above_balance");
     }
 
     #[test]
@@ -1473,7 +1674,7 @@ mod tests {
             ..RedemptionRules::default()
         };
         let usd = |total| Basket {
-            currency: "USD".into(),
+            currency: Some("USD".into()),
             ..basket(total)
         };
         // $100 card (never spent: the pool's value), pay $99.50: $0.50 left, under $1, voided.

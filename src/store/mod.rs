@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod coupons;
 pub mod customers;
 pub mod events;
+pub mod exchange_rates;
 pub mod generation;
 pub mod groups;
 pub mod idempotency;
@@ -19,6 +20,7 @@ pub mod points;
 pub mod pools;
 pub mod redemptions;
 pub mod revocation;
+pub mod stores;
 pub mod webhooks;
 
 use std::time::Duration;

@@ -21,7 +21,8 @@ pub struct NewRedemption<'a> {
     pub customer_id: Option<i64>,
     pub store: &'a StoreFacts,
     pub basket_total: i64,
-    pub currency: &'a str,
+    /// The basket's currency.
+    pub currency: Option<&'a str>,
     pub discount: &'a Discount,
     /// The purchase time the till sent.
     pub redeemed_at: DateTime<Utc>,
@@ -36,6 +37,7 @@ pub async fn insert<C: ConnectionTrait>(
     new: NewRedemption<'_>,
 ) -> Result<redemptions::Model, DbErr> {
     let detail = serde_json::to_value(new.discount).map_err(|e| DbErr::Json(e.to_string()))?;
+    let conversion = new.discount.conversion.as_ref();
     redemptions::ActiveModel {
         org_id: Set(new.org_id),
         coupon_id: Set(new.coupon_id),
@@ -46,7 +48,7 @@ pub async fn insert<C: ConnectionTrait>(
         concept: Set(new.store.concept.clone()),
         till: Set(new.store.till.clone()),
         basket_total: Set(new.basket_total),
-        currency: Set(Some(new.currency.to_string())),
+        currency: Set(new.currency.map(str::to_string)),
         discount: Set(new.discount.amount),
         active: Set(true),
         reserved_until: Set(new.reserved_until),
@@ -54,10 +56,27 @@ pub async fn insert<C: ConnectionTrait>(
         recorded_at: Set(Some(new.recorded_at)),
         reversed_at: Set(None),
         detail: Set(Some(detail)),
+        coupon_currency: Set(conversion.map(|c| c.from.clone())),
+        coupon_amount: Set(conversion.map(|c| c.value)),
+        exchange_rate: Set(conversion.map(|c| c.rate.clone())),
+        rate_effective_at: Set(conversion.map(|c| c.effective_at)),
         ..Default::default()
     }
     .insert(db)
     .await
+}
+
+/// What a gift card redemption took off the card's balance, in the card's currency: the
+/// converted-back amount when it was paid in another currency, else its discount.
+pub fn card_debit(row: &redemptions::Model) -> i64 {
+    row.coupon_amount.unwrap_or(row.discount)
+}
+
+/// [`card_debit`] summed, from `(discount, coupon_amount)` columns.
+fn debits(rows: impl IntoIterator<Item = (i64, Option<i64>)>) -> i64 {
+    rows.into_iter()
+        .map(|(discount, coupon_amount)| coupon_amount.unwrap_or(discount))
+        .sum()
 }
 
 /// The org's redemption with this id; another org's is as absent as a missing one.
@@ -208,14 +227,15 @@ pub async fn run_out_total<C: ConnectionTrait>(
     coupon_id: i64,
     now: DateTime<Utc>,
 ) -> Result<i64, DbErr> {
-    let amounts: Vec<i64> = redemptions::Entity::find()
+    let amounts: Vec<(i64, Option<i64>)> = redemptions::Entity::find()
         .select_only()
         .column(redemptions::Column::Discount)
+        .column(redemptions::Column::CouponAmount)
         .filter(run_out(Scope::Coupon(coupon_id), now))
         .into_tuple()
         .all(db)
         .await?;
-    Ok(amounts.iter().sum())
+    Ok(debits(amounts))
 }
 
 /// [`run_out_total`] for many coupons at once, for reads: coupon id to what its lapsed holds
@@ -225,10 +245,11 @@ pub async fn run_out_totals<C: ConnectionTrait>(
     coupon_ids: &[i64],
     now: DateTime<Utc>,
 ) -> Result<std::collections::HashMap<i64, i64>, DbErr> {
-    let rows: Vec<(i64, i64)> = redemptions::Entity::find()
+    let rows: Vec<(i64, i64, Option<i64>)> = redemptions::Entity::find()
         .select_only()
         .column(redemptions::Column::CouponId)
         .column(redemptions::Column::Discount)
+        .column(redemptions::Column::CouponAmount)
         .filter(redemptions::Column::CouponId.is_in(coupon_ids.iter().copied()))
         .filter(redemptions::Column::Active.eq(true))
         .filter(redemptions::Column::ReservedUntil.lte(now))
@@ -236,8 +257,8 @@ pub async fn run_out_totals<C: ConnectionTrait>(
         .all(db)
         .await?;
     let mut totals = std::collections::HashMap::new();
-    for (coupon_id, amount) in rows {
-        *totals.entry(coupon_id).or_insert(0) += amount;
+    for (coupon_id, discount, coupon_amount) in rows {
+        *totals.entry(coupon_id).or_insert(0) += debits([(discount, coupon_amount)]);
     }
     Ok(totals)
 }

@@ -10,11 +10,12 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use super::{Located, Purchase};
 use crate::{
     domain::{
+        currency::ExchangeRate,
         discount::{Discount, DiscountType},
         pool::PoolState,
         redemption::{self, Failure, RedemptionContext},
     },
-    service::{Error, Result},
+    service::{Error, Result, exchange_rates},
     store::{
         self,
         redemptions::{Counting, Scope},
@@ -78,7 +79,7 @@ async fn close_run_out(
     let closed = store::redemptions::expire_holds(txn, scope, now).await?;
     give_back(txn, &located.pool, &closed, counted).await?;
     if located.is_gift_card() {
-        let back: i64 = closed.iter().map(|r| r.discount).sum();
+        let back: i64 = closed.iter().map(store::redemptions::card_debit).sum();
         let target = located.copy.as_mut().unwrap_or(&mut located.code_row);
         target.balance = target.balance.map(|b| b + back);
     }
@@ -140,7 +141,7 @@ pub async fn give_back(
     if pool.discount_type == DiscountType::GiftCard.as_str() {
         let mut per_coupon: BTreeMap<i64, i64> = BTreeMap::new();
         for r in closed {
-            *per_coupon.entry(r.coupon_id).or_default() += r.discount;
+            *per_coupon.entry(r.coupon_id).or_default() += store::redemptions::card_debit(r);
         }
         for (coupon_id, amount) in per_coupon {
             store::coupons::add_balance(txn, coupon_id, amount).await?;
@@ -160,8 +161,14 @@ pub async fn evaluate(
     now: DateTime<Utc>,
 ) -> Result<Result<Discount, Vec<Failure>>> {
     let located = &locked.located;
+    let exchange = exchange(txn, located, purchase, now).await?;
     let counts = gather(txn, located, purchase.redeemer(), now, locked.series).await?;
-    verdict(located, purchase, counts, located.target().balance, now)
+    let facts = Facts {
+        counts,
+        balance: located.target().balance,
+        exchange,
+    };
+    verdict(located, purchase, facts, now)
 }
 
 /// The verdict without locks or writes: holds that ran out but are not closed yet are left out
@@ -184,6 +191,7 @@ pub async fn dry_run<C: ConnectionTrait>(
         }
         None => 0,
     };
+    let exchange = exchange(db, located, purchase, now).await?;
     let counts = gather(db, located, purchase.redeemer(), now, series).await?;
     let target = located.target();
     let balance = match target.balance {
@@ -192,7 +200,43 @@ pub async fn dry_run<C: ConnectionTrait>(
         }
         other => other,
     };
-    verdict(located, purchase, counts, balance, now)
+    let facts = Facts {
+        counts,
+        balance,
+        exchange,
+    };
+    verdict(located, purchase, facts, now)
+}
+
+/// The org's rate from the pool's currency to the basket's in force at the server's `now`,
+/// when the basket is in another currency and the pool has amounts to convert; a 422
+/// `no_exchange_rate` when the org has none.
+async fn exchange<C: ConnectionTrait>(
+    db: &C,
+    located: &Located,
+    purchase: &Purchase,
+    now: DateTime<Utc>,
+) -> Result<Option<ExchangeRate>> {
+    let pool = &located.pool;
+    let (Some(from), Some(to)) = (&pool.currency, &purchase.basket.currency) else {
+        return Ok(None);
+    };
+    let discount_type = DiscountType::parse(&pool.discount_type)
+        .ok_or_else(|| Error::internal("unknown discount type"))?;
+    if from == to || !redemption::converts(&located.rules, discount_type, pool.purchase_min) {
+        return Ok(None);
+    }
+    exchange_rates::in_force(db, pool.org_id, from, to, now)
+        .await
+        .map(Some)
+}
+
+/// What the rules are checked against besides the coupon and the purchase.
+struct Facts {
+    counts: Counts,
+    /// The gift card's balance, holds that ran out given back.
+    balance: Option<i64>,
+    exchange: Option<ExchangeRate>,
 }
 
 /// Counts the rules compare with their limits, live holds included.
@@ -246,11 +290,10 @@ async fn gather<C: ConnectionTrait>(
 fn verdict(
     located: &Located,
     purchase: &Purchase,
-    counts: Counts,
-    balance: Option<i64>,
+    facts: Facts,
     now: DateTime<Utc>,
 ) -> Result<Result<Discount, Vec<Failure>>> {
-    let ctx = context(located, purchase, counts, balance, now)?;
+    let ctx = context(located, purchase, facts, now)?;
     let mut failures = pool_failures(&located.pool);
     let rules = &located.rules;
     Ok(
@@ -279,10 +322,14 @@ fn pool_failures(pool: &pools::Model) -> Vec<Failure> {
 fn context(
     located: &Located,
     purchase: &Purchase,
-    counts: Counts,
-    balance: Option<i64>,
+    facts: Facts,
     now: DateTime<Utc>,
 ) -> Result<RedemptionContext> {
+    let Facts {
+        counts,
+        balance,
+        exchange,
+    } = facts;
     let target = located.target();
     let pool = &located.pool;
     let customer = purchase.customer.as_ref();
@@ -307,6 +354,7 @@ fn context(
             .ok_or_else(|| Error::internal("unknown discount type"))?,
         value: target.value,
         currency: pool.currency.clone(),
+        exchange,
         purchase_min: pool.purchase_min,
         gift_card_balance: balance,
         gift_card_min_value: pool.gift_card_min_value,

@@ -377,7 +377,7 @@ async fn consume_in(
             customer_id: purchase.redeemer(),
             store: &purchase.store,
             basket_total: purchase.basket.total,
-            currency: &purchase.basket.currency,
+            currency: purchase.basket.currency.as_deref(),
             discount: &discount,
             redeemed_at: purchase.at,
             recorded_at: now,

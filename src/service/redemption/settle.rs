@@ -160,7 +160,9 @@ pub async fn unsettle(
         ..Default::default()
     };
     if located.is_gift_card() {
-        row.balance = Set(target.balance.map(|b| b + redemption.discount));
+        row.balance = Set(target
+            .balance
+            .map(|b| b + store::redemptions::card_debit(redemption)));
     }
     set_status(&mut row, before, after, now);
     let coupon = store::coupons::save(txn, row).await?;

@@ -1,8 +1,10 @@
 //! Liveness, readiness and the metrics page: plain routes outside the versioned API.
 
+use std::time::Duration;
+
 use poem::{IntoResponse, Response, handler, http::StatusCode, web::Data};
 
-use super::state::AppState;
+use super::{error::ApiError, state::AppState};
 use crate::{service, store};
 
 /// The process is alive.
@@ -11,11 +13,14 @@ pub fn healthz() -> &'static str {
     "ok"
 }
 
-/// The service can reach its database; 503 when it cannot. Channels without a transport are
+/// How long readiness waits for the database: load balancers probe with short timeouts.
+const READY_WITHIN: Duration = Duration::from_millis(800);
+
+/// The service can reach its database; 503 problem+json when it does not answer in time. Channels without a transport are
 /// listed (their messages stay queued) but do not make the service unready.
 #[handler]
 pub async fn readyz(state: Data<&AppState>) -> Response {
-    if store::ping(&state.db).await {
+    if store::ping(&state.db, READY_WITHIN).await {
         let mut body = String::from("ready");
         for note in state.deliveries.notes() {
             body.push('\n');
@@ -23,7 +28,12 @@ pub async fn readyz(state: Data<&AppState>) -> Response {
         }
         body.into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "the database does not answer",
+        )
+        .into_response()
     }
 }
 

@@ -53,10 +53,7 @@ async fn build(
     configure: impl FnOnce(&mut ServeConfig),
     clock: &ManualClock,
 ) -> Application {
-    let db_config = DatabaseConfig {
-        database_url: database_url.to_string(),
-        database_max_connections: 8,
-    };
+    let db_config = DatabaseConfig::new(database_url, 8);
     let mut serve = ServeConfig {
         bind: "127.0.0.1:0".into(),
         shutdown_grace_secs: 1,
@@ -163,7 +160,12 @@ impl TestApp {
 
     /// Starts another replica on this test's database and clock.
     pub async fn another_instance(&self, notify: NotifyConfig) -> Instance {
-        let app = build(&self.database_url, |s| s.notify = notify, &self.clock).await;
+        self.another_configured(|s| s.notify = notify).await
+    }
+
+    /// [`TestApp::another_instance`] with settings changed from the tests' defaults.
+    pub async fn another_configured(&self, configure: impl FnOnce(&mut ServeConfig)) -> Instance {
+        let app = build(&self.database_url, configure, &self.clock).await;
         let instance = Instance {
             base: format!("http://127.0.0.1:{}", app.port()),
             scheduler: app.scheduler().clone(),

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod fixtures;
 pub mod receiver;
 pub mod smtp;
@@ -54,7 +55,17 @@ async fn build(
     clock: &ManualClock,
 ) -> Application {
     let db_config = DatabaseConfig::new(database_url, 8);
-    let mut serve = ServeConfig {
+    let mut serve = serve_config();
+    configure(&mut serve);
+    Application::build_with_clock(&db_config, &serve, Arc::new(clock.clone()))
+        .await
+        .expect("build app")
+}
+
+/// The tests' settings: a random port, abuse limits off, loopback receivers allowed, and no
+/// background sender running on its own.
+pub fn serve_config() -> ServeConfig {
+    ServeConfig {
         bind: "127.0.0.1:0".into(),
         shutdown_grace_secs: 1,
         remote_retry_window_secs: 60,
@@ -72,11 +83,7 @@ async fn build(
         job_workers: 1,
         job_lease_secs: 30,
         job_poll_ms: 20,
-    };
-    configure(&mut serve);
-    Application::build_with_clock(&db_config, &serve, Arc::new(clock.clone()))
-        .await
-        .expect("build app")
+    }
 }
 
 /// No transports, and no scheduler or dispatcher running on their own: tests that need them

@@ -61,6 +61,10 @@ impl Replica {
         Replica { child: Some(child) }
     }
 
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `kill -9`: no grace, leases and connections left as they were.
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -249,6 +253,27 @@ async fn reverse(front: &Front, held: &Mutex<Held>) -> bool {
     true
 }
 
+/// The replica to kill: one running a job if there is one (its lease names its process), so
+/// a job must be resumed elsewhere; else replica 1. True when it runs a job.
+async fn victim(db: &DatabaseConnection, replicas: &[Replica]) -> (usize, bool) {
+    let sql = "SELECT lease_owner FROM imports WHERE state = 'running' AND lease_owner IS NOT NULL";
+    let owners: Vec<String> = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get_by_index(0).unwrap())
+        .collect();
+    let runs_job = |r: &Replica| {
+        r.pid()
+            .is_some_and(|pid| owners.iter().any(|o| o.contains(&format!("-{pid}-"))))
+    };
+    replicas
+        .iter()
+        .position(runs_job)
+        .map_or((1, false), |i| (i, true))
+}
+
 async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
     let row = db
         .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
@@ -306,8 +331,9 @@ async fn set_up(front: &Front) -> (i64, i64) {
     (pool, product["id"].as_i64().unwrap())
 }
 
-/// Starts customer-list issue jobs (each customer once more from a second pool), so some job
-/// is likely running on the replica that gets killed.
+/// Starts customer-list issue jobs (every customer named 40 times; the pool gives each at most
+/// 5), one through each replica, long enough that one is likely running on the replica that
+/// gets killed.
 async fn start_jobs(front: &Front) -> usize {
     let codes: Vec<String> = (0..400).map(|i| format!("JOB{i:04}")).collect();
     let (_, pool) = front.send(Method::POST, "/v1/pools", json!({"name": "Jobs", "source": "uploaded",
@@ -322,7 +348,7 @@ async fn start_jobs(front: &Front) -> usize {
         )
         .await;
     let csv: String = std::iter::once("external_id".to_string())
-        .chain((0..CUSTOMERS).map(|c| format!("c{c}")))
+        .chain((0..CUSTOMERS * 40).map(|c| format!("c{}", c % CUSTOMERS)))
         .collect::<Vec<_>>()
         .join("\n");
     let mut started = 0;
@@ -386,14 +412,15 @@ async fn three_replicas_keep_every_invariant_while_one_is_killed() {
             ))
         })
         .collect();
-    tokio::time::sleep(KILL_AT - Duration::from_millis(500)).await;
+    tokio::time::sleep(KILL_AT - Duration::from_millis(300)).await;
     let jobs = start_jobs(&front).await;
     tokio::time::sleep(KILL_AT.saturating_sub(started.elapsed())).await;
     front.outage.store(true, Ordering::Relaxed);
-    replicas[1].kill();
+    let (victim, held_job) = victim(&db, &replicas).await;
+    replicas[victim].kill();
     tokio::time::sleep(RESTART_AT - KILL_AT).await;
-    replicas[1] = Replica::start(&url, ports[1]);
-    wait_ready(&client, ports[1]).await;
+    replicas[victim] = Replica::start(&url, ports[victim]);
+    wait_ready(&client, ports[victim]).await;
     front.outage.store(false, Ordering::Relaxed);
     let back_after = started.elapsed();
     for c in clients {
@@ -409,7 +436,7 @@ async fn three_replicas_keep_every_invariant_while_one_is_killed() {
     let load = |a: &AtomicUsize| a.load(Ordering::Relaxed);
     eprintln!(
         "{REPLICAS} replicas, {CLIENTS} clients, {:?}: {} requests ({} ok, {} refused by rules, {} 5xx, \
-        {} transport errors, {} moved to another replica); replica 1 killed at {KILL_AT:?}, serving again at \
+        {} transport errors, {} moved to another replica); replica {victim} killed at {KILL_AT:?} (running a job: {held_job}), serving again at \
         {back_after:?}; errors while it was down: {}",
         RUN,
         load(&t.requests),

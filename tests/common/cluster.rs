@@ -1,6 +1,7 @@
 //! A private PostgreSQL cluster a test creates, starts and stops at will (the shared server is
-//! never stopped). It lives in a temporary directory, listens on a free loopback port, asks for
-//! a password over TCP, and is run as `postgres` when the test runs as root.
+//! never stopped), with the newest PostgreSQL installed. It lives in a temporary directory,
+//! listens on a free loopback port, asks for a password over TCP, and is run as `postgres` when
+//! the test runs as root.
 
 use std::{
     net::TcpListener,
@@ -8,10 +9,12 @@ use std::{
     process::{Command, Output},
 };
 
-const BIN: &str = "/usr/lib/postgresql/15/bin";
+/// Where Debian and Ubuntu install each PostgreSQL version's programs.
+const VERSIONS: &str = "/usr/lib/postgresql";
 pub const PASSWORD: &str = "outage-test";
 
 pub struct Cluster {
+    bin: PathBuf,
     base: PathBuf,
     pub port: u16,
     as_postgres: bool,
@@ -20,10 +23,10 @@ pub struct Cluster {
 impl Cluster {
     /// Creates the cluster (not started); None when PostgreSQL's binaries are not installed.
     pub fn init() -> Option<Cluster> {
-        if !PathBuf::from(BIN).join("initdb").exists() {
-            eprintln!("{BIN}/initdb is missing: skipping");
+        let Some(bin) = newest_bin() else {
+            eprintln!("no {VERSIONS}/*/bin/initdb: skipping");
             return None;
-        }
+        };
         let base = std::env::temp_dir().join(format!("coupond-test-pg-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&base).unwrap();
         std::fs::write(base.join("pw"), PASSWORD).unwrap();
@@ -32,6 +35,7 @@ impl Cluster {
             run(Command::new("chown").arg("-R").arg("postgres").arg(&base));
         }
         let cluster = Cluster {
+            bin,
             port: free_port(),
             base,
             as_postgres,
@@ -102,10 +106,10 @@ impl Cluster {
 
     /// A PostgreSQL tool, run as `postgres` when the test runs as root (PostgreSQL refuses root).
     fn command(&self, tool: &str) -> Command {
-        let path = format!("{BIN}/{tool}");
+        let path = self.bin.join(tool);
         if self.as_postgres {
             let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--", &path]);
+            c.args(["-u", "postgres", "--"]).arg(&path);
             c
         } else {
             Command::new(&path)
@@ -133,6 +137,21 @@ fn run(cmd: &mut Command) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// The programs of the newest installed PostgreSQL.
+fn newest_bin() -> Option<PathBuf> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir(VERSIONS)
+        .ok()?
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let version = e.file_name().to_str()?.parse().ok()?;
+            Some((version, e.path().join("bin")))
+        })
+        .filter(|(_, bin)| bin.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin)
 }
 
 fn is_root() -> bool {

@@ -29,8 +29,8 @@ pub struct DatabaseConfig {
     )]
     pub database_connect_timeout_secs: u64,
 
-    /// Seconds a request waits for a pooled connection (or a new one) before it is answered
-    /// 503 `database_unavailable`.
+    /// Seconds a request waits for a pooled PostgreSQL connection (or a new one) before it is
+    /// answered 503 `database_unavailable` (SQLite waits up to 30 s for its one connection).
     #[arg(
         long,
         env = "COUPOND_DATABASE_ACQUIRE_TIMEOUT_SECS",

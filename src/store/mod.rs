@@ -43,7 +43,9 @@ pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbEr
             config.database_acquire_timeout_secs.max(1),
         ));
     if is_sqlite(&config.database_url) {
+        // Its one connection is busy, not down, while a long job chunk writes: wait for it.
         options
+            .acquire_timeout(Duration::from_secs(30))
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None::<Duration>)

@@ -19,6 +19,48 @@ pub struct DatabaseConfig {
         global = true
     )]
     pub database_max_connections: u32,
+
+    /// Seconds one attempt at reaching the database may take at start-up.
+    #[arg(
+        long,
+        env = "COUPOND_DATABASE_CONNECT_TIMEOUT_SECS",
+        default_value_t = 3,
+        global = true
+    )]
+    pub database_connect_timeout_secs: u64,
+
+    /// Seconds a request waits for a pooled PostgreSQL connection (or a new one) before it is
+    /// answered 503 `database_unavailable` (SQLite waits up to 30 s for its one connection).
+    #[arg(
+        long,
+        env = "COUPOND_DATABASE_ACQUIRE_TIMEOUT_SECS",
+        default_value_t = 3,
+        global = true
+    )]
+    pub database_acquire_timeout_secs: u64,
+
+    /// Seconds start-up keeps trying to reach the database (backing off, with jitter) before it
+    /// gives up naming the cause; 0 gives up at the first failure.
+    #[arg(
+        long,
+        env = "COUPOND_DATABASE_WAIT_SECS",
+        default_value_t = 0,
+        global = true
+    )]
+    pub database_wait_secs: u64,
+}
+
+impl DatabaseConfig {
+    /// The defaults of the flags above for `database_url`, with this pool size.
+    pub fn new(database_url: impl Into<String>, max_connections: u32) -> DatabaseConfig {
+        DatabaseConfig {
+            database_url: database_url.into(),
+            database_max_connections: max_connections,
+            database_connect_timeout_secs: 3,
+            database_acquire_timeout_secs: 3,
+            database_wait_secs: 0,
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone)]

@@ -4,6 +4,7 @@
 
 use std::{future::Future, time::Duration};
 
+use tokio::task::JoinSet;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 #[derive(Clone, Default)]
@@ -74,6 +75,40 @@ impl Supervisor {
         }
         drained
     }
+}
+
+/// How a round of sends ended: how many went out, how many failed, and the first error met.
+#[derive(Debug)]
+pub struct Settled<E> {
+    pub sent: usize,
+    pub failed: usize,
+    pub error: Option<E>,
+}
+
+/// Waits for every send of a round (each answering whether it went out). An error does not
+/// abandon the other sends: they may already be on the wire, and a send abandoned before its
+/// outcome is recorded goes out again when its lease runs out. A send that panicked is an error
+/// made by `panicked`.
+pub async fn settle<E: 'static>(
+    mut sends: JoinSet<Result<bool, E>>,
+    panicked: impl Fn(tokio::task::JoinError) -> E,
+) -> Settled<E> {
+    let mut settled = Settled {
+        sent: 0,
+        failed: 0,
+        error: None,
+    };
+    while let Some(done) = sends.join_next().await {
+        match done.map_err(&panicked).and_then(|sent| sent) {
+            Ok(true) => settled.sent += 1,
+            Ok(false) => settled.failed += 1,
+            Err(err) => {
+                settled.failed += 1;
+                settled.error.get_or_insert(err);
+            }
+        }
+    }
+    settled
 }
 
 #[cfg(test)]

@@ -3,11 +3,14 @@
 
 mod common;
 
-use std::collections::HashSet;
+use std::{
+    collections::HashSet,
+    time::{Duration, Instant},
+};
 
 use chrono::{TimeDelta, Utc};
 use common::{
-    TestApp, expect_problem,
+    Backend, TestApp, expect_problem,
     fixtures::{customer, issue_ok, outbox, uploaded_pool},
     json,
     receiver::{Receiver, Reply},
@@ -16,6 +19,8 @@ use coupond::{
     domain::signature,
     service::webhooks::{Round, Worker},
 };
+use futures_util::{StreamExt, stream};
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -236,4 +241,112 @@ both_databases! {
         assert_eq!(emails[0].payload["to"], json!(["ops@example.com"]));
         assert_eq!(emails[0].payload["template"], "pool_issual_limit_near");
     }
+}
+
+/// Three replicas, each delivering on its own every 20 ms, share one database and one slow
+/// receiver (rounds overlap and leases matter): every message arrives once, in one attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_deliver_every_message_exactly_once() {
+    let Some(app) =
+        TestApp::spawn_configured(Backend::Postgres, |s| s.webhook_interval_ms = 20).await
+    else {
+        return;
+    };
+    let receiver = Receiver::start(|n, _| {
+        Reply::status(200).after(Duration::from_millis(20 + (n % 5) as u64 * 20))
+    })
+    .await;
+    subscribe(&app, &receiver.url, &["coupon.issued"]).await;
+    let mut bases = vec![app.base.clone()];
+    for _ in 0..2 {
+        bases.push(
+            app.another_configured(|s| s.webhook_interval_ms = 20)
+                .await
+                .base,
+        );
+    }
+    const N: usize = 240;
+    let p = uploaded_pool(&app, N, json!({})).await;
+    stream::iter(0..N)
+        .for_each_concurrent(8, |i| {
+            let (app, base) = (&app, bases[i % bases.len()].clone());
+            async move {
+                customer(app, &format!("c{i}"), json!({})).await;
+                let resp = app
+                    .client
+                    .post(format!("{base}/v1/pools/{p}/issue"))
+                    .bearer_auth(&app.key)
+                    .json(&json!({"customer": {"external_id": format!("c{i}")}}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 201);
+            }
+        })
+        .await;
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while outbox(&app, "webhook")
+        .await
+        .iter()
+        .any(|r| r.sent_at.is_none())
+    {
+        assert!(Instant::now() < deadline, "deliveries did not finish");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = receiver.received();
+    let ids: HashSet<&str> = got.iter().map(|r| r.header("webhook-id")).collect();
+    let retried = outbox(&app, "webhook")
+        .await
+        .iter()
+        .filter(|r| r.attempts != 1)
+        .count();
+    eprintln!(
+        "{N} messages: {} received, {} distinct, {retried} rows attempted more than once",
+        got.len(),
+        ids.len()
+    );
+    assert_eq!((got.len(), ids.len(), retried), (N, N, 0));
+}
+
+/// A delivery whose outcome cannot be recorded does not abandon the round's other deliveries,
+/// which are already on the wire: before, they were dropped unrecorded and sent again once
+/// their lease ran out. (A trigger makes recording the first message fail.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_record_does_not_abandon_the_deliveries_in_flight() {
+    let Some(app) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let receiver = Receiver::start(|_, r| {
+        let slow = r.json()["data"]["customer"]["external_id"] != "c0";
+        Reply::status(200).after(Duration::from_millis(if slow { 300 } else { 0 }))
+    })
+    .await;
+    subscribe(&app, &receiver.url, &["coupon.issued"]).await;
+    let p = uploaded_pool(&app, 9, json!({})).await;
+    for i in 0..9 {
+        customer(&app, &format!("c{i}"), json!({})).await;
+        issue_ok(&app, p, &format!("c{i}")).await;
+    }
+    let first_row = outbox(&app, "webhook").await[0].id;
+    app.db.execute_unprepared(&format!(
+        "CREATE FUNCTION refuse_record() RETURNS trigger AS $$ BEGIN \
+         IF NEW.id = {first_row} AND NEW.sent_at IS NOT NULL THEN RAISE EXCEPTION 'disk full'; END IF; \
+         RETURN NEW; END $$ LANGUAGE plpgsql; \
+         CREATE TRIGGER refuse_record BEFORE UPDATE ON outbox FOR EACH ROW EXECUTE FUNCTION refuse_record();"
+    )).await.unwrap();
+    let worker = Worker::new(app.db.clone());
+    assert!(
+        worker.run_once(Utc::now()).await.is_err(),
+        "the failed record is reported"
+    );
+    let rows = outbox(&app, "webhook").await;
+    let unsent: Vec<i64> = rows
+        .iter()
+        .filter(|r| r.sent_at.is_none())
+        .map(|r| r.id)
+        .collect();
+    assert_eq!((rows.len(), unsent), (9, vec![first_row]));
+    assert_eq!(receiver.received().len(), 9);
 }

@@ -12,6 +12,7 @@ use poem::{
     web::headers::{Authorization, HeaderMapExt, authorization::Bearer as BearerHeader},
 };
 use poem_openapi::{SecurityScheme, auth::Bearer};
+use sea_orm::DbErr;
 
 use entity::pools;
 use sea_orm::DatabaseConnection;
@@ -130,15 +131,18 @@ impl Caller {
 pub struct ApiKeyAuth(pub Caller);
 
 /// The live key a request's bearer token names (None for an unknown or revoked one), looked up
-/// once per request by [`signed_requests`].
+/// once per request by [`signed_requests`]. A failed look-up is kept and answered here, inside
+/// the operation, so the metrics count it under the operation it was meant for.
 #[derive(Clone)]
-struct BearerKey(Option<entity::api_keys::Model>);
+struct BearerKey(Result<Option<entity::api_keys::Model>, DbErr>);
 
 async fn authenticate(req: &Request, _bearer: Bearer) -> poem::Result<Caller> {
-    let row = req
-        .data::<BearerKey>()
-        .and_then(|k| k.0.clone())
-        .ok_or_else(ApiError::unauthorized)?;
+    let found = match req.data::<BearerKey>() {
+        Some(BearerKey(Err(err))) => return Err(ApiError::from(err.clone()).into()),
+        Some(BearerKey(Ok(found))) => found.clone(),
+        None => None,
+    };
+    let row = found.ok_or_else(ApiError::unauthorized)?;
     Ok(Caller {
         org_id: row.org_id,
         key_id: row.id,
@@ -150,9 +154,10 @@ async fn authenticate(req: &Request, _bearer: Bearer) -> poem::Result<Caller> {
 
 /// The id of the live key the request's bearer token names, once `signed_requests` ran.
 pub fn bearer_key_id(req: &Request) -> Option<i64> {
-    req.data::<BearerKey>()
-        .and_then(|k| k.0.as_ref())
-        .map(|k| k.id)
+    match req.data::<BearerKey>() {
+        Some(BearerKey(Ok(Some(key)))) => Some(key.id),
+        _ => None,
+    }
 }
 
 /// Looks up the bearer key of every request; when the key has a signing secret, the request
@@ -177,9 +182,13 @@ pub async fn signed_requests<E: Endpoint>(next: E, mut req: Request) -> poem::Re
             wait,
         ));
     }
-    let key = store::api_keys::find_by_secret(&state.db, &token)
-        .await
-        .map_err(ApiError::from)?;
+    let key = match store::api_keys::find_by_secret(&state.db, &token).await {
+        Ok(key) => key,
+        Err(err) => {
+            req.set_data(BearerKey(Err(err)));
+            return next.call(req).await.map(IntoResponse::into_response);
+        }
+    };
     if key.is_none()
         && let Some(ip) = client
     {
@@ -193,7 +202,7 @@ pub async fn signed_requests<E: Endpoint>(next: E, mut req: Request) -> poem::Re
         verify_signed(req.headers(), &secret, &body)?;
         req.set_body(body);
     }
-    req.set_data(BearerKey(key));
+    req.set_data(BearerKey(Ok(key)));
     next.call(req).await.map(IntoResponse::into_response)
 }
 

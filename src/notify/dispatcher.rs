@@ -16,6 +16,7 @@ use super::{SendError, Transports, email::Email, sms::Sms};
 use crate::{
     domain::message::{self, MAX_ATTEMPTS},
     store::{self, outbox::Claim},
+    supervisor,
 };
 
 /// Rows claimed per channel per round.
@@ -75,14 +76,15 @@ impl Dispatcher {
                 this.attempt(row, now).await
             });
         }
-        let mut round = Round::default();
-        while let Some(done) = tasks.join_next().await {
-            match done.map_err(|e| DbErr::Custom(format!("send task failed: {e}")))?? {
-                true => round.sent += 1,
-                false => round.failed += 1,
-            }
+        let settled =
+            supervisor::settle(tasks, |e| DbErr::Custom(format!("send task failed: {e}"))).await;
+        match settled.error {
+            Some(err) => Err(err),
+            None => Ok(Round {
+                sent: settled.sent,
+                failed: settled.failed,
+            }),
         }
-        Ok(round)
     }
 
     /// Runs rounds every `interval` until cancelled; a full batch goes again at once.

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use sea_orm::DbErr;
+use sea_orm::{DbErr, RuntimeErr};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -205,9 +205,29 @@ impl Error {
     }
 }
 
-/// The database cannot be reached (as opposed to a statement that failed).
+/// The database cannot be reached (as opposed to a statement that failed): no connection to
+/// be had, or the one in use was lost (server shut down, restarted or gone from the network)
+/// under a statement.
 pub fn is_unavailable(e: &DbErr) -> bool {
-    matches!(e, DbErr::ConnectionAcquire(_) | DbErr::Conn(_))
+    match e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(err)) | DbErr::Query(RuntimeErr::SqlxError(err)) => {
+            connection_lost(err)
+        }
+        _ => false,
+    }
+}
+
+fn connection_lost(err: &sea_orm::sqlx::Error) -> bool {
+    use sea_orm::sqlx::Error as E;
+    match err {
+        E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => true,
+        // Class 08: connection exception; 57P01-57P03: admin or crash shutdown, starting up.
+        E::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        _ => false,
+    }
 }
 
 impl From<crate::domain::Invalid> for Error {

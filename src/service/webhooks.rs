@@ -3,13 +3,14 @@
 //! deliveries with exponential backoff. Delivery is at least once; `webhook-id` stays the same
 //! across retries so receivers can drop duplicates.
 
-use std::time::Duration;
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use entity::{coupons, customers, outbox};
 use rand::Rng;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 use serde_json::{Value, json};
+use tokio::sync::Semaphore;
 
 use crate::{
     domain::{
@@ -18,14 +19,24 @@ use crate::{
         webhook::{self, MAX_ATTEMPTS, WebhookEvent},
     },
     store::{self, events::EventKind, outbox::WEBHOOK},
+    supervisor,
 };
 
 /// Rows a worker claims per round.
 const BATCH: u64 = 50;
+/// Deliveries one worker has in flight to one subscription at once: a receiver flooded by
+/// every replica's whole batch answers late, and a late answer is a timeout and a resend.
+const PER_SUBSCRIPTION: usize = 8;
 /// How long one delivery may take.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long claimed rows stay a worker's: well past the delivery timeout.
-const LEASE: TimeDelta = TimeDelta::seconds(60);
+/// How long claimed rows stay a worker's: a whole batch queued behind one subscription's bound,
+/// every delivery timing out, plus time to record the outcomes. A lease that ran out while its
+/// worker still delivered would let another replica send the same rows again.
+const LEASE: TimeDelta = TimeDelta::seconds(
+    DELIVERY_TIMEOUT.as_secs() as i64 * BATCH.div_ceil(PER_SUBSCRIPTION as u64) as i64 + 30,
+);
+/// Tries at recording that a message went out: each lost record is a message sent again.
+const RECORD_TRIES: u32 = 3;
 
 /// Queues `event` for every subscription of the org that wants it, in the caller's transaction.
 /// `occurrence` names this happening among the org's events of that kind (the coupon id for
@@ -140,7 +151,10 @@ impl Worker {
         Worker { db }
     }
 
-    /// Claims the deliveries due at `now` (at most one batch) and attempts each once.
+    /// Claims the deliveries due at `now` (at most one batch) and attempts each once, at most
+    /// [`PER_SUBSCRIPTION`] at a time per subscription. Every claimed row is seen through: one
+    /// delivery's database error does not abandon the others, which may already be on the wire
+    /// (abandoned, they would be sent again once their lease ran out).
     pub async fn run_once(&self, now: DateTime<Utc>) -> Result<Round, DbErr> {
         let claimed = store::outbox::claim(
             &self.db,
@@ -153,19 +167,30 @@ impl Worker {
             },
         )
         .await?;
+        let mut bounds: HashMap<i64, Arc<Semaphore>> = HashMap::new();
         let mut tasks = tokio::task::JoinSet::new();
         for row in claimed {
+            let bound = bounds
+                .entry(row.payload["webhook_id"].as_i64().unwrap_or_default())
+                .or_insert_with(|| Arc::new(Semaphore::new(PER_SUBSCRIPTION)))
+                .clone();
             let worker = self.clone();
-            tasks.spawn(async move { worker.deliver(row, now).await });
+            tasks.spawn(async move {
+                let _turn = bound.acquire_owned().await;
+                worker.deliver(row, now).await
+            });
         }
-        let mut round = Round::default();
-        while let Some(done) = tasks.join_next().await {
-            match done.map_err(|e| DbErr::Custom(format!("delivery task failed: {e}")))?? {
-                true => round.delivered += 1,
-                false => round.failed += 1,
-            }
+        let settled = supervisor::settle(tasks, |e| {
+            DbErr::Custom(format!("delivery task failed: {e}"))
+        })
+        .await;
+        match settled.error {
+            Some(err) => Err(err),
+            None => Ok(Round {
+                delivered: settled.sent,
+                failed: settled.failed,
+            }),
         }
-        Ok(round)
     }
 
     /// One round for the supervisor's periodic worker; true when a full batch was claimed,
@@ -189,7 +214,7 @@ impl Worker {
         };
         match self.post(&row, &sub).await {
             Ok(()) => {
-                store::outbox::mark_sent(&self.db, row.id, Utc::now()).await?;
+                self.record_sent(row.id).await?;
                 Ok(true)
             }
             Err(error) => {
@@ -202,6 +227,24 @@ impl Worker {
                 let next = now + webhook::jittered(webhook::backoff(row.attempts), spread);
                 store::outbox::mark_failed(&self.db, row.id, &error, next).await?;
                 Ok(false)
+            }
+        }
+    }
+
+    /// Marks a delivered row sent, trying again on a database hiccup: the receiver has the
+    /// message, and a row left unsent goes out again when its lease runs out.
+    async fn record_sent(&self, id: i64) -> Result<(), DbErr> {
+        let mut pause = Duration::from_millis(200);
+        let mut tries = 1;
+        loop {
+            match store::outbox::mark_sent(&self.db, id, Utc::now()).await {
+                Err(err) if tries < RECORD_TRIES => {
+                    tracing::warn!(id, %err, "could not record a delivered webhook; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause *= 4;
+                    tries += 1;
+                }
+                done => return done,
             }
         }
     }

@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod passes;
 pub mod points;
 pub mod pools;
+pub mod reach;
 pub mod redemptions;
 pub mod revocation;
 pub mod stores;
@@ -27,23 +28,28 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, SqlErr,
-    Statement,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr,
+    SqlErr, Statement,
 };
 
 use crate::config::DatabaseConfig;
 
 /// Opens the connection pool. SQLite gets WAL, a busy timeout and one connection: SQLite has one
 /// writer at a time anyway, and a single connection makes every transaction serialisable, which
-/// is what the claim and limit paths rely on there.
+/// is what the claim and limit paths rely on there. PostgreSQL is reached once first (see
+/// [`reach`]), so a failure names its cause; afterwards a request waits at most the acquire
+/// timeout for a connection, and the pool reconnects by itself when the database returns.
 pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(config.database_url.clone());
     options
         .sqlx_logging(false)
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(30));
+        .acquire_timeout(Duration::from_secs(
+            config.database_acquire_timeout_secs.max(1),
+        ));
     if is_sqlite(&config.database_url) {
+        // Its one connection is busy, not down, while a long job chunk writes: wait for it.
         options
+            .acquire_timeout(Duration::from_secs(30))
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None::<Duration>)
@@ -55,6 +61,13 @@ pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbEr
                     .create_if_missing(true)
             });
     } else {
+        reach::reach(
+            &config.database_url,
+            Duration::from_secs(config.database_connect_timeout_secs.max(1)),
+            Duration::from_secs(config.database_wait_secs),
+        )
+        .await
+        .map_err(|cause| DbErr::Conn(RuntimeErr::Internal(cause.to_string())))?;
         options.max_connections(config.database_max_connections);
     }
     Database::connect(options).await
@@ -89,9 +102,10 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     }
 }
 
-/// Whether the database answers; used by `/readyz`.
-pub async fn ping(db: &DatabaseConnection) -> bool {
-    db.ping().await.is_ok()
+/// Whether the database answers within `within`; used by `/readyz`, which must answer
+/// promptly even while connecting would hang until the acquire timeout.
+pub async fn ping(db: &DatabaseConnection, within: Duration) -> bool {
+    matches!(tokio::time::timeout(within, db.ping()).await, Ok(Ok(())))
 }
 
 /// Whether an error is a unique-constraint violation, which callers turn into a 409.

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod fixtures;
 pub mod receiver;
 pub mod smtp;
@@ -53,10 +54,7 @@ async fn build(
     configure: impl FnOnce(&mut ServeConfig),
     clock: &ManualClock,
 ) -> Application {
-    let db_config = DatabaseConfig {
-        database_url: database_url.to_string(),
-        database_max_connections: 8,
-    };
+    let db_config = DatabaseConfig::new(database_url, 8);
     let mut serve = test_serve_config();
     configure(&mut serve);
     Application::build_with_clock(&db_config, &serve, Arc::new(clock.clone()))
@@ -64,7 +62,8 @@ async fn build(
         .expect("build app")
 }
 
-/// The tests' service settings: a random port, abuse limits off, workers driven by hand.
+/// The tests' settings: a random port, abuse limits off, loopback receivers allowed, and no
+/// background sender running on its own.
 pub fn test_serve_config() -> ServeConfig {
     ServeConfig {
         bind: "127.0.0.1:0".into(),
@@ -200,7 +199,12 @@ impl TestApp {
 
     /// Starts another replica on this test's database and clock.
     pub async fn another_instance(&self, notify: NotifyConfig) -> Instance {
-        let app = build(&self.database_url, |s| s.notify = notify, &self.clock).await;
+        self.another_configured(|s| s.notify = notify).await
+    }
+
+    /// [`TestApp::another_instance`] with settings changed from the tests' defaults.
+    pub async fn another_configured(&self, configure: impl FnOnce(&mut ServeConfig)) -> Instance {
+        let app = build(&self.database_url, configure, &self.clock).await;
         let instance = Instance {
             base: format!("http://127.0.0.1:{}", app.port()),
             scheduler: app.scheduler().clone(),

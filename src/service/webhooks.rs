@@ -3,13 +3,19 @@
 //! deliveries with exponential backoff. Delivery is at least once; `webhook-id` stays the same
 //! across retries so receivers can drop duplicates.
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use entity::{coupons, customers, outbox};
+use entity::{coupons, customers, outbox, webhooks};
 use rand::Rng;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 use serde_json::{Value, json};
+use tokio::{sync::Semaphore, task::JoinSet};
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     domain::{
@@ -20,8 +26,14 @@ use crate::{
     store::{self, events::EventKind, outbox::WEBHOOK},
 };
 
-/// Rows a worker claims per round.
-const BATCH: u64 = 50;
+/// Rows a worker claims at once.
+const BATCH: u64 = 200;
+/// Rows an endpoint may have queued per delivery slot before more are handed back.
+const QUEUE_PER_SLOT: usize = 4;
+/// How long a row handed back (its endpoint's queue was full) waits before it is due again.
+const DEFER: TimeDelta = TimeDelta::seconds(1);
+/// How long finished deliveries wait for others to be recorded with them.
+const SETTLE_WINDOW: Duration = Duration::from_millis(10);
 /// How long one delivery may take.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long claimed rows stay a worker's: well past the delivery timeout.
@@ -123,25 +135,131 @@ pub struct Round {
     pub failed: usize,
 }
 
-impl Round {
-    fn claimed(&self) -> usize {
-        self.delivered + self.failed
+/// How many deliveries may be in flight at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Concurrency {
+    /// To one subscription's endpoint, so one receiver is never flooded.
+    pub per_endpoint: usize,
+    /// From this worker over all endpoints.
+    pub overall: usize,
+}
+
+impl Default for Concurrency {
+    fn default() -> Concurrency {
+        Concurrency {
+            per_endpoint: 8,
+            overall: 256,
+        }
     }
 }
 
-/// Delivers queued webhooks. Safe to run on every replica at once.
+/// One endpoint's gates: `admitted` bounds the rows waiting for or holding one of its
+/// `in_flight` slots, so a slow endpoint's backlog stays in the outbox, not in memory.
+struct Endpoint {
+    admitted: Arc<Semaphore>,
+    in_flight: Semaphore,
+}
+
+/// Where one claimed row ended up.
+enum Outcome {
+    Sent(i64),
+    Failed {
+        id: i64,
+        error: String,
+        next: DateTime<Utc>,
+    },
+    GaveUp(i64),
+}
+
+/// Delivers queued webhooks concurrently, bounded per endpoint and overall, marking them in
+/// batches. Safe to run on every replica at once.
 #[derive(Clone)]
 pub struct Worker {
     db: DatabaseConnection,
+    concurrency: Concurrency,
+    overall: Arc<Semaphore>,
+    endpoints: Arc<Mutex<HashMap<i64, Arc<Endpoint>>>>,
 }
 
 impl Worker {
     pub fn new(db: DatabaseConnection) -> Worker {
-        Worker { db }
+        Worker::bounded(db, Concurrency::default())
     }
 
-    /// Claims the deliveries due at `now` (at most one batch) and attempts each once.
+    pub fn bounded(db: DatabaseConnection, concurrency: Concurrency) -> Worker {
+        let concurrency = Concurrency {
+            per_endpoint: concurrency.per_endpoint.max(1),
+            overall: concurrency.overall.max(1),
+        };
+        Worker {
+            db,
+            concurrency,
+            overall: Arc::new(Semaphore::new(concurrency.overall)),
+            endpoints: Arc::default(),
+        }
+    }
+
+    /// Claims the deliveries due at `now` (at most one batch), attempts each once and waits
+    /// for them all.
     pub async fn run_once(&self, now: DateTime<Utc>) -> Result<Round, DbErr> {
+        let mut tasks = JoinSet::new();
+        self.dispatch(&mut tasks, now, BATCH).await?;
+        let mut outcomes = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            outcomes.push(done.map_err(|e| DbErr::Custom(format!("delivery task failed: {e}")))?);
+        }
+        self.settle(&outcomes).await?;
+        Ok(tally(&outcomes))
+    }
+
+    /// Delivers until cancelled: claims whenever there is room (at once after a full batch,
+    /// else every `interval`), so a slow endpoint never holds back the others' deliveries.
+    /// On cancellation it stops claiming and lets the deliveries in flight finish.
+    pub async fn run(self, interval: Duration, cancel: CancellationToken) {
+        let mut tasks = JoinSet::new();
+        let mut next_claim = tokio::time::Instant::now();
+        loop {
+            let room = self.backlog().saturating_sub(tasks.len());
+            let due = tokio::time::Instant::now() >= next_claim;
+            if due && room > 0 && !cancel.is_cancelled() {
+                let limit = room.min(BATCH as usize) as u64;
+                next_claim = match self.dispatch(&mut tasks, Utc::now(), limit).await {
+                    Ok(claimed) if claimed as u64 == limit => tokio::time::Instant::now(),
+                    Ok(_) => tokio::time::Instant::now() + interval,
+                    Err(err) => {
+                        tracing::warn!(%err, "webhook claim failed");
+                        tokio::time::Instant::now() + interval
+                    }
+                };
+            }
+            if cancel.is_cancelled() && tasks.is_empty() {
+                return;
+            }
+            let wake = if cancel.is_cancelled() || room == 0 {
+                None
+            } else {
+                Some(next_claim)
+            };
+            let outcomes = finished(&mut tasks, wake, &cancel).await;
+            if let Err(err) = self.settle(&outcomes).await {
+                tracing::warn!(%err, "recording webhook deliveries failed");
+            }
+        }
+    }
+
+    /// Rows claimed but not yet settled, at most: the queue in front of the overall limit.
+    fn backlog(&self) -> usize {
+        self.concurrency.overall * 2
+    }
+
+    /// Claims up to `limit` due rows and starts a delivery task for each; returns how many
+    /// were claimed.
+    async fn dispatch(
+        &self,
+        tasks: &mut JoinSet<Outcome>,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<usize, DbErr> {
         let claimed = store::outbox::claim(
             &self.db,
             store::outbox::Claim {
@@ -149,49 +267,67 @@ impl Worker {
                 now,
                 lease_until: now + LEASE,
                 max_attempts: MAX_ATTEMPTS,
-                limit: BATCH,
+                limit,
             },
         )
         .await?;
-        let mut tasks = tokio::task::JoinSet::new();
+        let count = claimed.len();
+        let ids = claimed.iter().filter_map(subscription_id);
+        let subscriptions: HashMap<i64, Arc<webhooks::Model>> =
+            store::webhooks::get_many(&self.db, ids)
+                .await?
+                .into_iter()
+                .map(|sub| (sub.id, Arc::new(sub)))
+                .collect();
+        let mut deferred = Vec::new();
         for row in claimed {
+            let sub = subscription_id(&row).and_then(|id| subscriptions.get(&id));
+            let Some(sub) = sub.cloned() else {
+                tasks.spawn(async move { Outcome::GaveUp(row.id) });
+                continue;
+            };
+            let endpoint = self.endpoint(sub.id);
+            let Ok(admitted) = endpoint.admitted.clone().try_acquire_owned() else {
+                deferred.push(row.id);
+                continue;
+            };
             let worker = self.clone();
-            tasks.spawn(async move { worker.deliver(row, now).await });
+            tasks.spawn(async move {
+                let _admitted = admitted;
+                let _slot = endpoint.in_flight.acquire().await;
+                let _overall = worker.overall.acquire().await;
+                worker.attempt(&row, &sub, now).await
+            });
         }
-        let mut round = Round::default();
-        while let Some(done) = tasks.join_next().await {
-            match done.map_err(|e| DbErr::Custom(format!("delivery task failed: {e}")))?? {
-                true => round.delivered += 1,
-                false => round.failed += 1,
-            }
-        }
-        Ok(round)
+        store::outbox::release(&self.db, &deferred, now + DEFER).await?;
+        Ok(count)
     }
 
-    /// One round for the supervisor's periodic worker; true when a full batch was claimed,
-    /// so more rows may be due at once.
-    pub async fn round(&self) -> bool {
-        match self.run_once(Utc::now()).await {
-            Ok(round) => round.claimed() as u64 == BATCH,
-            Err(err) => {
-                tracing::warn!(%err, "webhook round failed");
-                false
-            }
-        }
+    /// The gates of a subscription's endpoint; forgets idle endpoints as it goes.
+    fn endpoint(&self, subscription: i64) -> Arc<Endpoint> {
+        let mut endpoints = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
+        endpoints.retain(|id, e| *id == subscription || Arc::strong_count(e) > 1);
+        let per_endpoint = self.concurrency.per_endpoint;
+        endpoints
+            .entry(subscription)
+            .or_insert_with(|| {
+                Arc::new(Endpoint {
+                    admitted: Arc::new(Semaphore::new(per_endpoint * QUEUE_PER_SLOT)),
+                    in_flight: Semaphore::new(per_endpoint),
+                })
+            })
+            .clone()
     }
 
-    /// One attempt at one row; true when the receiver took it.
-    async fn deliver(&self, row: outbox::Model, now: DateTime<Utc>) -> Result<bool, DbErr> {
-        let Some(sub) = self.subscription_of(&row).await? else {
-            let error = "the subscription was deleted";
-            store::outbox::give_up(&self.db, row.id, error, MAX_ATTEMPTS).await?;
-            return Ok(false);
-        };
-        match self.post(&row, &sub).await {
-            Ok(()) => {
-                store::outbox::mark_sent(&self.db, row.id, Utc::now()).await?;
-                Ok(true)
-            }
+    /// One attempt at one row (the claim counted it).
+    async fn attempt(
+        &self,
+        row: &outbox::Model,
+        sub: &webhooks::Model,
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        match self.post(row, sub).await {
+            Ok(()) => Outcome::Sent(row.id),
             Err(error) => {
                 let error = if row.attempts >= MAX_ATTEMPTS {
                     format!("gave up after {} attempts: {error}", row.attempts)
@@ -200,23 +336,34 @@ impl Worker {
                 };
                 let spread = rand::rng().random::<f64>();
                 let next = now + webhook::jittered(webhook::backoff(row.attempts), spread);
-                store::outbox::mark_failed(&self.db, row.id, &error, next).await?;
-                Ok(false)
+                Outcome::Failed {
+                    id: row.id,
+                    error,
+                    next,
+                }
             }
         }
     }
 
-    async fn subscription_of(
-        &self,
-        row: &outbox::Model,
-    ) -> Result<Option<entity::webhooks::Model>, DbErr> {
-        match row.payload["webhook_id"].as_i64() {
-            Some(id) => store::webhooks::get(&self.db, id).await,
-            None => Ok(None),
+    /// Records outcomes, the sent in one statement.
+    async fn settle(&self, outcomes: &[Outcome]) -> Result<(), DbErr> {
+        let mut sent = Vec::new();
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Sent(id) => sent.push(*id),
+                Outcome::Failed { id, error, next } => {
+                    store::outbox::mark_failed(&self.db, *id, error, *next).await?;
+                }
+                Outcome::GaveUp(id) => {
+                    let error = "the subscription was deleted";
+                    store::outbox::give_up(&self.db, *id, error, MAX_ATTEMPTS).await?;
+                }
+            }
         }
+        store::outbox::mark_all_sent(&self.db, &sent, Utc::now()).await
     }
 
-    async fn post(&self, row: &outbox::Model, sub: &entity::webhooks::Model) -> Result<(), String> {
+    async fn post(&self, row: &outbox::Model, sub: &webhooks::Model) -> Result<(), String> {
         let body = serde_json::to_vec(&row.payload["body"]).map_err(|e| e.to_string())?;
         let msg_id = match row.payload["message_id"].as_str() {
             Some(id) => id.to_string(),
@@ -245,4 +392,52 @@ impl Worker {
             Err(format!("the receiver answered {}", resp.status()))
         }
     }
+}
+
+fn subscription_id(row: &outbox::Model) -> Option<i64> {
+    row.payload["webhook_id"].as_i64()
+}
+
+fn tally(outcomes: &[Outcome]) -> Round {
+    let mut round = Round::default();
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Sent(_) => round.delivered += 1,
+            Outcome::Failed { .. } | Outcome::GaveUp(_) => round.failed += 1,
+        }
+    }
+    round
+}
+
+/// Waits for deliveries to finish, until `wake` (none: until one finishes, or all when
+/// cancelled), then gathers every other one finishing within a short window so they are
+/// recorded together.
+async fn finished(
+    tasks: &mut JoinSet<Outcome>,
+    wake: Option<tokio::time::Instant>,
+    cancel: &CancellationToken,
+) -> Vec<Outcome> {
+    let mut outcomes = Vec::new();
+    let first = async {
+        match tasks.join_next().await {
+            Some(done) => Some(done),
+            None => std::future::pending().await,
+        }
+    };
+    let sleep = async {
+        match wake {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        done = first => outcomes.extend(done.and_then(Result::ok)),
+        () = sleep => return outcomes,
+        () = cancel.cancelled(), if !cancel.is_cancelled() => return outcomes,
+    }
+    let window = tokio::time::Instant::now() + SETTLE_WINDOW;
+    while let Ok(Some(done)) = tokio::time::timeout_at(window, tasks.join_next()).await {
+        outcomes.extend(done.ok());
+    }
+    outcomes
 }

@@ -70,6 +70,8 @@ async fn build(
         allow_private_urls: true,
         // Tests drive webhook delivery with `Worker::run_once`.
         webhook_interval_ms: 0,
+        webhook_concurrency_per_endpoint: 8,
+        webhook_concurrency: 256,
         notify: quiet_notifications(),
         limits: Default::default(),
         job_workers: 1,

@@ -272,6 +272,9 @@ impl Worker {
         )
         .await?;
         let count = claimed.len();
+        if count == 0 {
+            return Ok(0);
+        }
         let ids = claimed.iter().filter_map(subscription_id);
         let subscriptions: HashMap<i64, Arc<webhooks::Model>> =
             store::webhooks::get_many(&self.db, ids)

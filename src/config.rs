@@ -80,6 +80,12 @@ pub struct ServeConfig {
     #[arg(long, env = "COUPOND_WEBHOOK_CONCURRENCY", default_value_t = 256)]
     pub webhook_concurrency: usize,
 
+    /// Milliseconds this process keeps API keys, pools and orgs it read. A change made through
+    /// its own API takes effect here at once and on other replicas within this time; 0 turns
+    /// caching off.
+    #[arg(long, env = "COUPOND_CACHE_TTL_MS", default_value_t = 5000)]
+    pub cache_ttl_ms: u64,
+
     /// Job runners in this process (bulk generation, customer-list issues); 0 runs none.
     #[arg(long, env = "COUPOND_JOB_WORKERS", default_value_t = 2)]
     pub job_workers: usize,

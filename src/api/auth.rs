@@ -102,7 +102,9 @@ pub async fn signed_requests<E: Endpoint>(next: E, mut req: Request) -> poem::Re
             wait,
         ));
     }
-    let key = store::api_keys::find_by_secret(&state.db, &token)
+    let key = state
+        .caches
+        .api_key(&state.db, &token)
         .await
         .map_err(ApiError::from)?;
     if key.is_none()

@@ -229,6 +229,7 @@ impl PoolsApi {
         auth.0.require(Scope::Admin)?;
         let pool = find(&state, auth.0.org_id, id.0).await?;
         let pool = service::pools::update(&state.db, pool, body.0).await?;
+        state.caches.forget_pool(pool.org_id, pool.id);
         Ok(Json(to_view(pool)?))
     }
 
@@ -352,6 +353,7 @@ async fn set_claimed(
     auth.0.require(Scope::Admin)?;
     let pool = find(state, auth.0.org_id, id).await?;
     let pool = store::pools::set_claimed(&state.db, pool, claimed).await?;
+    state.caches.forget_pool(pool.org_id, pool.id);
     Ok(Json(to_view(pool)?))
 }
 

@@ -19,4 +19,6 @@ pub struct AppState {
     pub deliveries: crate::notify::Availability,
     /// Bounds on bodies, baskets and offline purchase times.
     pub limits: crate::config::LimitsConfig,
+    /// Keys, pools and orgs read by every request, kept briefly.
+    pub caches: crate::service::cache::Caches,
 }

@@ -72,6 +72,7 @@ async fn build(
         webhook_interval_ms: 0,
         webhook_concurrency_per_endpoint: 8,
         webhook_concurrency: 256,
+        cache_ttl_ms: 5000,
         notify: quiet_notifications(),
         limits: Default::default(),
         job_workers: 1,

@@ -20,7 +20,11 @@ use crate::{
     jobs::{self, Runner},
     notify::{Dispatcher, Transports},
     scheduler::{Clock, Scheduler, SystemClock},
-    service::{wallet::Wallet, webhooks::Worker},
+    service::{
+        cache::Caches,
+        wallet::Wallet,
+        webhooks::{Concurrency, Worker},
+    },
     store,
     supervisor::Supervisor,
     telemetry::Metrics,
@@ -89,6 +93,7 @@ impl Application {
                 deliveries,
                 limits: serve.limits,
                 wallet: Arc::new(wallet),
+                caches: Caches::new(Duration::from_millis(serve.cache_ttl_ms)),
             },
             acceptor,
             grace: Duration::from_secs(serve.shutdown_grace_secs),
@@ -148,12 +153,13 @@ fn start_workers(
     metrics: &Metrics,
 ) {
     if serve.webhook_interval_ms > 0 {
-        let worker = Worker::new(db.clone());
+        let concurrency = Concurrency {
+            per_endpoint: serve.webhook_concurrency_per_endpoint,
+            overall: serve.webhook_concurrency,
+        };
+        let worker = Worker::bounded(db.clone(), concurrency);
         let interval = Duration::from_millis(serve.webhook_interval_ms);
-        supervisor.spawn_periodic("webhooks", interval, move || {
-            let worker = worker.clone();
-            async move { worker.round().await }
-        });
+        supervisor.spawn_worker("webhooks", move |cancel| worker.run(interval, cancel));
     }
     let settings = jobs::Settings {
         lease: Duration::from_secs(serve.job_lease_secs.max(1)),

@@ -110,6 +110,24 @@ pub struct ServeConfig {
     #[arg(long, env = "COUPOND_WEBHOOK_INTERVAL_MS", default_value_t = 1000)]
     pub webhook_interval_ms: u64,
 
+    /// Webhook deliveries in flight at once to one subscription's endpoint.
+    #[arg(
+        long,
+        env = "COUPOND_WEBHOOK_CONCURRENCY_PER_ENDPOINT",
+        default_value_t = 8
+    )]
+    pub webhook_concurrency_per_endpoint: usize,
+
+    /// Webhook deliveries in flight at once from this process, over all endpoints.
+    #[arg(long, env = "COUPOND_WEBHOOK_CONCURRENCY", default_value_t = 256)]
+    pub webhook_concurrency: usize,
+
+    /// Milliseconds this process keeps API keys, pools and orgs it read. A change made through
+    /// its own API takes effect here at once and on other replicas within this time; 0 turns
+    /// caching off.
+    #[arg(long, env = "COUPOND_CACHE_TTL_MS", default_value_t = 5000)]
+    pub cache_ttl_ms: u64,
+
     /// Job runners in this process (bulk generation, customer-list issues); 0 runs none.
     #[arg(long, env = "COUPOND_JOB_WORKERS", default_value_t = 2)]
     pub job_workers: usize,

@@ -33,31 +33,6 @@ impl Supervisor {
         });
     }
 
-    /// A periodic worker: `round` runs every `interval` until shutdown, and again at once
-    /// while it reports more work pending (true). A round in progress is let finish, so it
-    /// must be bounded (its deliveries have timeouts).
-    pub fn spawn_periodic<F, Fut>(&self, name: &'static str, interval: Duration, mut round: F)
-    where
-        F: FnMut() -> Fut + Send + 'static,
-        Fut: Future<Output = bool> + Send,
-    {
-        self.spawn_worker(name, move |cancel| async move {
-            loop {
-                let more = round().await;
-                if cancel.is_cancelled() {
-                    return;
-                }
-                if more {
-                    continue;
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(interval) => {}
-                    () = cancel.cancelled() => return,
-                }
-            }
-        });
-    }
-
     /// Tells every worker to stop (they stop claiming at once); [`Supervisor::shutdown`] waits.
     pub fn stop(&self) {
         self.cancel.cancel();

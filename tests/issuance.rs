@@ -66,6 +66,35 @@ both_databases! {
         assert_eq!(events(&app, "coupon_issue").await, 2);
     }
 
+    async fn a_pool_changed_through_the_api_is_issued_from_as_changed_at_once(app) {
+        let p = uploaded_pool(&app, 3, json!({})).await;
+        customer(&app, "a", json!({})).await;
+        customer(&app, "b", json!({})).await;
+        issue_ok(&app, p, "a").await;
+        let resp = app.patch(&format!("/v1/pools/{p}"), json!({"state": "archived"})).await;
+        assert_eq!(resp.status(), 200);
+        let resp = issue(&app, p, json!({"external_id": "b"})).await;
+        expect_problem(resp, 422, "pool_inactive").await;
+    }
+
+    async fn a_retry_the_rules_would_now_refuse_replays_the_first_coupon(app) {
+        customer(&app, "ana", json!({})).await;
+        let p = uploaded_pool(&app, 1, json!({})).await;
+        let send = || {
+            app.request(Method::POST, &format!("/v1/pools/{p}/issue"), Some(&app.key))
+                .header("Idempotency-Key", "once")
+                .json(&json!({"customer": {"external_id": "ana"}}))
+                .send()
+        };
+        let first = send().await.unwrap();
+        assert_eq!(first.status(), 201);
+        let code = json(first).await["code"].clone();
+        // The pool is empty now: the retry is answered from the key, not refused.
+        let again = send().await.unwrap();
+        assert_eq!(again.status(), 200);
+        assert_eq!(json(again).await["code"], code);
+    }
+
     async fn an_idempotency_key_replays_the_same_coupon(app) {
         customer(&app, "ana", json!({})).await;
         customer(&app, "bob", json!({})).await;

@@ -17,11 +17,12 @@ use common::{
 };
 use coupond::{
     domain::signature,
-    service::webhooks::{Round, Worker},
+    service::webhooks::{Concurrency, Round, Worker},
 };
 use futures_util::{StreamExt, stream};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -240,6 +241,40 @@ both_databases! {
         assert_eq!(emails.len(), 1);
         assert_eq!(emails[0].payload["to"], json!(["ops@example.com"]));
         assert_eq!(emails[0].payload["template"], "pool_issual_limit_near");
+    }
+
+    async fn a_slow_endpoint_holds_back_no_other_and_gets_at_most_its_cap_at_once(app) {
+        let slow = Receiver::start(|_, _| Reply::status(200).after(Duration::from_secs(2))).await;
+        let fast = Receiver::start(|_, _| Reply::status(200)).await;
+        subscribe(&app, &slow.url, &["coupon.issued"]).await;
+        subscribe(&app, &fast.url, &["coupon.issued"]).await;
+        let p = uploaded_pool(&app, 10, json!({})).await;
+        for i in 0..10 {
+            customer(&app, &format!("c{i}"), json!({})).await;
+            issue_ok(&app, p, &format!("c{i}")).await;
+        }
+        // A cap of 2 queues 8 of the slow endpoint's 10 rows and hands 2 back for later.
+        let worker = Worker::bounded(app.db.clone(), Concurrency { per_endpoint: 2, overall: 16 });
+        let cancel = CancellationToken::new();
+        let running = tokio::spawn(worker.run(Duration::from_millis(50), cancel.clone()));
+        let started = Instant::now();
+        while fast.received().len() < 10 {
+            assert!(started.elapsed() < Duration::from_secs(5), "the fast endpoint waited");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(started.elapsed() < Duration::from_secs(2), "fast deliveries waited for a slow answer");
+        assert_eq!(slow.received().len(), 2, "only the slow endpoint's first two are in flight");
+        let sent = |rows: Vec<entity::outbox::Model>| rows.iter().filter(|r| r.sent_at.is_some()).count();
+        while sent(outbox(&app, "webhook").await) < 20 {
+            assert!(started.elapsed() < Duration::from_secs(20), "the slow endpoint never caught up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        cancel.cancel();
+        running.await.unwrap();
+        assert_eq!((slow.received().len(), slow.most_at_once()), (10, 2));
+        assert!(fast.most_at_once() <= 2);
+        let attempts: Vec<i32> = outbox(&app, "webhook").await.iter().map(|r| r.attempts).collect();
+        assert_eq!(attempts, vec![1; 20], "rows handed back are not counted as attempts");
     }
 }
 

@@ -155,6 +155,7 @@ impl ApiKeysApi {
     ) -> ApiResult<RevokeApiKeyResponse> {
         auth.0.require(Scope::Admin)?;
         if store::api_keys::revoke(&state.db, auth.0.org_id, id.0).await? {
+            state.caches.forget_api_keys();
             Ok(RevokeApiKeyResponse::Revoked)
         } else {
             Err(ApiError::not_found("api key", id.0))

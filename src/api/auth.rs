@@ -182,7 +182,7 @@ pub async fn signed_requests<E: Endpoint>(next: E, mut req: Request) -> poem::Re
             wait,
         ));
     }
-    let key = match store::api_keys::find_by_secret(&state.db, &token).await {
+    let key = match state.caches.api_key(&state.db, &token).await {
         Ok(key) => key,
         Err(err) => {
             req.set_data(BearerKey(Err(err)));

@@ -74,6 +74,7 @@ impl IssuanceApi {
         let unclaimed = Scope::reaches_unclaimed_pools(&auth.0.scopes);
         let outcome = service::issuance::issue_one(
             &state.db,
+            &state.caches,
             (auth.0.org_id, unclaimed),
             id.0,
             &who,

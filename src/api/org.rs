@@ -98,6 +98,7 @@ impl OrgApi {
             changes.poc_emails = Some(emails);
         }
         let org = store::orgs::update(&state.db, auth.0.org_id, changes).await?;
+        state.caches.forget_org(org.id);
         Ok(Json(org.into()))
     }
 }

@@ -230,6 +230,7 @@ impl PoolsApi {
     ) -> ApiResult<Json<Pool>> {
         let pool = find(&state, &auth.0, id.0).await?;
         let pool = service::pools::update(&state.db, &auth.0.access, pool, body.0).await?;
+        state.caches.forget_pool(pool.org_id, pool.id);
         Ok(Json(to_view(pool)?))
     }
 
@@ -348,6 +349,7 @@ async fn set_claimed(
 ) -> ApiResult<Json<Pool>> {
     let pool = find(state, &auth.0, id).await?;
     let pool = store::pools::set_claimed(&state.db, pool, claimed).await?;
+    state.caches.forget_pool(pool.org_id, pool.id);
     Ok(Json(to_view(pool)?))
 }
 

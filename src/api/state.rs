@@ -21,4 +21,6 @@ pub struct AppState {
     pub limits: crate::config::LimitsConfig,
     /// The wallet key material read at start-up.
     pub wallet: Arc<crate::service::wallet::Wallet>,
+    /// Keys, pools and orgs read by every request, kept briefly.
+    pub caches: crate::service::cache::Caches,
 }

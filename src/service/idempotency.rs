@@ -81,6 +81,36 @@ where
     }
 }
 
+/// [`once`] for a call whose every effect is in the transaction that records its answer: it
+/// runs without looking the key up first, saving a round trip on every first call. A retry
+/// finds the key taken when recording it (its transaction rolls back) or, when the call fails
+/// this time, by looking the key up then; either way the first answer is replayed.
+pub async fn once_then_check<T, R, RFut, F, FFut>(
+    db: &DatabaseConnection,
+    key: Option<&Keyed>,
+    replay: R,
+    run: F,
+) -> Result<Outcome<T>>
+where
+    R: Fn(serde_json::Value) -> RFut,
+    RFut: Future<Output = Result<T>>,
+    F: FnOnce() -> FFut,
+    FFut: Future<Output = Result<T>>,
+{
+    let failed = match (run().await, key) {
+        (Ok(t), _) => return Ok(Outcome::Fresh(t)),
+        (Err(err), None) => return Err(err),
+        (Err(err), Some(k)) => (err, k),
+    };
+    match (stored_response(db, failed.1).await?, failed.0) {
+        (Some(first), _) => replay(first).await.map(Outcome::Replayed),
+        (None, Error::RaceLost) => Err(Error::internal(
+            "lost an idempotency race but no answer is stored",
+        )),
+        (None, err) => Err(err),
+    }
+}
+
 /// The id stored under `field` of a recorded answer.
 pub fn stored_id(response: &serde_json::Value, field: &str) -> Result<i64> {
     response[field]

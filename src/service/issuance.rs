@@ -25,6 +25,7 @@ use crate::{
     },
     service::{
         Error, Result,
+        cache::Caches,
         generation::pool_pattern,
         idempotency::{self, Outcome},
         remote_source, stored as parse, webhooks,
@@ -51,8 +52,13 @@ pub struct Issued {
 /// (as `Replayed`), another request under the key is a 409. A caller whose scopes do not
 /// reach unclaimed pools (a workflow key) gets the workflow action's 422 `pool_not_claimed`
 /// for a pool not claimed for workflows.
+///
+/// Every effect of an issue is in its transaction, except a remote pool's call to its source:
+/// so only remote pools look the key up before the call ([`idempotency::once`]); the others
+/// find a retry out when recording the key ([`idempotency::once_then_check`]).
 pub async fn issue_one(
     db: &DatabaseConnection,
+    caches: &Caches,
     (org_id, reaches_unclaimed): (i64, bool),
     pool_id: i64,
     who: &CustomerIdentifier,
@@ -72,15 +78,23 @@ pub async fn issue_one(
             existing: true,
         })
     };
-    idempotency::once(db, keyed.as_ref(), replay, || async {
-        let (org, pool) = pool_and_org(db, org_id, pool_id).await?;
+    let found = caches.pool_and_org(db, org_id, pool_id).await?;
+    let remote = found
+        .as_ref()
+        .is_some_and(|(_, pool)| pool.source == PoolSource::Remote.as_str());
+    let run = || async {
+        let (org, pool) = found.ok_or_else(|| Error::not_found("pool", pool_id))?;
         if !pool.claimed && !reaches_unclaimed {
             return Err(not_claimed(pool.id));
         }
         let customer = super::customers::resolve(db, org_id, who).await?;
         issue(db, &org, &pool, &customer, keyed.as_ref()).await
-    })
-    .await
+    };
+    if remote {
+        idempotency::once(db, keyed.as_ref(), replay, run).await
+    } else {
+        idempotency::once_then_check(db, keyed.as_ref(), replay, run).await
+    }
 }
 
 /// A pool a workflow-only caller may not use.

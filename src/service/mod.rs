@@ -3,6 +3,7 @@
 
 pub mod backlog;
 pub mod batch_issue;
+pub mod cache;
 pub mod check_char;
 pub mod checkout;
 pub mod codes;

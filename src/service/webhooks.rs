@@ -3,14 +3,19 @@
 //! deliveries with exponential backoff. Delivery is at least once; `webhook-id` stays the same
 //! across retries so receivers can drop duplicates.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use entity::{coupons, customers, outbox};
+use entity::{coupons, customers, outbox, webhooks};
 use rand::Rng;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
+use tokio::{sync::Semaphore, task::JoinSet};
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     domain::{
@@ -19,22 +24,24 @@ use crate::{
         webhook::{self, MAX_ATTEMPTS, WebhookEvent},
     },
     store::{self, events::EventKind, outbox::WEBHOOK},
-    supervisor,
 };
 
-/// Rows a worker claims per round.
-const BATCH: u64 = 50;
-/// Deliveries one worker has in flight to one subscription at once: a receiver flooded by
-/// every replica's whole batch answers late, and a late answer is a timeout and a resend.
-const PER_SUBSCRIPTION: usize = 8;
+/// Rows a worker claims at once.
+const BATCH: u64 = 200;
+/// Rows an endpoint may have queued per delivery slot before more are handed back.
+const QUEUE_PER_SLOT: usize = 4;
+/// How long a row handed back (its endpoint's queue was full) waits before it is due again.
+const DEFER: TimeDelta = TimeDelta::seconds(1);
+/// How long finished deliveries wait for others to be recorded with them.
+const SETTLE_WINDOW: Duration = Duration::from_millis(10);
 /// How long one delivery may take.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long claimed rows stay a worker's: a whole batch queued behind one subscription's bound,
-/// every delivery timing out, plus time to record the outcomes. A lease that ran out while its
-/// worker still delivered would let another replica send the same rows again.
-const LEASE: TimeDelta = TimeDelta::seconds(
-    DELIVERY_TIMEOUT.as_secs() as i64 * BATCH.div_ceil(PER_SUBSCRIPTION as u64) as i64 + 30,
-);
+/// How long claimed rows stay a worker's: a row admitted behind its endpoint's whole queue
+/// waits for every slot-holder before it, each up to the delivery timeout, then its own turn
+/// at the overall bound, plus time to record the outcome. A lease that ran out while its worker
+/// still delivered would let another replica send the same row again.
+const LEASE: TimeDelta =
+    TimeDelta::seconds(DELIVERY_TIMEOUT.as_secs() as i64 * (QUEUE_PER_SLOT as i64 + 2) + 30);
 /// Tries at recording that a message went out: each lost record is a message sent again.
 const RECORD_TRIES: u32 = 3;
 
@@ -134,28 +141,131 @@ pub struct Round {
     pub failed: usize,
 }
 
-impl Round {
-    fn claimed(&self) -> usize {
-        self.delivered + self.failed
+/// How many deliveries may be in flight at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Concurrency {
+    /// To one subscription's endpoint, so one receiver is never flooded.
+    pub per_endpoint: usize,
+    /// From this worker over all endpoints.
+    pub overall: usize,
+}
+
+impl Default for Concurrency {
+    fn default() -> Concurrency {
+        Concurrency {
+            per_endpoint: 8,
+            overall: 256,
+        }
     }
 }
 
-/// Delivers queued webhooks. Safe to run on every replica at once.
+/// One endpoint's gates: `admitted` bounds the rows waiting for or holding one of its
+/// `in_flight` slots, so a slow endpoint's backlog stays in the outbox, not in memory.
+struct Endpoint {
+    admitted: Arc<Semaphore>,
+    in_flight: Semaphore,
+}
+
+/// Where one claimed row ended up.
+enum Outcome {
+    Sent(i64),
+    Failed {
+        id: i64,
+        error: String,
+        next: DateTime<Utc>,
+    },
+    GaveUp(i64),
+}
+
+/// Delivers queued webhooks concurrently, bounded per endpoint and overall, marking them in
+/// batches. Safe to run on every replica at once.
 #[derive(Clone)]
 pub struct Worker {
     db: DatabaseConnection,
+    concurrency: Concurrency,
+    overall: Arc<Semaphore>,
+    endpoints: Arc<Mutex<HashMap<i64, Arc<Endpoint>>>>,
 }
 
 impl Worker {
     pub fn new(db: DatabaseConnection) -> Worker {
-        Worker { db }
+        Worker::bounded(db, Concurrency::default())
     }
 
-    /// Claims the deliveries due at `now` (at most one batch) and attempts each once, at most
-    /// [`PER_SUBSCRIPTION`] at a time per subscription. Every claimed row is seen through: one
-    /// delivery's database error does not abandon the others, which may already be on the wire
-    /// (abandoned, they would be sent again once their lease ran out).
+    pub fn bounded(db: DatabaseConnection, concurrency: Concurrency) -> Worker {
+        let concurrency = Concurrency {
+            per_endpoint: concurrency.per_endpoint.max(1),
+            overall: concurrency.overall.max(1),
+        };
+        Worker {
+            db,
+            concurrency,
+            overall: Arc::new(Semaphore::new(concurrency.overall)),
+            endpoints: Arc::default(),
+        }
+    }
+
+    /// Claims the deliveries due at `now` (at most one batch), attempts each once and waits
+    /// for them all.
     pub async fn run_once(&self, now: DateTime<Utc>) -> Result<Round, DbErr> {
+        let mut tasks = JoinSet::new();
+        self.dispatch(&mut tasks, now, BATCH).await?;
+        let mut outcomes = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            outcomes.push(done.map_err(|e| DbErr::Custom(format!("delivery task failed: {e}")))?);
+        }
+        self.settle(&outcomes).await?;
+        Ok(tally(&outcomes))
+    }
+
+    /// Delivers until cancelled: claims whenever there is room (at once after a full batch,
+    /// else every `interval`), so a slow endpoint never holds back the others' deliveries.
+    /// On cancellation it stops claiming and lets the deliveries in flight finish.
+    pub async fn run(self, interval: Duration, cancel: CancellationToken) {
+        let mut tasks = JoinSet::new();
+        let mut next_claim = tokio::time::Instant::now();
+        loop {
+            let room = self.backlog().saturating_sub(tasks.len());
+            let due = tokio::time::Instant::now() >= next_claim;
+            if due && room > 0 && !cancel.is_cancelled() {
+                let limit = room.min(BATCH as usize) as u64;
+                next_claim = match self.dispatch(&mut tasks, Utc::now(), limit).await {
+                    Ok(claimed) if claimed as u64 == limit => tokio::time::Instant::now(),
+                    Ok(_) => tokio::time::Instant::now() + interval,
+                    Err(err) => {
+                        tracing::warn!(%err, "webhook claim failed");
+                        tokio::time::Instant::now() + interval
+                    }
+                };
+            }
+            if cancel.is_cancelled() && tasks.is_empty() {
+                return;
+            }
+            let wake = if cancel.is_cancelled() || room == 0 {
+                None
+            } else {
+                Some(next_claim)
+            };
+            let outcomes = finished(&mut tasks, wake, &cancel).await;
+            if let Err(err) = self.settle(&outcomes).await {
+                tracing::warn!(%err, "recording webhook deliveries failed");
+            }
+        }
+    }
+
+    /// Rows claimed but not yet settled, at most: the queue in front of the overall limit.
+    fn backlog(&self) -> usize {
+        self.concurrency.overall * 2
+    }
+
+    /// Claims up to `limit` due rows and starts a delivery task for each; returns how many
+    /// were claimed.
+    async fn dispatch(
+        &self,
+        tasks: &mut JoinSet<Outcome>,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<usize, DbErr> {
         let claimed = store::outbox::claim(
             &self.db,
             store::outbox::Claim {
@@ -163,60 +273,70 @@ impl Worker {
                 now,
                 lease_until: now + LEASE,
                 max_attempts: MAX_ATTEMPTS,
-                limit: BATCH,
+                limit,
             },
         )
         .await?;
-        let mut bounds: HashMap<i64, Arc<Semaphore>> = HashMap::new();
-        let mut tasks = tokio::task::JoinSet::new();
+        let count = claimed.len();
+        if count == 0 {
+            return Ok(0);
+        }
+        let ids = claimed.iter().filter_map(subscription_id);
+        let subscriptions: HashMap<i64, Arc<webhooks::Model>> =
+            store::webhooks::get_many(&self.db, ids)
+                .await?
+                .into_iter()
+                .map(|sub| (sub.id, Arc::new(sub)))
+                .collect();
+        let mut deferred = Vec::new();
         for row in claimed {
-            let bound = bounds
-                .entry(row.payload["webhook_id"].as_i64().unwrap_or_default())
-                .or_insert_with(|| Arc::new(Semaphore::new(PER_SUBSCRIPTION)))
-                .clone();
+            let sub = subscription_id(&row).and_then(|id| subscriptions.get(&id));
+            let Some(sub) = sub.cloned() else {
+                tasks.spawn(async move { Outcome::GaveUp(row.id) });
+                continue;
+            };
+            let endpoint = self.endpoint(sub.id);
+            let Ok(admitted) = endpoint.admitted.clone().try_acquire_owned() else {
+                deferred.push(row.id);
+                continue;
+            };
             let worker = self.clone();
             tasks.spawn(async move {
-                let _turn = bound.acquire_owned().await;
-                worker.deliver(row, now).await
+                let _admitted = admitted;
+                let _slot = endpoint.in_flight.acquire().await;
+                let _overall = worker.overall.acquire().await;
+                worker.attempt(&row, &sub, now).await
             });
         }
-        let settled = supervisor::settle(tasks, |e| {
-            DbErr::Custom(format!("delivery task failed: {e}"))
-        })
-        .await;
-        match settled.error {
-            Some(err) => Err(err),
-            None => Ok(Round {
-                delivered: settled.sent,
-                failed: settled.failed,
-            }),
-        }
+        store::outbox::release(&self.db, &deferred, now + DEFER).await?;
+        Ok(count)
     }
 
-    /// One round for the supervisor's periodic worker; true when a full batch was claimed,
-    /// so more rows may be due at once.
-    pub async fn round(&self) -> bool {
-        match self.run_once(Utc::now()).await {
-            Ok(round) => round.claimed() as u64 == BATCH,
-            Err(err) => {
-                tracing::warn!(%err, "webhook round failed");
-                false
-            }
-        }
+    /// The gates of a subscription's endpoint; forgets idle endpoints as it goes.
+    fn endpoint(&self, subscription: i64) -> Arc<Endpoint> {
+        let mut endpoints = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
+        endpoints.retain(|id, e| *id == subscription || Arc::strong_count(e) > 1);
+        let per_endpoint = self.concurrency.per_endpoint;
+        endpoints
+            .entry(subscription)
+            .or_insert_with(|| {
+                Arc::new(Endpoint {
+                    admitted: Arc::new(Semaphore::new(per_endpoint * QUEUE_PER_SLOT)),
+                    in_flight: Semaphore::new(per_endpoint),
+                })
+            })
+            .clone()
     }
 
-    /// One attempt at one row; true when the receiver took it.
-    async fn deliver(&self, row: outbox::Model, now: DateTime<Utc>) -> Result<bool, DbErr> {
-        let Some(sub) = self.subscription_of(&row).await? else {
-            let error = "the subscription was deleted";
-            store::outbox::give_up(&self.db, row.id, error, MAX_ATTEMPTS).await?;
-            return Ok(false);
-        };
-        match self.post(&row, &sub).await {
-            Ok(()) => {
-                self.record_sent(row.id).await?;
-                Ok(true)
-            }
+    /// One attempt at one row (the claim counted it).
+    async fn attempt(
+        &self,
+        row: &outbox::Model,
+        sub: &webhooks::Model,
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        match self.post(row, sub).await {
+            Ok(()) => Outcome::Sent(row.id),
             Err(error) => {
                 let error = if row.attempts >= MAX_ATTEMPTS {
                     format!("gave up after {} attempts: {error}", row.attempts)
@@ -225,14 +345,56 @@ impl Worker {
                 };
                 let spread = rand::rng().random::<f64>();
                 let next = now + webhook::jittered(webhook::backoff(row.attempts), spread);
-                store::outbox::mark_failed(&self.db, row.id, &error, next).await?;
-                Ok(false)
+                Outcome::Failed {
+                    id: row.id,
+                    error,
+                    next,
+                }
             }
         }
     }
 
-    /// Marks a delivered row sent, trying again on a database hiccup: the receiver has the
-    /// message, and a row left unsent goes out again when its lease runs out.
+    /// Records outcomes, the sent first and in one statement. If that statement fails, each
+    /// sent row is recorded on its own, a few tries each: a delivered row left unmarked would go
+    /// out again once its lease ran out. A failure to record one row stops no other.
+    async fn settle(&self, outcomes: &[Outcome]) -> Result<(), DbErr> {
+        let sent: Vec<i64> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Sent(id) => Some(*id),
+                _ => None,
+            })
+            .collect();
+        let mut first_error = None;
+        if store::outbox::mark_all_sent(&self.db, &sent, Utc::now())
+            .await
+            .is_err()
+        {
+            for &id in &sent {
+                if let Err(err) = self.record_sent(id).await {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        for outcome in outcomes {
+            let recorded = match outcome {
+                Outcome::Sent(_) => Ok(()),
+                Outcome::Failed { id, error, next } => {
+                    store::outbox::mark_failed(&self.db, *id, error, *next).await
+                }
+                Outcome::GaveUp(id) => {
+                    let error = "the subscription was deleted";
+                    store::outbox::give_up(&self.db, *id, error, MAX_ATTEMPTS).await
+                }
+            };
+            if let Err(err) = recorded {
+                first_error.get_or_insert(err);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Marks one delivered row sent, trying again after a pause on a database hiccup.
     async fn record_sent(&self, id: i64) -> Result<(), DbErr> {
         let mut pause = Duration::from_millis(200);
         let mut tries = 1;
@@ -249,17 +411,7 @@ impl Worker {
         }
     }
 
-    async fn subscription_of(
-        &self,
-        row: &outbox::Model,
-    ) -> Result<Option<entity::webhooks::Model>, DbErr> {
-        match row.payload["webhook_id"].as_i64() {
-            Some(id) => store::webhooks::get(&self.db, id).await,
-            None => Ok(None),
-        }
-    }
-
-    async fn post(&self, row: &outbox::Model, sub: &entity::webhooks::Model) -> Result<(), String> {
+    async fn post(&self, row: &outbox::Model, sub: &webhooks::Model) -> Result<(), String> {
         let body = serde_json::to_vec(&row.payload["body"]).map_err(|e| e.to_string())?;
         let msg_id = match row.payload["message_id"].as_str() {
             Some(id) => id.to_string(),
@@ -288,4 +440,52 @@ impl Worker {
             Err(format!("the receiver answered {}", resp.status()))
         }
     }
+}
+
+fn subscription_id(row: &outbox::Model) -> Option<i64> {
+    row.payload["webhook_id"].as_i64()
+}
+
+fn tally(outcomes: &[Outcome]) -> Round {
+    let mut round = Round::default();
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Sent(_) => round.delivered += 1,
+            Outcome::Failed { .. } | Outcome::GaveUp(_) => round.failed += 1,
+        }
+    }
+    round
+}
+
+/// Waits for deliveries to finish, until `wake` (none: until one finishes, or all when
+/// cancelled), then gathers every other one finishing within a short window so they are
+/// recorded together.
+async fn finished(
+    tasks: &mut JoinSet<Outcome>,
+    wake: Option<tokio::time::Instant>,
+    cancel: &CancellationToken,
+) -> Vec<Outcome> {
+    let mut outcomes = Vec::new();
+    let first = async {
+        match tasks.join_next().await {
+            Some(done) => Some(done),
+            None => std::future::pending().await,
+        }
+    };
+    let sleep = async {
+        match wake {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        done = first => outcomes.extend(done.and_then(Result::ok)),
+        () = sleep => return outcomes,
+        () = cancel.cancelled(), if !cancel.is_cancelled() => return outcomes,
+    }
+    let window = tokio::time::Instant::now() + SETTLE_WINDOW;
+    while let Ok(Some(done)) = tokio::time::timeout_at(window, tasks.join_next()).await {
+        outcomes.extend(done.ok());
+    }
+    outcomes
 }

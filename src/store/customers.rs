@@ -7,7 +7,7 @@ use entity::customers;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
     QuerySelect, Set,
-    sea_query::{OnConflict, Query},
+    sea_query::{ArrayType, OnConflict, Query},
 };
 
 use crate::domain::customer::CustomerIdentifier;
@@ -168,8 +168,8 @@ pub async fn lock<C: ConnectionTrait>(db: &C, customer_id: i64) -> Result<(), Db
 }
 
 /// The customers a list of identifiers names, in as few statements as there are identifier
-/// kinds (a thousand values per statement at most), with every identifier that names more
-/// than one (a shared email or mobile).
+/// kinds (a thousand values per statement at most, each list one array parameter on
+/// PostgreSQL), with every identifier that names more than one (a shared email or mobile).
 pub async fn find_many<C: ConnectionTrait>(
     db: &C,
     org_id: i64,
@@ -188,10 +188,15 @@ pub async fn find_many<C: ConnectionTrait>(
                 CustomerIdentifier::Mobile(_) => customers::Column::Mobile,
                 CustomerIdentifier::UserId(_) => customers::Column::Id,
             };
-            let values: Vec<sea_orm::Value> = chunk.iter().map(|id| identifier_value(id)).collect();
+            let ty = match chunk[0] {
+                CustomerIdentifier::UserId(_) => ArrayType::BigInt,
+                _ => ArrayType::String,
+            };
+            let values = chunk.iter().map(|id| identifier_value(id));
+            let backend = db.get_database_backend();
             let rows = customers::Entity::find()
                 .filter(customers::Column::OrgId.eq(org_id))
-                .filter(column.is_in(values))
+                .filter(super::any_of(backend, column, ty, values))
                 .all(db)
                 .await?;
             for row in rows {
@@ -253,7 +258,12 @@ pub async fn lock_many<C: ConnectionTrait>(db: &C, sorted_ids: &[i64]) -> Result
         customers::Entity::find()
             .select_only()
             .column(customers::Column::Id)
-            .filter(customers::Column::Id.is_in(chunk.iter().copied()))
+            .filter(super::any_of(
+                db.get_database_backend(),
+                customers::Column::Id,
+                ArrayType::BigInt,
+                chunk.iter().copied(),
+            ))
             .order_by_asc(customers::Column::Id)
             .lock_exclusive()
             .into_tuple::<i64>()

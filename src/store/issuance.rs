@@ -9,7 +9,7 @@ use entity::{coupons, pool_allowed_customers, pools};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter,
     QueryOrder, QuerySelect, Set, Statement,
-    sea_query::{Expr, ExprTrait},
+    sea_query::{ArrayType, Expr, ExprTrait},
 };
 
 use crate::domain::coupon::CouponStatus;
@@ -293,7 +293,12 @@ pub async fn histories<C: ConnectionTrait>(
                 coupons::Column::ExpiresAt,
             ])
             .filter(coupons::Column::PoolId.eq(pool_id))
-            .filter(coupons::Column::CustomerId.is_in(chunk.iter().copied()))
+            .filter(super::any_of(
+                db.get_database_backend(),
+                coupons::Column::CustomerId,
+                ArrayType::BigInt,
+                chunk.iter().copied(),
+            ))
             .order_by_asc(coupons::Column::Id)
             .into_tuple()
             .all(db)
@@ -326,7 +331,12 @@ pub async fn issued_from_since_many<C: ConnectionTrait>(
             .select_only()
             .column(coupons::Column::CustomerId)
             .distinct()
-            .filter(coupons::Column::CustomerId.is_in(chunk.iter().copied()))
+            .filter(super::any_of(
+                db.get_database_backend(),
+                coupons::Column::CustomerId,
+                ArrayType::BigInt,
+                chunk.iter().copied(),
+            ))
             .filter(coupons::Column::PoolId.is_in(pool_ids.iter().copied()))
             .filter(coupons::Column::IssuedAt.gte(since))
             .into_tuple()
@@ -349,7 +359,12 @@ pub async fn allowed_many<C: ConnectionTrait>(
             .select_only()
             .column(pool_allowed_customers::Column::CustomerId)
             .filter(pool_allowed_customers::Column::PoolId.eq(pool_id))
-            .filter(pool_allowed_customers::Column::CustomerId.is_in(chunk.iter().copied()))
+            .filter(super::any_of(
+                db.get_database_backend(),
+                pool_allowed_customers::Column::CustomerId,
+                ArrayType::BigInt,
+                chunk.iter().copied(),
+            ))
             .into_tuple()
             .all(db)
             .await?;

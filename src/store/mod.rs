@@ -29,7 +29,8 @@ use std::time::Duration;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr,
-    SqlErr, Statement,
+    SqlErr, Statement, Value,
+    sea_query::{ArrayType, Expr, ExprTrait, IntoColumnRef, extension::postgres::PgFunc},
 };
 
 use crate::config::DatabaseConfig;
@@ -43,9 +44,10 @@ pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbEr
     let mut options = ConnectOptions::new(config.database_url.clone());
     options
         .sqlx_logging(false)
-        .acquire_timeout(Duration::from_secs(
-            config.database_acquire_timeout_secs.max(1),
-        ));
+        .acquire_timeout(Duration::from_secs(std::cmp::max(
+            config.database_acquire_timeout_secs,
+            1,
+        )));
     if is_sqlite(&config.database_url) {
         // Its one connection is busy, not down, while a long job chunk writes: wait for it.
         options
@@ -63,7 +65,7 @@ pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbEr
     } else {
         reach::reach(
             &config.database_url,
-            Duration::from_secs(config.database_connect_timeout_secs.max(1)),
+            Duration::from_secs(std::cmp::max(config.database_connect_timeout_secs, 1)),
             Duration::from_secs(config.database_wait_secs),
         )
         .await
@@ -111,4 +113,24 @@ pub async fn ping(db: &DatabaseConnection, within: Duration) -> bool {
 /// Whether an error is a unique-constraint violation, which callers turn into a 409.
 pub fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// `column IN (values)` written for the database. On PostgreSQL it is `column = ANY($1)` with
+/// one array parameter: the statement text, and so its cached plan, stays the same whatever
+/// the number of values, where every length of an IN list is a new statement that PostgreSQL
+/// plans again (and, prepared, may switch to a generic plan that seeks badly). SQLite gets the
+/// IN list.
+pub fn any_of<V: Into<Value>>(
+    backend: DbBackend,
+    column: impl IntoColumnRef,
+    ty: ArrayType,
+    values: impl IntoIterator<Item = V>,
+) -> Expr {
+    let values: Vec<Value> = values.into_iter().map(Into::into).collect();
+    if backend == DbBackend::Postgres {
+        let array = Value::Array(ty, Some(Box::new(values)));
+        Expr::col(column).eq(PgFunc::any(Expr::val(array)))
+    } else {
+        Expr::col(column).is_in(values)
+    }
 }

@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use entity::outbox;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter, Set,
-    Statement, sea_query::Expr,
+    Statement,
+    sea_query::{Expr, ExprTrait},
 };
 
 /// Channels a row is sent on.
@@ -125,12 +126,43 @@ pub async fn mark_sent<C: ConnectionTrait>(
     id: i64,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    outbox::Entity::update_many()
-        .col_expr(outbox::Column::SentAt, Expr::value(now))
-        .col_expr(outbox::Column::LastError, Expr::value(None::<String>))
-        .filter(outbox::Column::Id.eq(id))
-        .exec(db)
-        .await?;
+    mark_all_sent(db, &[id], now).await
+}
+
+/// [`mark_sent`] for many rows, a statement per thousand.
+pub async fn mark_all_sent<C: ConnectionTrait>(
+    db: &C,
+    ids: &[i64],
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    for chunk in ids.chunks(1_000) {
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::SentAt, Expr::value(now))
+            .col_expr(outbox::Column::LastError, Expr::value(None::<String>))
+            .filter(outbox::Column::Id.is_in(chunk.iter().copied()))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Hands claimed rows back unattempted, due again at `at`: the claim's attempt is not counted.
+pub async fn release<C: ConnectionTrait>(
+    db: &C,
+    ids: &[i64],
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    for chunk in ids.chunks(1_000) {
+        outbox::Entity::update_many()
+            .col_expr(
+                outbox::Column::Attempts,
+                Expr::col(outbox::Column::Attempts).sub(1),
+            )
+            .col_expr(outbox::Column::NextAttemptAt, Expr::value(at))
+            .filter(outbox::Column::Id.is_in(chunk.iter().copied()))
+            .exec(db)
+            .await?;
+    }
     Ok(())
 }
 

@@ -37,8 +37,15 @@ pub async fn list<C: ConnectionTrait>(db: &C, org_id: i64) -> Result<Vec<webhook
         .await
 }
 
-pub async fn get<C: ConnectionTrait>(db: &C, id: i64) -> Result<Option<webhooks::Model>, DbErr> {
-    webhooks::Entity::find_by_id(id).one(db).await
+/// The subscriptions with these ids that still exist.
+pub async fn get_many<C: ConnectionTrait>(
+    db: &C,
+    ids: impl IntoIterator<Item = i64>,
+) -> Result<Vec<webhooks::Model>, DbErr> {
+    webhooks::Entity::find()
+        .filter(webhooks::Column::Id.is_in(ids))
+        .all(db)
+        .await
 }
 
 /// Deletes one of the org's subscriptions; false when there is no such subscription.

@@ -78,6 +78,9 @@ pub fn test_serve_config() -> ServeConfig {
         allow_private_urls: true,
         // Tests drive webhook delivery with `Worker::run_once`.
         webhook_interval_ms: 0,
+        webhook_concurrency_per_endpoint: 8,
+        webhook_concurrency: 256,
+        cache_ttl_ms: 5000,
         notify: quiet_notifications(),
         limits: Default::default(),
         wallet: Default::default(),

@@ -3,7 +3,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -68,6 +71,14 @@ type Responder = dyn Fn(usize, &Received) -> Reply + Send + Sync;
 pub struct Receiver {
     pub url: String,
     received: Arc<Mutex<Vec<Received>>>,
+    concurrency: Arc<Concurrency>,
+}
+
+/// Requests being answered now, and the most there ever were at once.
+#[derive(Default)]
+struct Concurrency {
+    now: AtomicUsize,
+    most: AtomicUsize,
 }
 
 impl Receiver {
@@ -78,9 +89,13 @@ impl Receiver {
         let received = Arc::new(Mutex::new(Vec::new()));
         let respond: Arc<Responder> = Arc::new(respond);
         let log = received.clone();
+        let concurrency = Arc::new(Concurrency::default());
+        let gauge = concurrency.clone();
         let endpoint = make(move |req: Request| {
-            let (log, respond) = (log.clone(), respond.clone());
+            let (log, respond, gauge) = (log.clone(), respond.clone(), gauge.clone());
             async move {
+                let now = gauge.now.fetch_add(1, Ordering::SeqCst) + 1;
+                gauge.most.fetch_max(now, Ordering::SeqCst);
                 let path = req.uri().path().to_string();
                 let headers = req
                     .headers()
@@ -100,6 +115,7 @@ impl Receiver {
                 };
                 let reply = respond(n, &request);
                 tokio::time::sleep(reply.delay).await;
+                gauge.now.fetch_sub(1, Ordering::SeqCst);
                 Response::builder()
                     .status(StatusCode::from_u16(reply.status).unwrap())
                     .content_type("application/json")
@@ -118,10 +134,16 @@ impl Receiver {
         Receiver {
             url: format!("http://127.0.0.1:{port}/hook"),
             received,
+            concurrency,
         }
     }
 
     pub fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
+    }
+
+    /// The most requests this receiver was answering at once.
+    pub fn most_at_once(&self) -> usize {
+        self.concurrency.most.load(Ordering::SeqCst)
     }
 }

@@ -82,7 +82,7 @@ both_databases! {
             .unwrap();
         assert_eq!(resp.status(), 201);
         // Nothing was issued by the refused calls.
-        assert_eq!(fixtures::events(&app, "issued").await, 1);
+        assert_eq!(fixtures::events(&app, "coupon_issue").await, 1);
     }
 
     async fn errors_outside_handlers_are_problems(app) {

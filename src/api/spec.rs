@@ -146,7 +146,10 @@ fn text_or_number(doc: &mut Value, schema: &str) {
                 .filter_map(|k| Some((k.to_string(), p.remove(*k)?)))
                 .chain([("type".to_string(), json!("string"))])
                 .collect();
-            p.insert("anyOf".into(), json!([text, { "type": "number" }]));
+            // Past 2^53 a number is not read exactly; the platform must send it as text.
+            let exact = 1u64 << 53;
+            let number = json!({ "type": "number", "minimum": -(exact as f64), "maximum": exact });
+            p.insert("anyOf".into(), json!([text, number]));
         }
     }
 }

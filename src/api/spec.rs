@@ -141,11 +141,15 @@ fn text_or_number(doc: &mut Value, schema: &str) {
             continue;
         };
         if p.remove("type").is_some() {
-            let text: Map<String, Value> = ["minLength", "maxLength"]
+            let mut text: Map<String, Value> = ["minLength", "maxLength"]
                 .iter()
                 .filter_map(|k| Some((k.to_string(), p.remove(*k)?)))
                 .chain([("type".to_string(), json!("string"))])
                 .collect();
+            // A required field is read trimmed: blank is missing.
+            if text.contains_key("minLength") {
+                text.insert("pattern".into(), json!(r"\S"));
+            }
             // Past 2^53 a number is not read exactly; the platform must send it as text.
             let exact = 1u64 << 53;
             let number = json!({ "type": "number", "minimum": -(exact as f64), "maximum": exact });

@@ -140,7 +140,7 @@ async fn execute(cli: Cli) -> Result<(), BoxError> {
             store::migrate(&db).await?;
             eprintln!("migrations applied");
         }
-        Command::Openapi => print!("{}", crate::api::openapi_service().spec_yaml()),
+        Command::Openapi => print!("{}", crate::api::spec::yaml()),
         Command::Org(OrgCommand::Create { name, timezone }) => {
             let name = domain::org::validate_name(&name).map_err(|e| e.reason)?;
             domain::org::parse_timezone(&timezone).map_err(|e| e.reason)?;

@@ -108,7 +108,8 @@ both_databases! {
         assert_eq!(problem["field"], "scopes");
 
         let resp = app.delete("/v1/api-keys/not-a-number").await;
-        expect_problem(resp, 400, "bad_request").await;
+        let problem = expect_problem(resp, 400, "invalid_parameter").await;
+        assert_eq!(problem["field"], "id");
         let keys = json(app.get("/v1/api-keys").await).await;
         assert_eq!(keys["items"].as_array().unwrap().len(), 1, "nothing was created");
 

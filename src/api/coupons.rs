@@ -73,7 +73,11 @@ impl CouponsApi {
         zone: Query<Option<String>>,
         /// Only coupons redeemed at stores of this concept.
         concept: Query<Option<String>>,
-        #[oai(default = "first_page", validator(minimum(value = "1")))] page: Query<u64>,
+        #[oai(
+            default = "first_page",
+            validator(minimum(value = "1"), maximum(value = "1000000"))
+        )]
+        page: Query<u64>,
         #[oai(
             default = "default_per_page",
             validator(minimum(value = "1"), maximum(value = "200"))

@@ -262,6 +262,7 @@ pub fn problem_from_poem_error(err: &poem::Error) -> Problem {
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
         StatusCode::BAD_REQUEST if message.contains("payload") => "malformed_body",
+        StatusCode::BAD_REQUEST if message.contains("parameter") => "invalid_parameter",
         StatusCode::BAD_REQUEST => "bad_request",
         s if s.is_server_error() => "internal_error",
         _ => "request_failed",

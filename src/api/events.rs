@@ -66,7 +66,11 @@ impl EventsApi {
         state: Data<&AppState>,
         external_id: Path<String>,
         kind: Query<Option<String>>,
-        #[oai(default = "first_page", validator(minimum(value = "1")))] page: Query<u64>,
+        #[oai(
+            default = "first_page",
+            validator(minimum(value = "1"), maximum(value = "1000000"))
+        )]
+        page: Query<u64>,
         #[oai(
             default = "default_per_page",
             validator(minimum(value = "1"), maximum(value = "200"))
@@ -95,7 +99,11 @@ impl EventsApi {
         state: Data<&AppState>,
         code: Path<String>,
         kind: Query<Option<String>>,
-        #[oai(default = "first_page", validator(minimum(value = "1")))] page: Query<u64>,
+        #[oai(
+            default = "first_page",
+            validator(minimum(value = "1"), maximum(value = "1000000"))
+        )]
+        page: Query<u64>,
         #[oai(
             default = "default_per_page",
             validator(minimum(value = "1"), maximum(value = "200"))

@@ -15,23 +15,30 @@ use poem::{
 use poem_openapi::payload::Json;
 use tokio::io::{AsyncRead, ReadBuf};
 
-use super::error::{Problem, problem};
+use super::{
+    error::{Problem, problem},
+    idempotency, spec,
+};
 use crate::{
     config::LimitsConfig,
     domain::text::{self, Template},
 };
+
+/// Longer URLs get a 414 problem from here, well before the HTTP server's own limit (64 KiB),
+/// whose 414 has no body.
+const MAX_URL_BYTES: usize = 8 * 1024;
 
 /// What the guard needs: the limits and the spec's route templates (to name path parameters).
 #[derive(Clone)]
 pub struct Guard {
     limits: LimitsConfig,
     routes: Arc<Vec<Template>>,
+    spec: spec::Routes,
 }
 
 impl Guard {
-    /// `spec` is the OpenAPI document as JSON; its `paths` name the path parameters.
-    pub fn new(limits: LimitsConfig, spec: &str) -> Guard {
-        let doc: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
+    /// `doc` is the OpenAPI document; its `paths` name the path parameters.
+    pub fn new(limits: LimitsConfig, doc: &serde_json::Value, spec: spec::Routes) -> Guard {
         let routes = doc["paths"]
             .as_object()
             .map(|paths| paths.keys().map(|p| Template::parse(p)).collect())
@@ -39,11 +46,12 @@ impl Guard {
         Guard {
             limits,
             routes: Arc::new(routes),
+            spec,
         }
     }
 
     pub async fn check<E: Endpoint>(&self, next: E, mut req: Request) -> poem::Result<Response> {
-        if let Some(refusal) = self.url_refusal(&req) {
+        if let Some(refusal) = self.url_refusal(&req).or_else(|| key_refusal(&req)) {
             return Ok(refusal);
         }
         if is_csv(&req) {
@@ -66,6 +74,13 @@ impl Guard {
     }
 
     fn url_refusal(&self, req: &Request) -> Option<Response> {
+        if req.uri().to_string().len() > MAX_URL_BYTES {
+            return Some(render(problem(
+                StatusCode::URI_TOO_LONG,
+                "uri_too_long",
+                format!("the URL is longer than {MAX_URL_BYTES} bytes"),
+            )));
+        }
         let segments = text::decoded_segments(req.uri().path());
         if let Some(field) = text::control_in_path(&self.routes, &segments) {
             return Some(refuse(StatusCode::BAD_REQUEST, "invalid_parameter", field));
@@ -86,18 +101,42 @@ impl Guard {
             .into_bytes_limit(limit)
             .await
             .map_err(|_| too_large("JSON body", limit as u64))?;
-        if let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&bytes)
-            && let Some(field) = text::control_field(&doc)
-        {
-            return Err(refuse(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
-                field,
-            ));
+        if let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+            if let Some(field) = text::control_field(&doc) {
+                return Err(refuse(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation_failed",
+                    field,
+                ));
+            }
+            if let Some(field) = self.spec.not_text(req.method(), req.uri().path(), &doc) {
+                let mut p = problem(
+                    StatusCode::BAD_REQUEST,
+                    "malformed_body",
+                    format!("`{field}` must be a string"),
+                );
+                p.field = Some(field);
+                return Err(render(p));
+            }
         }
         req.set_body(bytes);
         Ok(())
     }
+}
+
+/// An `Idempotency-Key` that could not be stored as sent, on whichever endpoint it arrives.
+fn key_refusal(req: &Request) -> Option<Response> {
+    let key = req.headers().get(idempotency::HEADER)?;
+    if idempotency::is_valid(key.as_bytes()) {
+        return None;
+    }
+    let mut p = problem(
+        StatusCode::BAD_REQUEST,
+        "invalid_idempotency_key",
+        idempotency::rule(),
+    );
+    p.field = Some(idempotency::HEADER.into());
+    Some(render(p))
 }
 
 fn is_csv(req: &Request) -> bool {

@@ -11,6 +11,7 @@ use poem_openapi::{
 use super::{
     auth::ApiKeyAuth,
     error::ApiResult,
+    idempotency::IdempotencyKey,
     imports::{CsvFile, Import},
     pools::find as find_pool,
     state::AppState,
@@ -66,7 +67,7 @@ impl IssuanceApi {
         auth: ApiKeyAuth,
         state: Data<&AppState>,
         id: Path<i64>,
-        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
+        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<IdempotencyKey>>,
         body: Json<IssueRequest>,
     ) -> ApiResult<IssueResponse> {
         auth.0.require_any(&[Scope::Workflow, Scope::Market])?;
@@ -78,7 +79,7 @@ impl IssuanceApi {
             (auth.0.org_id, unclaimed),
             id.0,
             &who,
-            idempotency_key.0,
+            idempotency_key.0.map(|k| k.0),
         )
         .await?;
         let replayed = outcome.is_replayed();

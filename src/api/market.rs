@@ -13,6 +13,7 @@ use super::{
     ApiTags, AppState,
     auth::{ApiKeyAuth, Caller},
     error::{ApiError, ApiResult},
+    idempotency::IdempotencyKey,
 };
 use crate::{
     domain::{
@@ -42,7 +43,7 @@ pub struct CreateProduct {
     #[oai(validator(max_length = 100))]
     pub category: Option<String>,
     /// What one code costs.
-    #[oai(validator(minimum(value = "1")))]
+    #[oai(validator(minimum(value = "1"), maximum(value = "1000000000000")))]
     pub price_points: i64,
     /// Whether customers see it in the market (defaults to false: publish when ready).
     #[oai(default)]
@@ -77,7 +78,7 @@ pub struct UpdateProduct {
     pub name: Option<String>,
     pub description: MaybeUndefined<String>,
     pub category: MaybeUndefined<String>,
-    #[oai(validator(minimum(value = "1")))]
+    #[oai(validator(minimum(value = "1"), maximum(value = "1000000000000")))]
     pub price_points: Option<i64>,
     pub visible: Option<bool>,
     #[oai(validator(max_items = 50))]
@@ -166,6 +167,7 @@ pub struct ExchangeReceipt {
 #[derive(Object)]
 pub struct PostPoints {
     /// Points to add; negative takes points away (never below zero).
+    #[oai(validator(minimum(value = "-1000000000000"), maximum(value = "1000000000000")))]
     pub delta: i64,
     #[oai(validator(min_length = 1, max_length = 200))]
     pub reason: String,
@@ -399,9 +401,7 @@ impl MarketApi {
         auth: ApiKeyAuth,
         state: Data<&AppState>,
         id: Path<i64>,
-        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 200))] key: Header<
-            String,
-        >,
+        #[oai(name = "Idempotency-Key")] key: Header<IdempotencyKey>,
         body: Json<ExchangeRequest>,
     ) -> ApiResult<Exchanged> {
         auth.0.require(Scope::Market)?;
@@ -410,7 +410,7 @@ impl MarketApi {
             org_id: auth.0.org_id,
             product_id: id.0,
             customer: &customer,
-            idempotency_key: key.0,
+            idempotency_key: key.0.0,
         };
         let r = exchange::exchange(&state.db, request).await?;
         Ok(Exchanged::Created(Json(ExchangeReceipt {
@@ -456,9 +456,7 @@ impl PointsApi {
         auth: ApiKeyAuth,
         state: Data<&AppState>,
         external_id: Path<String>,
-        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 200))] key: Header<
-            String,
-        >,
+        #[oai(name = "Idempotency-Key")] key: Header<IdempotencyKey>,
         body: Json<PostPoints>,
     ) -> ApiResult<Posted> {
         auth.0.require(Scope::Market)?;
@@ -468,7 +466,7 @@ impl PointsApi {
             delta: body.0.delta,
             reason: body.0.reason,
             reference: body.0.reference,
-            idempotency_key: key.0,
+            idempotency_key: key.0.0,
         };
         let applied = points_service::post(&state.db, posting).await?;
         Ok(Posted::Created(Json(PointsPosted {

@@ -9,6 +9,7 @@ pub mod events;
 pub mod groups;
 pub mod guard;
 pub mod health;
+pub mod idempotency;
 pub mod imports;
 pub mod issuance;
 pub mod limits;
@@ -20,6 +21,7 @@ pub mod patterns;
 pub mod pools;
 pub mod redemption;
 pub mod remote;
+pub mod spec;
 pub mod state;
 pub mod stores;
 pub mod tags;
@@ -27,7 +29,10 @@ pub mod wallet;
 pub mod webhooks;
 pub mod workflow;
 
-use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, http::StatusCode};
+use poem::{
+    Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get,
+    http::{HeaderValue, StatusCode, header},
+};
 use poem_openapi::{OpenApiService, OperationId, payload::Json};
 
 pub use state::AppState;
@@ -72,47 +77,82 @@ pub fn openapi_service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
 
 /// The whole HTTP surface: the versioned API, its spec and docs, health and metrics.
 pub fn routes(state: AppState) -> impl Endpoint {
-    let api = openapi_service();
-    let guard = guard::Guard::new(state.limits, &api.spec());
+    let doc = spec::document();
+    let routes = spec::Routes::from_spec(&doc);
+    let guard = guard::Guard::new(state.limits, &doc, routes.clone());
     Route::new()
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
         .at("/metrics", get(health::metrics))
-        .at("/openapi.json", api.spec_endpoint())
-        .nest("/docs", api.swagger_ui())
-        .nest("/", api)
+        .at("/openapi.json", spec::json_endpoint(&doc))
+        .at("/docs", spec::docs_endpoint())
+        .nest("/", openapi_service())
         .around(limits::guard)
         .around(auth::signed_requests)
         .around(move |next, req| {
             let guard = guard.clone();
             async move { guard.check(next, req).await }
         })
-        .around(problem_errors)
+        .around(move |next, req| problem_errors(next, req, routes.clone()))
         .around(metrics::track)
         .data(state)
 }
 
 /// Renders every error that is not already one of our problem responses (parse failures,
 /// unknown routes, missing credentials) as problem+json, keeping its status.
-async fn problem_errors<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+async fn problem_errors<E: Endpoint>(
+    next: E,
+    req: Request,
+    routes: spec::Routes,
+) -> poem::Result<Response> {
+    let path = req.uri().path().to_string();
     match next.call(req).await {
         Ok(resp) => Ok(resp.into_response()),
         Err(err) if err.is_from_response() => Ok(err.into_response()),
-        Err(err) => {
-            let operation = err.data::<OperationId>().copied();
-            let problem = error::problem_from_poem_error(&err);
-            if problem.status >= 500 {
-                tracing::error!(cause = %err, "request failed");
-            }
-            let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);
-            let mut resp = Json(problem)
-                .with_content_type("application/problem+json")
-                .with_status(status)
-                .into_response();
-            if let Some(op) = operation {
-                resp.set_data(op);
-            }
-            Ok(resp)
-        }
+        Err(err) => Ok(render_error(&err, &path, &routes)),
     }
+}
+
+/// A 405 says which methods the route does take (`Allow`).
+fn render_error(err: &poem::Error, path: &str, routes: &spec::Routes) -> Response {
+    let mut problem = error::problem_from_poem_error(err);
+    name_path_parameter(&mut problem, path, routes);
+    if problem.status >= 500 {
+        tracing::error!(cause = %err, "request failed");
+    }
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut resp = Json(problem)
+        .with_content_type("application/problem+json")
+        .with_status(status)
+        .into_response();
+    if let Some(op) = err.data::<OperationId>().copied() {
+        resp.set_data(op);
+    }
+    if status == StatusCode::METHOD_NOT_ALLOWED
+        && let Some(methods) = routes.allow(path)
+        && let Ok(value) = HeaderValue::from_str(&methods)
+    {
+        resp.headers_mut().insert(header::ALLOW, value);
+    }
+    resp
+}
+
+/// The router calls path parameters `param0`, `param1`, ...: say the route's own name.
+fn name_path_parameter(problem: &mut error::Problem, path: &str, routes: &spec::Routes) {
+    let Some(start) = problem.detail.find("path `param") else {
+        return;
+    };
+    let digits: String = problem.detail[start + "path `param".len()..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let Some(name) = digits.parse().ok().and_then(|n| routes.param(path, n)) else {
+        return;
+    };
+    problem.detail = problem
+        .detail
+        .replace(&format!("`param{digits}`"), &format!("`{name}`"));
+    problem.code = "invalid_parameter".into();
+    problem.kind = "urn:coupond:problem:invalid_parameter".into();
+    problem.field = Some(name.to_string());
 }

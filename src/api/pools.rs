@@ -183,7 +183,11 @@ impl PoolsApi {
         /// Include archived pools.
         #[oai(default)]
         include_archived: Query<bool>,
-        #[oai(default = "first_page", validator(minimum(value = "1")))] page: Query<u64>,
+        #[oai(
+            default = "first_page",
+            validator(minimum(value = "1"), maximum(value = "1000000"))
+        )]
+        page: Query<u64>,
         #[oai(
             default = "default_per_page",
             validator(minimum(value = "1"), maximum(value = "200"))

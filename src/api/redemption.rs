@@ -13,6 +13,7 @@ use poem_openapi::{
 use super::{
     auth::{ApiKeyAuth, Caller},
     error::{ApiError, ApiResult},
+    idempotency::IdempotencyKey,
     state::AppState,
     tags::ApiTags,
 };
@@ -230,12 +231,17 @@ impl RedemptionApi {
         auth: ApiKeyAuth,
         state: Data<&AppState>,
         code: Path<String>,
-        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
+        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<IdempotencyKey>>,
         body: Json<RedeemRequest>,
     ) -> ApiResult<Redeemed> {
         auth.0.require(Scope::Pos)?;
         let fingerprint = fingerprint(code.0.clone().into(), &body.0, None);
-        let keyed = keyed(&auth.0, "redeemCoupon", idempotency_key.0, &fingerprint);
+        let keyed = keyed(
+            &auth.0,
+            "redeemCoupon",
+            idempotency_key.0.map(|k| k.0),
+            &fingerprint,
+        );
         consume(&state, &auth.0, &code.0, &body.0, Mode::Redeem, keyed).await
     }
 
@@ -252,13 +258,18 @@ impl RedemptionApi {
         auth: ApiKeyAuth,
         state: Data<&AppState>,
         code: Path<String>,
-        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
+        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<IdempotencyKey>>,
         body: Json<ReserveRequest>,
     ) -> ApiResult<Redeemed> {
         auth.0.require(Scope::Pos)?;
         let ttl = body.0.ttl_seconds.unwrap_or(DEFAULT_HOLD_SECONDS);
         let fingerprint = fingerprint(code.0.clone().into(), &body.0.redeem, Some(ttl));
-        let keyed = keyed(&auth.0, "reserveCoupon", idempotency_key.0, &fingerprint);
+        let keyed = keyed(
+            &auth.0,
+            "reserveCoupon",
+            idempotency_key.0.map(|k| k.0),
+            &fingerprint,
+        );
         let until = Utc::now() + Duration::seconds(i64::from(ttl));
         let mode = Mode::Reserve { until };
         consume(&state, &auth.0, &code.0, &body.0.redeem, mode, keyed).await
@@ -349,7 +360,7 @@ impl RedemptionApi {
         &self,
         auth: ApiKeyAuth,
         state: Data<&AppState>,
-        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
+        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<IdempotencyKey>>,
         body: Json<CheckoutRequest>,
     ) -> ApiResult<Json<CheckoutResult>> {
         auth.0.require(Scope::Pos)?;
@@ -361,7 +372,7 @@ impl RedemptionApi {
             at: body.at,
             amount: None,
         };
-        let key = idempotency_key.0.map(|key| CheckoutKey {
+        let key = idempotency_key.0.map(|IdempotencyKey(key)| CheckoutKey {
             org_id: auth.0.org_id,
             key,
             body: fingerprint(body.codes.clone().into(), &request, None),

@@ -16,8 +16,10 @@ use crate::service::remote_callback::{self, Call};
 #[derive(Object)]
 pub struct RemoteCodeRequest {
     /// A key with the `remote` scope; it names the pool the code comes from.
+    #[oai(validator(min_length = 1))]
     pub api_key: String,
     /// The customer's id in the loyalty platform (our external id); unknown ones are created.
+    #[oai(validator(min_length = 1))]
     pub customer: String,
     /// The coupon type, e.g. `percentage`; when sent, it must be the pool's discount type.
     #[oai(rename = "type")]
@@ -29,8 +31,10 @@ pub struct RemoteCodeRequest {
     pub coupon_percentage: Option<String>,
     /// The platform's id for this request: a call with the same id is a retry and gets the
     /// same code (so does an `Idempotency-Key` header, or `request_id`).
+    #[oai(validator(max_length = 255))]
     pub idempotency_key: Option<String>,
     /// Same as `idempotency_key`.
+    #[oai(validator(max_length = 255))]
     pub request_id: Option<String>,
 }
 

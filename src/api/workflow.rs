@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::{
     auth::ApiKeyAuth,
     error::{ApiError, ApiResult},
+    idempotency::IdempotencyKey,
     state::AppState,
     tags::ApiTags,
 };
@@ -127,7 +128,7 @@ impl WorkflowApi {
         &self,
         auth: ApiKeyAuth,
         state: Data<&AppState>,
-        #[oai(name = "Idempotency-Key")] key: Header<String>,
+        #[oai(name = "Idempotency-Key")] key: Header<IdempotencyKey>,
         body: Json<IssueCouponInput>,
     ) -> ApiResult<ActionResponse> {
         let step = step(&auth, "workflow.issue_coupon", key.0, &body.0)?;
@@ -146,7 +147,7 @@ impl WorkflowApi {
         &self,
         auth: ApiKeyAuth,
         state: Data<&AppState>,
-        #[oai(name = "Idempotency-Key")] key: Header<String>,
+        #[oai(name = "Idempotency-Key")] key: Header<IdempotencyKey>,
         body: Json<RevokeCouponsInput>,
     ) -> ApiResult<ActionResponse> {
         let step = step(&auth, "workflow.revoke_coupons", key.0, &body.0)?;
@@ -165,7 +166,7 @@ impl WorkflowApi {
         &self,
         auth: ApiKeyAuth,
         state: Data<&AppState>,
-        #[oai(name = "Idempotency-Key")] key: Header<String>,
+        #[oai(name = "Idempotency-Key")] key: Header<IdempotencyKey>,
         body: Json<ResendCouponInput>,
     ) -> ApiResult<ActionResponse> {
         let step = step(&auth, "workflow.resend_coupon", key.0, &body.0)?;
@@ -184,7 +185,7 @@ impl WorkflowApi {
         &self,
         auth: ApiKeyAuth,
         state: Data<&AppState>,
-        #[oai(name = "Idempotency-Key")] key: Header<String>,
+        #[oai(name = "Idempotency-Key")] key: Header<IdempotencyKey>,
         body: Json<CreditPointsInput>,
     ) -> ApiResult<ActionResponse> {
         let step = step(&auth, "workflow.credit_points", key.0, &body.0)?;
@@ -197,21 +198,14 @@ impl WorkflowApi {
 fn step<T: ToJSON>(
     auth: &ApiKeyAuth,
     operation: &'static str,
-    key: String,
+    IdempotencyKey(key): IdempotencyKey,
     body: &T,
 ) -> ApiResult<Step> {
     auth.0.require(Scope::Workflow)?;
-    let key = key.trim().to_string();
-    if key.is_empty() || key.len() > 255 {
-        return Err(ApiError::invalid(
-            "Idempotency-Key",
-            "1 to 255 characters: the workflow run id and step id",
-        ));
-    }
     Ok(Step::new(
         auth.0.org_id,
         operation,
-        key,
+        key.trim().to_string(),
         &body.to_json().unwrap_or(Value::Null),
     ))
 }

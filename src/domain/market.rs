@@ -96,7 +96,7 @@ pub fn validate_price(price: i64) -> Result<(), Invalid> {
 }
 
 pub fn validate_delta(delta: i64) -> Result<(), Invalid> {
-    if delta == 0 || delta.abs() > MAX_POINTS {
+    if delta == 0 || delta.unsigned_abs() > MAX_POINTS.unsigned_abs() {
         return Err(invalid(
             "delta",
             format!("must be non-zero and at most {MAX_POINTS} either way"),
@@ -201,6 +201,7 @@ mod tests {
         assert!(validate_delta(0).is_err());
         assert!(validate_delta(-5).is_ok());
         assert!(validate_delta(MAX_POINTS + 1).is_err());
+        assert!(validate_delta(i64::MIN).is_err());
         assert!(validate_price(0).is_err());
         assert!(validate_price(10).is_ok());
         assert!(validate_max_per_customer(Some(0)).is_err());

@@ -16,6 +16,8 @@ use super::remote::{RemoteBodyError, RemoteCodeRequest, json_object, scalar};
 
 /// Body fields a platform may use to mark its retries.
 const MARK_FIELDS: [&str; 2] = ["idempotency_key", "request_id"];
+/// A mark is stored in an index, as every idempotency key is: it must stay short.
+const MAX_MARK_LEN: usize = 255;
 
 /// How a call is recognised when it comes again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +82,12 @@ impl RemoteCall {
             if mark.is_none() {
                 mark = scalar(&object, field)?;
             }
+        }
+        if mark.as_ref().is_some_and(|m| m.len() > MAX_MARK_LEN) {
+            return Err(RemoteBodyError::new(
+                "idempotency_key",
+                "is longer than 255 characters",
+            ));
         }
         let retry = match mark {
             Some(mark) => Retry::Marked(mark),
@@ -298,6 +306,15 @@ mod tests {
         .unwrap();
         assert_eq!(by_header.retry, Retry::Marked("h-1".into()));
         assert_ne!(marked.retry.key(), plain.retry.key());
+    }
+
+    #[test]
+    fn a_mark_too_long_to_store_is_refused() {
+        let long = format!(
+            r#"{{"api_key": "k", "customer": "c", "request_id": "{}"}}"#,
+            "r".repeat(256)
+        );
+        assert!(RemoteCall::parse(None, long.as_bytes(), None).is_err());
     }
 
     fn request(

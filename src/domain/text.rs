@@ -69,17 +69,27 @@ impl Template {
         )
     }
 
+    /// Whether a path, as percent-decoded segments, takes this route.
+    pub fn matches(&self, decoded: &[String]) -> bool {
+        self.0.len() == decoded.len()
+            && self.0.iter().zip(decoded).all(|(t, s)| match t {
+                Segment::Literal(l) => l == s,
+                Segment::Param(_) => true,
+            })
+    }
+
+    /// The names of its parameters, in order.
+    pub fn params(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().filter_map(|s| match s {
+            Segment::Param(name) => Some(name.as_str()),
+            Segment::Literal(_) => None,
+        })
+    }
+
     /// The parameter this template gives the `index`th segment of a path it matches.
     fn param_at(&self, decoded: &[String], index: usize) -> Option<&str> {
-        if self.0.len() != decoded.len() {
-            return None;
-        }
-        let matches = self.0.iter().zip(decoded).all(|(t, s)| match t {
-            Segment::Literal(l) => l == s,
-            Segment::Param(_) => true,
-        });
         match self.0.get(index) {
-            Some(Segment::Param(name)) if matches => Some(name),
+            Some(Segment::Param(name)) if self.matches(decoded) => Some(name),
             _ => None,
         }
     }

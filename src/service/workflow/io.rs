@@ -49,6 +49,7 @@ pub struct ResendCouponInput {
 pub struct CreditPointsInput {
     pub customer: CustomerRef,
     /// Signed, not zero; the balance never goes below zero.
+    #[oai(validator(minimum(value = "-1000000000000"), maximum(value = "1000000000000")))]
     pub points: i64,
     #[oai(validator(min_length = 1, max_length = 200))]
     pub reason: String,

@@ -478,7 +478,7 @@ both_databases! {
 async fn bad_wallet_settings_stop_start_up() {
     let pki = Pki::new();
     let failure = |wallet: WalletConfig| async {
-        let db = DatabaseConfig::new(&common::sqlite_url(), 1);
+        let db = DatabaseConfig::new(common::sqlite_url(), 1);
         let mut serve = common::test_serve_config();
         serve.wallet = wallet;
         match coupond::app::Application::build(&db, &serve).await {

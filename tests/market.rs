@@ -318,7 +318,7 @@ both_databases! {
         expect_problem(credit(&app, "dee", -150, "p2").await, 409, "insufficient_points").await;
         assert_eq!(json(credit(&app, "dee", -100, "p3").await).await["balance"], 0);
         expect_problem(credit(&app, "dee", 0, "p4").await, 422, "validation_failed").await;
-        expect_problem(credit(&app, "nobody", 5, "p5").await, 404, "not_found").await;
+        expect_problem(credit(&app, "nobody", 5, "p5").await, 404, "customer_not_found").await;
         let statement = json(app.get("/v1/customers/dee/points?limit=1").await).await;
         assert_eq!(statement["balance"], 0);
         assert_eq!(statement["entries"][0]["delta"], -100);

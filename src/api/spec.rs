@@ -150,9 +150,9 @@ fn text_or_number(doc: &mut Value, schema: &str) {
             if text.contains_key("minLength") {
                 text.insert("pattern".into(), json!(r"\S"));
             }
-            // Past 2^53 a number is not read exactly; the platform must send it as text.
-            let exact = 1u64 << 53;
-            let number = json!({ "type": "number", "minimum": -(exact as f64), "maximum": exact });
+            // From 2^53 on a number is not read exactly; the platform must send it as text.
+            let exact = (1i64 << 53) - 1;
+            let number = json!({ "type": "number", "minimum": -exact, "maximum": exact });
             p.insert("anyOf".into(), json!([text, number]));
         }
     }

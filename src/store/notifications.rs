@@ -376,22 +376,8 @@ pub async fn delete_sent_before<C: ConnectionTrait>(
     cutoff: DateTime<Utc>,
     limit: u64,
 ) -> Result<u64, DbErr> {
-    let ids: Vec<i64> = outbox::Entity::find()
-        .select_only()
-        .column(outbox::Column::Id)
-        .filter(outbox::Column::SentAt.lt(cutoff))
-        .limit(limit)
-        .into_tuple()
-        .all(db)
-        .await?;
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    let result = outbox::Entity::delete_many()
-        .filter(outbox::Column::Id.is_in(ids))
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected)
+    let (id, at) = (outbox::Column::Id, outbox::Column::SentAt);
+    delete_older::<outbox::Entity, C>(db, (id, at), cutoff, limit).await
 }
 
 /// Deletes up to `limit` idempotency keys stored before `cutoff`.
@@ -400,10 +386,25 @@ pub async fn delete_idempotency_keys_before<C: ConnectionTrait>(
     cutoff: DateTime<Utc>,
     limit: u64,
 ) -> Result<u64, DbErr> {
-    let ids: Vec<i64> = idempotency_keys::Entity::find()
+    let columns = (
+        idempotency_keys::Column::Id,
+        idempotency_keys::Column::CreatedAt,
+    );
+    delete_older::<idempotency_keys::Entity, C>(db, columns, cutoff, limit).await
+}
+
+/// Deletes up to `limit` rows of `E` whose time column (the pair's second) is before
+/// `cutoff`, picked by id first so each batch is small.
+async fn delete_older<E: EntityTrait, C: ConnectionTrait>(
+    db: &C,
+    (id, at): (E::Column, E::Column),
+    cutoff: DateTime<Utc>,
+    limit: u64,
+) -> Result<u64, DbErr> {
+    let ids: Vec<i64> = E::find()
         .select_only()
-        .column(idempotency_keys::Column::Id)
-        .filter(idempotency_keys::Column::CreatedAt.lt(cutoff))
+        .column(id)
+        .filter(at.lt(cutoff))
         .limit(limit)
         .into_tuple()
         .all(db)
@@ -411,10 +412,7 @@ pub async fn delete_idempotency_keys_before<C: ConnectionTrait>(
     if ids.is_empty() {
         return Ok(0);
     }
-    let result = idempotency_keys::Entity::delete_many()
-        .filter(idempotency_keys::Column::Id.is_in(ids))
-        .exec(db)
-        .await?;
+    let result = E::delete_many().filter(id.is_in(ids)).exec(db).await?;
     Ok(result.rows_affected)
 }
 

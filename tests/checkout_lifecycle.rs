@@ -6,106 +6,24 @@ mod common;
 
 use chrono::{DateTime, Duration, Utc};
 use common::{
-    TestApp, expect_problem,
-    fixtures::{customer, issue_ok, pool},
+    TestApp,
+    checkout::{coupon, issue, redeem, redeem_ok, refused, set_dates, uploaded, with},
+    expect_problem,
+    fixtures::{customer, pool},
     json,
 };
-use reqwest::{Method, Response};
+use reqwest::Method;
 use serde_json::{Value, json};
-
-/// An uploaded €5-off pool with these codes and redemption rules.
-async fn uploaded(app: &TestApp, codes: &[&str], redemption: Value) -> i64 {
-    let id = pool(
-        app,
-        json!({"name": "P", "source": "uploaded", "discount_type": "amount", "value": 500,
-               "currency": "EUR", "redemption": redemption}),
-    )
-    .await;
-    let resp = app
-        .post(&format!("/v1/pools/{id}/codes"), json!({"codes": codes}))
-        .await;
-    assert_eq!(json(resp).await["accepted"], codes.len());
-    id
-}
 
 /// A generated gift card pool worth 100.00 EUR.
 async fn gift_cards(app: &TestApp, pattern: &str, extra: Value) -> i64 {
-    let mut body = json!({"name": "Gift", "source": "generated", "pattern": pattern,
+    let body = json!({"name": "Gift", "source": "generated", "pattern": pattern,
         "discount_type": "gift_card", "value": 10000, "currency": "EUR"});
-    for (k, v) in extra.as_object().unwrap() {
-        body[k] = v.clone();
-    }
-    pool(app, body).await
-}
-
-async fn issue(app: &TestApp, pool_id: i64, who: &str) -> String {
-    issue_ok(app, pool_id, who).await["code"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    pool(app, with(body, extra)).await
 }
 
 fn by(who: &str, total: i64) -> Value {
     json!({"customer": {"external_id": who}, "basket": {"total": total, "currency": "EUR"}})
-}
-
-fn with(mut body: Value, extra: Value) -> Value {
-    for (k, v) in extra.as_object().unwrap() {
-        body[k] = v.clone();
-    }
-    body
-}
-
-async fn redeem(app: &TestApp, code: &str, body: Value) -> Response {
-    app.post(&format!("/v1/coupons/{code}/redeem"), body).await
-}
-
-async fn redeem_ok(app: &TestApp, code: &str, body: Value) -> Value {
-    let resp = redeem(app, code, body).await;
-    let status = resp.status();
-    let body = json(resp).await;
-    assert_eq!(status, 201, "{body}");
-    body
-}
-
-/// The failed rules of a refused redemption.
-async fn refused(app: &TestApp, code: &str, body: Value) -> Vec<String> {
-    let problem = expect_problem(redeem(app, code, body).await, 422, "not_redeemable").await;
-    rule_codes(&problem["errors"])
-}
-
-fn rule_codes(errors: &Value) -> Vec<String> {
-    errors
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["code"].as_str().unwrap().to_string())
-        .collect()
-}
-
-async fn coupon(app: &TestApp, code: &str) -> Value {
-    let resp = app.get(&format!("/v1/coupons/{code}")).await;
-    assert_eq!(resp.status(), 200);
-    json(resp).await
-}
-
-/// Sets a coupon's dates directly, as if time had passed.
-async fn set_dates(
-    app: &TestApp,
-    id: i64,
-    expires_at: Option<DateTime<Utc>>,
-    from: Option<DateTime<Utc>>,
-) {
-    use sea_orm::{ActiveModelTrait, Set};
-    entity::coupons::ActiveModel {
-        id: Set(id),
-        expires_at: Set(expires_at),
-        redeemable_from: Set(from),
-        ..Default::default()
-    }
-    .update(&app.db)
-    .await
-    .unwrap();
 }
 
 fn rfc(at: DateTime<Utc>) -> Value {
@@ -120,7 +38,7 @@ fn instant(v: &Value) -> DateTime<Utc> {
 both_databases! {
     async fn validity_is_judged_at_the_servers_clock(app) {
         customer(&app, "ana", json!({})).await;
-        let p = uploaded(&app, &["AT1", "AT2", "AT3"], json!({"redeem_more_than_once": true, "max_per_customer": 9})).await;
+        let p = uploaded(&app, &["AT1", "AT2", "AT3"], json!({"redeem_more_than_once": true, "max_per_customer": 9}), json!({})).await;
         let now = Utc::now();
         let expired = issue(&app, p, "ana").await;
         let id = coupon(&app, &expired).await["id"].as_i64().unwrap();
@@ -164,7 +82,7 @@ both_databases! {
 
     async fn reads_show_a_coupon_past_its_expiry_as_expired(app) {
         customer(&app, "ana", json!({})).await;
-        let p = uploaded(&app, &["EX1", "EX2", "EX3"], json!({})).await;
+        let p = uploaded(&app, &["EX1", "EX2", "EX3"], json!({}), json!({})).await;
         let old = issue(&app, p, "ana").await;
         issue(&app, p, "ana").await;
         let id = coupon(&app, &old).await["id"].as_i64().unwrap();
@@ -182,7 +100,7 @@ both_databases! {
 
     async fn expired_coupons_are_neither_reversed_nor_invalidated(app) {
         customer(&app, "ana", json!({})).await;
-        let p = uploaded(&app, &["XR1", "XR2"], json!({})).await;
+        let p = uploaded(&app, &["XR1", "XR2"], json!({}), json!({})).await;
         let used = issue(&app, p, "ana").await;
         let r = redeem_ok(&app, &used, by("ana", 1000)).await;
         let unused = issue(&app, p, "ana").await;
@@ -198,7 +116,7 @@ both_databases! {
 
     async fn control_characters_are_refused_naming_the_field(app) {
         customer(&app, "ana", json!({})).await;
-        uploaded(&app, &["NUL1"], json!({"allow_anyone": true})).await;
+        uploaded(&app, &["NUL1"], json!({"allow_anyone": true}), json!({})).await;
         let resp = app.post("/v1/coupons/AB%00/validate", by("ana", 100)).await;
         assert_eq!(resp.status(), 400);
         let p = json(resp).await;
@@ -214,7 +132,7 @@ both_databases! {
 
     async fn bodies_and_baskets_have_size_limits(app) {
         customer(&app, "ana", json!({})).await;
-        uploaded(&app, &["BIG1"], json!({"allow_anyone": true})).await;
+        uploaded(&app, &["BIG1"], json!({"allow_anyone": true}), json!({})).await;
         let padding = "x".repeat(1024 * 1024 + 1);
         let resp = redeem(&app, "BIG1", with(by("ana", 100), json!({"pos": padding}))).await;
         expect_problem(resp, 413, "payload_too_large").await;
@@ -227,7 +145,7 @@ both_databases! {
     async fn customer_and_coupon_histories_are_served(app) {
         customer(&app, "ana", json!({})).await;
         customer(&app, "bob", json!({})).await;
-        let p = uploaded(&app, &["H1", "H2"], json!({})).await;
+        let p = uploaded(&app, &["H1", "H2"], json!({}), json!({})).await;
         let a = issue(&app, p, "ana").await;
         let b = issue(&app, p, "ana").await;
         let r = redeem_ok(&app, &a, by("ana", 1000)).await;
@@ -292,7 +210,7 @@ both_databases! {
 
     async fn a_discount_of_nothing_uses_no_redemption(app) {
         customer(&app, "ana", json!({})).await;
-        let p = uploaded(&app, &["ZERO1"], json!({"allow_anyone": true})).await;
+        let p = uploaded(&app, &["ZERO1"], json!({"allow_anyone": true}), json!({})).await;
         assert_eq!(refused(&app, "ZERO1", by("ana", 0)).await, ["nothing_to_discount"]);
         let c = coupon(&app, "ZERO1").await;
         assert_eq!((c["redemption_count"].clone(), c["status"].clone()), (json!(0), json!("available")));
@@ -318,7 +236,7 @@ both_databases! {
 
     async fn a_checkout_key_reused_for_another_body_is_a_conflict(app) {
         customer(&app, "ana", json!({})).await;
-        uploaded(&app, &["CK1"], json!({"allow_anyone": true, "redeem_more_than_once": true})).await;
+        uploaded(&app, &["CK1"], json!({"allow_anyone": true, "redeem_more_than_once": true}), json!({})).await;
         let send = |total: i64| app.request(Method::POST, "/v1/checkouts", Some(&app.key))
             .header("Idempotency-Key", "order-1")
             .json(&with(by("ana", total), json!({"codes": ["CK1"]}))).send();

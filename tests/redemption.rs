@@ -6,38 +6,17 @@ mod common;
 
 use chrono::{DateTime, Datelike, Duration, Offset, TimeZone, Timelike, Utc};
 use common::{
-    TestApp, expect_problem,
-    fixtures::{customer, issue_ok, pool},
+    TestApp,
+    checkout::{coupon, issue, redeem, redeem_ok, refused, rule_codes, set_dates, uploaded, with},
+    expect_problem,
+    fixtures::{customer, pool},
     json,
 };
 use futures_util::future::join_all;
-use reqwest::{Method, Response};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 const MADRID: chrono_tz::Tz = chrono_tz::Europe::Madrid;
-
-/// An uploaded €5-off pool with these codes and redemption rules (plus `extra` pool fields).
-async fn uploaded(app: &TestApp, codes: &[&str], redemption: Value, extra: Value) -> i64 {
-    let mut body = json!({"name": "P", "source": "uploaded", "discount_type": "amount",
-                          "value": 500, "currency": "EUR", "redemption": redemption});
-    for (k, v) in extra.as_object().unwrap() {
-        body[k] = v.clone();
-    }
-    let id = pool(app, body).await;
-    let resp = app
-        .post(&format!("/v1/pools/{id}/codes"), json!({"codes": codes}))
-        .await;
-    assert_eq!(json(resp).await["accepted"], codes.len());
-    id
-}
-
-/// Issues the pool's next coupon to the customer and returns its code.
-async fn issue(app: &TestApp, pool_id: i64, external_id: &str) -> String {
-    issue_ok(app, pool_id, external_id).await["code"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
 
 fn basket(total: i64) -> Value {
     json!({"total": total, "currency": "EUR"})
@@ -51,13 +30,6 @@ fn by(who: Option<&str>, total: i64) -> Value {
     }
 }
 
-fn with(mut body: Value, extra: Value) -> Value {
-    for (k, v) in extra.as_object().unwrap() {
-        body[k] = v.clone();
-    }
-    body
-}
-
 async fn validate(app: &TestApp, code: &str, body: Value) -> Value {
     let resp = app
         .post(&format!("/v1/coupons/{code}/validate"), body)
@@ -68,44 +40,11 @@ async fn validate(app: &TestApp, code: &str, body: Value) -> Value {
     body
 }
 
-async fn redeem(app: &TestApp, code: &str, body: Value) -> Response {
-    app.post(&format!("/v1/coupons/{code}/redeem"), body).await
-}
-
-async fn redeem_ok(app: &TestApp, code: &str, body: Value) -> Value {
-    let resp = redeem(app, code, body).await;
-    let status = resp.status();
-    let body = json(resp).await;
-    assert_eq!(status, 201, "{body}");
-    body
-}
-
-/// The failed rules of a refused redemption (422 `not_redeemable`).
-async fn refused(app: &TestApp, code: &str, body: Value) -> Vec<String> {
-    let problem = expect_problem(redeem(app, code, body).await, 422, "not_redeemable").await;
-    rule_codes(&problem["errors"])
-}
-
-fn rule_codes(errors: &Value) -> Vec<String> {
-    errors
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["code"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// The failed rules a dry run reports; empty when redeemable.
 async fn failing(app: &TestApp, code: &str, body: Value) -> Vec<String> {
     let v = validate(app, code, body).await;
     assert_eq!(v["redeemable"], v["errors"].as_array().unwrap().is_empty());
     rule_codes(&v["errors"])
-}
-
-async fn coupon(app: &TestApp, code: &str) -> Value {
-    let resp = app.get(&format!("/v1/coupons/{code}")).await;
-    assert_eq!(resp.status(), 200);
-    json(resp).await
 }
 
 async fn events(app: &TestApp, kind: &str) -> Vec<(Option<i64>, i64)> {
@@ -129,25 +68,6 @@ fn recent_madrid_hour() -> DateTime<Utc> {
         .map(|h| now - Duration::hours(h))
         .find(|t| (2..=21).contains(&t.with_timezone(&MADRID).hour()))
         .unwrap()
-}
-
-/// Sets a coupon's dates directly, as if time had passed.
-async fn set_dates(
-    app: &TestApp,
-    id: i64,
-    expires_at: Option<DateTime<Utc>>,
-    from: Option<DateTime<Utc>>,
-) {
-    use sea_orm::{ActiveModelTrait, Set};
-    entity::coupons::ActiveModel {
-        id: Set(id),
-        expires_at: Set(expires_at),
-        redeemable_from: Set(from),
-        ..Default::default()
-    }
-    .update(&app.db)
-    .await
-    .unwrap();
 }
 
 /// Moves a redemption's purchase time, as if it had been made then.

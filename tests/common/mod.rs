@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod checkout;
 pub mod cluster;
 pub mod fixtures;
 pub mod receiver;

@@ -72,11 +72,14 @@ impl IssuanceApi {
     ) -> ApiResult<IssueResponse> {
         auth.0.require_any(&[Scope::Workflow, Scope::Market])?;
         let who = body.0.customer.identifier()?;
-        let unclaimed = Scope::reaches_unclaimed_pools(&auth.0.scopes);
+        let issuer = service::issuance::Issuer {
+            org_id: auth.0.org_id,
+            reaches_unclaimed: Scope::reaches_unclaimed_pools(&auth.0.scopes),
+        };
         let outcome = service::issuance::issue_one(
             &state.db,
             &state.caches,
-            (auth.0.org_id, unclaimed),
+            issuer,
             id.0,
             &who,
             idempotency_key.0.map(|k| k.0),

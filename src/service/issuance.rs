@@ -47,6 +47,14 @@ pub struct Issued {
     pub existing: bool,
 }
 
+/// Who is issuing: the caller's org, and whether its scopes reach pools not claimed for
+/// workflows.
+#[derive(Debug, Clone, Copy)]
+pub struct Issuer {
+    pub org_id: i64,
+    pub reaches_unclaimed: bool,
+}
+
 /// Issues one coupon of the org's pool `pool_id` to the customer `who` names. With a `key`,
 /// the call runs once: a retry with the same request gets the coupon of the first call back
 /// (as `Replayed`), another request under the key is a 409. A caller whose scopes do not
@@ -59,11 +67,15 @@ pub struct Issued {
 pub async fn issue_one(
     db: &DatabaseConnection,
     caches: &Caches,
-    (org_id, reaches_unclaimed): (i64, bool),
+    issuer: Issuer,
     pool_id: i64,
     who: &CustomerIdentifier,
     key: Option<String>,
 ) -> Result<Outcome<Issued>> {
+    let Issuer {
+        org_id,
+        reaches_unclaimed,
+    } = issuer;
     let keyed = key.map(|key| {
         let fingerprint = json!({"pool": pool_id, "customer": format!("{who:?}")});
         Keyed::new(org_id, "issueCoupon", key, &fingerprint)

@@ -47,3 +47,22 @@ stock_pool() {
     done
     echo "$pool"
 }
+
+# checkout_pool: a €5 coupon for bills of €10 or more in the north zone, holder only, once (the
+# defaults); prints its id.
+checkout_pool() {
+    api POST /v1/pools -H 'content-type: application/json' \
+        -d '{"name": "checkout", "source": "uploaded", "discount_type": "amount", "value": 500,
+             "currency": "EUR", "redemption": {"min_bill": 1000, "stores": [{"kind": "zone", "id": "north"}]}}' |
+        json_field id
+}
+
+# issue_coupons POOL: coupon RDM-cK issued to customer cK, for every customer of the org (set-up
+# in SQL, not measured).
+issue_coupons() {
+    psql "$COUPOND_DATABASE_URL" -qc "INSERT INTO coupons (org_id, pool_id, code, status, customer_id, value,
+            redemption_count, issued_at, last_status_change_at)
+        SELECT org_id, $1, 'RDM-' || external_id, 1, id, 500, 0, now(), now()
+        FROM customers WHERE org_id = $BENCH_ORG_ID" >/dev/null
+    psql "$COUPOND_DATABASE_URL" -qc "ANALYZE" >/dev/null
+}

@@ -168,16 +168,21 @@ bench_org() {
 }
 
 # bench_wrk URL_PATH LUA_SCRIPT DURATION CONNECTIONS
-# Runs wrk and prints one summary line; sets BENCH_RPS, BENCH_P50 and BENCH_P99 for the caller.
+# Runs wrk and prints one summary line; sets BENCH_RPS, BENCH_P50, BENCH_P99 and BENCH_CPU (CPU
+# per request of the server and of every PostgreSQL process on this machine) for the caller.
 bench_wrk() {
     [ $# -eq 4 ] || bench_die "usage: bench_wrk URL_PATH LUA_SCRIPT DURATION CONNECTIONS"
     local path=$1 script=$2 duration=$3 connections=$4
     [ -n "${BENCH_URL:-}" ] || bench_die "call bench_serve before bench_wrk"
     [ -f "$script" ] || bench_die "no Lua script at $script"
-    local log
+    local log server_before pg_before
     log=$(mktemp --suffix=.log "$BENCH_LOG_DIR/wrk-$(basename "$script" .lua)-c$connections-XXXX")
+    server_before=$(_bench_cpu_ticks $(_bench_server_pids))
+    pg_before=$(_bench_cpu_ticks $(pgrep -x postgres))
     wrk -t2 -c"$connections" -d"$duration" --latency -s "$script" "$BENCH_URL$path" >"$log" 2>&1 ||
         bench_die "wrk failed (log: $log)"
+    local server_ticks=$(($(_bench_cpu_ticks $(_bench_server_pids)) - server_before))
+    local pg_ticks=$(($(_bench_cpu_ticks $(pgrep -x postgres)) - pg_before))
     BENCH_RPS=$(awk '/^Requests\/sec:/ {print $2}' "$log")
     BENCH_P50=$(awk '$1 == "50%" {print $2}' "$log")
     BENCH_P99=$(awk '$1 == "99%" {print $2}' "$log")
@@ -189,9 +194,32 @@ bench_wrk() {
     # A fast run of 401s or 404s is not a result; say so on the same line.
     [ -n "$bad" ] && note+=" WARNING: $bad of $requests responses were not 2xx/3xx;"
     [ -n "$errors" ] && note+=" WARNING: $errors;"
-    export BENCH_RPS BENCH_P50 BENCH_P99
-    echo "wrk $path: ${BENCH_RPS:-?} req/s, p50 ${BENCH_P50:-?}, p99 ${BENCH_P99:-?}" \
+    BENCH_CPU="$(_bench_per_request "$server_ticks" "$requests") ms server CPU and"
+    BENCH_CPU+=" $(_bench_per_request "$pg_ticks" "$requests") ms PostgreSQL CPU per request"
+    export BENCH_RPS BENCH_P50 BENCH_P99 BENCH_CPU
+    echo "wrk $path: ${BENCH_RPS:-?} req/s, p50 ${BENCH_P50:-?}, p99 ${BENCH_P99:-?}, $BENCH_CPU" \
         "(c=$connections, $duration, $requests requests;${note:- all 2xx/3xx;} log: $log)"
+}
+
+# The processes serving BENCH_URL: BENCH_SERVER_PIDS (several replicas) or BENCH_SERVER_PID.
+_bench_server_pids() { echo "${BENCH_SERVER_PIDS:-${BENCH_SERVER_PID:-}}"; }
+
+# _bench_cpu_ticks PID...: user + system CPU the processes have used so far, in clock ticks
+# (processes that are gone count 0).
+_bench_cpu_ticks() {
+    local pid total=0 fields
+    for pid in "$@"; do
+        fields=$(cut -d')' -f2- "/proc/$pid/stat" 2>/dev/null) || continue
+        # After the command name: state is field 3, utime 14 and stime 15 of the whole line.
+        total=$((total + $(awk '{print $12 + $13}' <<<"$fields")))
+    done
+    echo "$total"
+}
+
+# _bench_per_request TICKS REQUESTS: milliseconds of CPU per request, two decimals.
+_bench_per_request() {
+    awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { if (n > 0) printf "%.2f", t * 1000 / hz / n; else print "?" }'
 }
 
 # Plain PostgreSQL write rate on this machine, for comparison with the service's issue rate:

@@ -81,6 +81,16 @@ pub fn check_uploaded_code(code: &str) -> Result<(), &'static str> {
     }
 }
 
+/// Codes given as Omniwallet takes them, in one field (a product form, or a code file's cell):
+/// separated by commas (or new lines), blanks dropped.
+pub fn split_codes(text: &str) -> Vec<String> {
+    text.split([',', '\n', '\r'])
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// Characters people type inside codes to group them, ignored by forgiving entry.
 const SEPARATORS: [char; 4] = ['-', '_', ' ', '.'];
 
@@ -200,6 +210,15 @@ pub fn status_after_reversal(status: CouponStatus, holder: Option<i64>) -> Coupo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codes_split_on_commas_and_lines() {
+        assert_eq!(
+            split_codes(" A1, B2,,C3\nD4 "),
+            vec!["A1", "B2", "C3", "D4"]
+        );
+        assert!(split_codes(" , ").is_empty());
+    }
 
     #[test]
     fn stored_values_round_trip_and_are_stable() {

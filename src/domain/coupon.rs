@@ -76,6 +76,10 @@ pub fn check_uploaded_code(code: &str) -> Result<(), &'static str> {
         Err("longer than 64 characters")
     } else if code.chars().any(|c| c.is_whitespace() || c.is_control()) {
         Err("contains whitespace or control characters")
+    } else if code.contains(char::REPLACEMENT_CHARACTER) {
+        // Files are read with bytes that are not UTF-8 replaced by U+FFFD (a UTF-16 or Latin-1
+        // export, say): such a code is not the one printed on the voucher.
+        Err("contains bytes that are not UTF-8 (save the file as UTF-8)")
     } else {
         Ok(())
     }
@@ -236,6 +240,8 @@ mod tests {
         assert!(check_uploaded_code("").is_err());
         assert!(check_uploaded_code("A B").is_err());
         assert!(check_uploaded_code(&"X".repeat(65)).is_err());
+        let latin1 = String::from_utf8_lossy(b"CAF\xc9-1");
+        assert!(check_uploaded_code(&latin1).is_err());
     }
 
     #[test]

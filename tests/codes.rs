@@ -426,3 +426,138 @@ both_databases! {
         assert_eq!(stats(&app, generated).await["total"], 60);
     }
 }
+
+/// Uploads a code file; the import (201, done) and its issue rows as `line,value,code`.
+async fn upload_codes(app: &TestApp, pool_id: i64, csv: &str) -> (Value, Vec<String>) {
+    let resp = post_csv(app, &format!("/v1/pools/{pool_id}/codes"), csv).await;
+    let status = resp.status();
+    let import = json(resp).await;
+    assert_eq!(
+        (status.as_u16(), import["state"].as_str()),
+        (201, Some("done")),
+        "{import}"
+    );
+    let csv = app
+        .get(&format!("/v1/imports/{}/issues", import["id"]))
+        .await
+        .text()
+        .await
+        .unwrap();
+    // Read as CSV: a reason may quote a value with a line break.
+    let rows = coupond::domain::csv::parse(csv.as_bytes()).unwrap();
+    let issues = rows
+        .iter()
+        .skip(1)
+        .map(|r| r.fields[..3].join(","))
+        .collect();
+    (import, issues)
+}
+
+fn counts(import: &Value) -> (i64, i64, i64) {
+    let n = |k: &str| import[k].as_i64().unwrap();
+    (n("accepted"), n("rejected"), n("skipped"))
+}
+
+/// The codes a customer holds, oldest first, with their status.
+async fn held(app: &TestApp, external_id: &str) -> Vec<(String, String)> {
+    let list = json(
+        app.get(&format!("/v1/customers/{external_id}/coupons"))
+            .await,
+    )
+    .await;
+    let mut held: Vec<(String, String)> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["code"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    held.reverse();
+    held
+}
+
+both_databases! {
+    async fn codes_uploaded_with_their_customers_are_issued_to_them(app) {
+        customer(&app, "ana", json!({})).await;
+        customer(&app, "bo", json!({"email": "bo@example.com"})).await;
+        customer(&app, "s1", json!({"email": "shared@example.com"})).await;
+        customer(&app, "s2", json!({"email": "shared@example.com"})).await;
+        let p = pool(&app, json!({"name": "Migrated", "source": "uploaded", "discount_type": "amount",
+                                  "value": 500, "currency": "EUR", "issuance": {"max_per_customer": 2},
+                                  "expiry": {"mode": "days_from_issual", "days": 30}})).await;
+        // Excel's byte-order mark and CRLF, a header in its own words, a quoted list of codes
+        // over two lines for one customer.
+        let file = "\u{feff}Code,Customer\r\nMIG-1,ana\r\n\"MIG-2,\r\nMIG-3\",bo\r\nMIG-4,nobody\r\n\
+                    MIG-5,\r\nMIG-6,ana\r\nMIG-7,ana\r\n";
+        let (import, issues) = upload_codes(&app, p, file).await;
+        assert_eq!(counts(&import), (4, 3, 0), "{import}");
+        assert_eq!(issues, ["5,MIG-4,invalid_customer", "6,MIG-5,invalid_customer", "8,MIG-7,customer_limit"]);
+        assert_eq!(held(&app, "ana").await, [("MIG-1".into(), "issued".into()), ("MIG-6".into(), "issued".into())]);
+        assert_eq!(held(&app, "bo").await.len(), 2);
+        let ana = json(app.get("/v1/customers/ana/coupons").await).await;
+        for c in ana["items"].as_array().unwrap() {
+            assert!(c["issued_at"].is_string() && c["expires_at"].is_string(), "{c}");
+        }
+        let events = json(app.get("/v1/customers/ana/events?kind=coupon_issue").await).await;
+        let codes: Vec<&str> = events["items"].as_array().unwrap().iter().map(|e| e["code"].as_str().unwrap()).collect();
+        assert_eq!(codes, ["MIG-6", "MIG-1"], "{events}");
+        let s = stats(&app, p).await;
+        assert_eq!((s["issued"].as_i64(), s["available"].as_i64()), (Some(4), Some(0)), "{s}");
+
+        // Customer-list identifier columns name the holder too; a shared email names nobody.
+        let file = "coupon_code,email\nMIG-8,bo@example.com\nMIG-9,shared@example.com\n";
+        let (import, issues) = upload_codes(&app, p, file).await;
+        assert_eq!(counts(&import), (0, 2, 0), "{import}");
+        assert_eq!(issues, ["2,MIG-8,customer_limit", "3,MIG-9,ambiguous_customer"]);
+
+        // Uploading the file again adds nothing: its codes are in, its refusals still hold.
+        let (import, _) = upload_codes(&app, p, file.replace("coupon_code,email", "code,email").as_str()).await;
+        assert_eq!(counts(&import), (0, 2, 0), "{import}");
+        let (import, _) = upload_codes(&app, p, "code,customer\nMIG-1,ana\nMIG-2,bo\n").await;
+        assert_eq!(counts(&import), (0, 0, 2), "{import}");
+
+        // Later issues see the uploaded ones: ana is at her limit.
+        upload_codes(&app, p, "code\nFREE-1\n").await;
+        let resp = app.post(&format!("/v1/pools/{p}/issue"), json!({"customer": {"external_id": "ana"}})).await;
+        expect_problem(resp, 422, "customer_limit").await;
+        customer(&app, "cy", json!({})).await;
+        assert_eq!(issue_ok(&app, p, "cy").await["code"], "FREE-1");
+    }
+
+    async fn comma_separated_codes_in_one_field_are_each_a_code(app) {
+        let p = pool(&app, json!({"name": "OW", "source": "uploaded", "discount_type": "free_shipping"})).await;
+        let (import, issues) = upload_codes(&app, p, "L1,L2\n\"L3, L4\"\nL5,bad code,\n").await;
+        assert_eq!(counts(&import), (5, 1, 0), "{import}");
+        assert_eq!(issues, ["3,bad code,malformed"]);
+        // A header naming the code column only; a quoted list over lines; a repeat in a row.
+        let (import, issues) = upload_codes(&app, p, "codes\n\"Q1,Q2\nQ3\"\nQ4,Q4,L1\n").await;
+        assert_eq!(counts(&import), (4, 0, 2), "{import}");
+        assert_eq!(issues, ["4,Q4,duplicate", "4,L1,duplicate"]);
+        assert_eq!(stats(&app, p).await["available"], 9);
+    }
+
+    async fn a_value_in_an_unexpected_column_is_an_issue_row(app) {
+        customer(&app, "ana", json!({})).await;
+        let p = pool(&app, json!({"name": "U", "source": "uploaded", "discount_type": "free_shipping"})).await;
+        // An unknown column: rows leaving it empty go in, a row with a value there is refused
+        // whole, and a note over two lines does not shift the next row's line.
+        let (import, issues) = upload_codes(&app, p, "code,note\nN1,\nN2,\"two\nlines\"\nN3\n").await;
+        assert_eq!(counts(&import), (2, 1, 0), "{import}");
+        assert_eq!(issues, ["3,N2,unexpected_column"]);
+        // More fields than the header names.
+        let (import, issues) = upload_codes(&app, p, "code,customer\nN4,ana,x\nN5,ana\n").await;
+        assert_eq!(counts(&import), (1, 1, 0), "{import}");
+        assert_eq!(issues, ["2,N4,unexpected_column"]);
+        assert_eq!(held(&app, "ana").await, [("N5".into(), "issued".into())]);
+        let report = app.get(&format!("/v1/imports/{}/issues", import["id"])).await.text().await.unwrap();
+        assert!(report.contains("field 3"), "{report}");
+        // A header naming a customer but no code column reads nothing: refused at once.
+        let resp = post_csv(&app, &format!("/v1/pools/{p}/codes"), "external_id,voucher\nana,V1\n").await;
+        expect_problem(resp, 400, "missing_code_column").await;
+        assert_eq!(stats(&app, p).await["total"], 3);
+    }
+}

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::{
     domain::{
-        access::PoolAccess, api_key::Scope, customer::CustomerRef, discount::DiscountType, market,
+        access::PoolAccess, api_key::Scope, coupon, customer::CustomerRef, discount::DiscountType,
     },
     service::{
         self,
@@ -270,7 +270,7 @@ impl MarketApi {
             (None, Some(codes)) => Codes::Upload {
                 codes: match codes {
                     CodesInput::List(list) => list,
-                    CodesInput::Text(text) => market::split_codes(&text),
+                    CodesInput::Text(text) => coupon::split_codes(&text),
                 },
                 discount_type: b
                     .discount_type

@@ -81,7 +81,11 @@ pub struct CodeList {
 
 #[derive(ApiRequest)]
 pub enum CodesUpload {
-    /// One code a row, optional header (`code`); streamed.
+    /// Streamed. No header, or a header naming only code columns (`code`, `codes`,
+    /// `coupon_code`, `coupon`): every field is a code or a comma-separated list of codes. A
+    /// header `code,customer` (or `external_id`, `email`, `mobile`, `user_id` for the customer)
+    /// issues each code to that customer now, under the pool's issuance rules. A row with a
+    /// value in any other column is refused as `unexpected_column`.
     #[oai(content_type = "text/csv")]
     Csv(Binary<Body>),
     Json(Json<CodeList>),
@@ -250,8 +254,11 @@ impl PoolsApi {
         Ok(Json(service::pools::stats(&state.db, &pool).await?))
     }
 
-    /// Uploads codes (CSV or JSON) into an `uploaded` pool. Duplicates (in the file or anywhere
-    /// in the org) are skipped and malformed rows rejected, each reported in the issues CSV.
+    /// Uploads codes (CSV or JSON) into an `uploaded` pool, or codes already given to customers
+    /// (CSV with a customer column). Duplicates (in the file or anywhere in the org) are
+    /// skipped; malformed codes, rows naming no customer or refused by the issuance rules, and
+    /// rows with unexpected columns are rejected, each reported in the issues CSV. A header
+    /// naming a customer but no code column is a 400 `missing_code_column`.
     #[oai(path = "/:id/codes", method = "post", operation_id = "uploadCodes")]
     async fn upload(
         &self,

@@ -76,9 +76,23 @@ pub fn check_uploaded_code(code: &str) -> Result<(), &'static str> {
         Err("longer than 64 characters")
     } else if code.chars().any(|c| c.is_whitespace() || c.is_control()) {
         Err("contains whitespace or control characters")
+    } else if code.contains(char::REPLACEMENT_CHARACTER) {
+        // Files are read with bytes that are not UTF-8 replaced by U+FFFD (a UTF-16 or Latin-1
+        // export, say): such a code is not the one printed on the voucher.
+        Err("contains bytes that are not UTF-8 (save the file as UTF-8)")
     } else {
         Ok(())
     }
+}
+
+/// Codes given as Omniwallet takes them, in one field (a product form, or a code file's cell):
+/// separated by commas (or new lines), blanks dropped.
+pub fn split_codes(text: &str) -> Vec<String> {
+    text.split([',', '\n', '\r'])
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Characters people type inside codes to group them, ignored by forgiving entry.
@@ -202,6 +216,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn codes_split_on_commas_and_lines() {
+        assert_eq!(
+            split_codes(" A1, B2,,C3\nD4 "),
+            vec!["A1", "B2", "C3", "D4"]
+        );
+        assert!(split_codes(" , ").is_empty());
+    }
+
+    #[test]
     fn stored_values_round_trip_and_are_stable() {
         for s in CouponStatus::ALL {
             assert_eq!(CouponStatus::from_i16(s.as_i16()), Some(s));
@@ -217,6 +240,8 @@ mod tests {
         assert!(check_uploaded_code("").is_err());
         assert!(check_uploaded_code("A B").is_err());
         assert!(check_uploaded_code(&"X".repeat(65)).is_err());
+        let latin1 = String::from_utf8_lossy(b"CAF\xc9-1");
+        assert!(check_uploaded_code(&latin1).is_err());
     }
 
     #[test]

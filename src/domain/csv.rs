@@ -18,11 +18,6 @@ pub struct Record {
 }
 
 impl Record {
-    /// The first field, where every upload keeps its value.
-    pub fn first(&self) -> &str {
-        self.fields.first().map_or("", String::as_str)
-    }
-
     /// A record of nothing but blanks, which uploads skip.
     pub fn is_blank(&self) -> bool {
         self.fields.iter().all(String::is_empty)
@@ -102,13 +97,6 @@ impl<R: Read> Read for LineStarts<R> {
     }
 }
 
-/// Whether a first row is a header: its first field is one of the expected column names.
-pub fn is_header(first_row: &Record, names: &[&str]) -> bool {
-    names
-        .iter()
-        .any(|n| first_row.first().eq_ignore_ascii_case(n))
-}
-
 /// Writes rows of a CSV we produce (issue reports), quoting fields that need it.
 pub fn write<W: io::Write>(out: W, rows: &[Vec<String>]) -> io::Result<()> {
     let mut writer = csv::WriterBuilder::new()
@@ -133,7 +121,7 @@ mod tests {
         parse(text.as_bytes())
             .unwrap()
             .iter()
-            .map(|r| r.first().to_string())
+            .map(|r| r.fields[0].clone())
             .collect()
     }
 
@@ -150,15 +138,13 @@ mod tests {
     fn quoted_fields_keep_their_line_breaks() {
         let rows = parse("code,note\n\"A1\",\"two\nlines\"\nB2,x\n".as_bytes()).unwrap();
         assert_eq!(rows[1].fields, ["A1", "two\nlines"]);
-        assert_eq!(rows[2].first(), "B2");
+        assert_eq!(rows[2].fields, ["B2", "x"]);
         assert_eq!(rows[2].line, 4);
     }
 
     #[test]
     fn a_byte_order_mark_is_not_part_of_the_header() {
         assert_eq!(firsts("\u{feff}code\nAB12\n"), ["code", "AB12"]);
-        let first = &parse("\u{feff}External_ID\nx".as_bytes()).unwrap()[0];
-        assert!(is_header(first, &["external_id"]));
     }
 
     #[test]
@@ -178,12 +164,5 @@ mod tests {
         let row = vec!["1".to_string(), "x,\"y\"\nz".to_string()];
         write(&mut out, std::slice::from_ref(&row)).unwrap();
         assert_eq!(parse(&out[..]).unwrap()[0].fields, row);
-    }
-
-    #[test]
-    fn recognises_headers_case_insensitively() {
-        let rows = parse("Code\nSUMMER50".as_bytes()).unwrap();
-        assert!(is_header(&rows[0], &["code"]));
-        assert!(!is_header(&rows[1], &["code"]));
     }
 }

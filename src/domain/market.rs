@@ -73,15 +73,6 @@ pub fn check_purchase(t: &Terms, level: Option<&str>, now: DateTime<Utc>) -> Res
     Ok(())
 }
 
-/// Codes as the product form takes them: separated by commas (or new lines), blanks dropped.
-pub fn split_codes(text: &str) -> Vec<String> {
-    text.split([',', '\n', '\r'])
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
 /// The most points one entry or price may move, far below where sums could overflow.
 pub const MAX_POINTS: i64 = 1_000_000_000_000;
 
@@ -185,15 +176,6 @@ mod tests {
         assert_eq!(check_purchase(&t, None, now), Err(Blocked::NotAvailable));
         t.ends_at = Some(now + TimeDelta::hours(1));
         assert_eq!(check_purchase(&t, None, now), Ok(()));
-    }
-
-    #[test]
-    fn codes_split_on_commas_and_lines() {
-        assert_eq!(
-            split_codes(" A1, B2,,C3\nD4 "),
-            vec!["A1", "B2", "C3", "D4"]
-        );
-        assert!(split_codes(" , ").is_empty());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod api_key;
+pub mod code_file;
 pub mod coupon;
 pub mod csv;
 pub mod currency;

@@ -174,27 +174,26 @@ fn refusal_code(code: &str) -> &'static str {
         .unwrap_or("refused")
 }
 
-/// Everything the rules need about the chunk's customers, read in a few statements.
-struct ChunkFacts {
-    customers: Named,
-    histories: HashMap<i64, History>,
-    excluded: HashSet<i64>,
-    allowed: HashSet<i64>,
-    pool_issued: u64,
+/// Everything the rules need about a chunk's customers, read in a few statements (also for
+/// uploaded codes tagged with their customers).
+pub(super) struct ChunkFacts {
+    pub(super) customers: Named,
+    pub(super) histories: HashMap<i64, History>,
+    pub(super) excluded: HashSet<i64>,
+    pub(super) allowed: HashSet<i64>,
+    pub(super) pool_issued: u64,
 }
 
-async fn read_facts(
+/// Finds and locks the customers these identifiers name, then reads their facts; with a total
+/// limit, also locks the pool's series counter (the lock order of every issue).
+pub(super) async fn read_facts(
     txn: &DatabaseTransaction,
     pool: &pools::Model,
     rules: &IssuanceRules,
-    rows: &[Row],
+    identifiers: &[CustomerIdentifier],
     now: DateTime<Utc>,
 ) -> std::result::Result<ChunkFacts, DbErr> {
-    let identifiers: Vec<CustomerIdentifier> = rows
-        .iter()
-        .filter_map(|r| r.identifier.clone().ok())
-        .collect();
-    let customers = store::customers::find_many(txn, pool.org_id, &identifiers).await?;
+    let customers = store::customers::find_many(txn, pool.org_id, identifiers).await?;
     let mut ids: Vec<i64> = customers.customers.values().map(|c| c.id).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -232,7 +231,11 @@ async fn issue_chunk_in_bulk(
     let rules: IssuanceRules = stored(&pool.issuance)?;
     let expiry_rules: ExpiryRules = stored(&pool.expiry)?;
     let tz = crate::service::org_tz(&org.timezone)?;
-    let mut facts = read_facts(txn, pool, &rules, &rows, now).await?;
+    let identifiers: Vec<CustomerIdentifier> = rows
+        .iter()
+        .filter_map(|r| r.identifier.clone().ok())
+        .collect();
+    let mut facts = read_facts(txn, pool, &rules, &identifiers, now).await?;
     let issued_before = facts.pool_issued;
     let mut progress = Progress {
         done: rows.len() as i64,
@@ -312,7 +315,7 @@ async fn issue_chunk_in_bulk(
 
 /// Queues `coupon.issued` for the chunk's coupons, and the issual-limit notification when the
 /// chunk took the pool's remaining issuals down to its threshold.
-async fn announce(
+pub(super) async fn announce(
     txn: &DatabaseTransaction,
     org: &orgs::Model,
     pool: &pools::Model,

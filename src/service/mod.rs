@@ -33,6 +33,7 @@ pub mod remote_source;
 pub mod revocation;
 pub mod signed;
 pub mod stores;
+pub mod tagged_codes;
 pub mod wallet;
 pub mod webhooks;
 pub mod workflow;

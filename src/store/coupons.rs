@@ -75,6 +75,29 @@ pub async fn insert_available<C: ConnectionTrait>(
     Ok(inserted)
 }
 
+/// Which of these codes the org already has as codes of their own (share key 0, the key an
+/// uploaded code takes), so an upload can tell a duplicate before deciding on its row.
+pub async fn taken_codes<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    codes: &[String],
+) -> Result<HashSet<String>, DbErr> {
+    let mut taken = HashSet::new();
+    for chunk in codes.chunks(1_000) {
+        let rows: Vec<String> = coupons::Entity::find()
+            .select_only()
+            .column(coupons::Column::Code)
+            .filter(coupons::Column::OrgId.eq(org_id))
+            .filter(coupons::Column::ShareKey.eq(0))
+            .filter(coupons::Column::Code.is_in(chunk.iter().cloned()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        taken.extend(rows);
+    }
+    Ok(taken)
+}
+
 /// Coupon counts of a pool by the status each has now: available or issued coupons past their
 /// expiry count as expired before the sweep writes it.
 pub async fn count_by_status<C: ConnectionTrait>(

@@ -560,4 +560,15 @@ both_databases! {
         expect_problem(resp, 400, "missing_code_column").await;
         assert_eq!(stats(&app, p).await["total"], 3);
     }
+
+    async fn control_characters_in_a_bad_row_are_reported_not_a_failure(app) {
+        customer(&app, "ana", json!({"email": "ana@example.com"})).await;
+        let p = pool(&app, json!({"name": "U", "source": "uploaded", "discount_type": "free_shipping"})).await;
+        // PostgreSQL cannot store a NUL: the issue rows quote it as an escape.
+        let (import, issues) = upload_codes(&app, p, "code,email\nE1,ana@example.com\nE2,a\u{0}@x.io\nE\u{0}3,ana@example.com\n").await;
+        assert_eq!(counts(&import), (1, 2, 0), "{import}");
+        assert_eq!(issues, ["3,E2,invalid_customer", "4,E\\u{0}3,malformed"]);
+        let report = app.get(&format!("/v1/imports/{}/issues", import["id"])).await.text().await.unwrap();
+        assert!(report.contains("a\\u{0}@x.io"), "{report}");
+    }
 }

@@ -10,6 +10,22 @@ pub fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
 }
 
+/// Text from a file as an issue row quotes it: control characters other than tab and line
+/// breaks written as escapes (`\u{0}`), so a NUL in a bad row is shown, not a failure to
+/// store the report.
+pub fn quoted(s: &str) -> String {
+    if !has_hidden_control(s) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| match c {
+            '\t' | '\n' | '\r' => c.to_string(),
+            c if c.is_control() => c.escape_unicode().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
 /// Whether body text carries a control character other than tab, line feed and carriage
 /// return, which free text (descriptions, messages) may hold.
 fn has_hidden_control(s: &str) -> bool {
@@ -150,6 +166,13 @@ pub fn control_in_path(templates: &[Template], decoded: &[String]) -> Option<Str
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn quoted_text_shows_control_characters_as_escapes() {
+        assert_eq!(quoted("E\u{0}5"), "E\\u{0}5");
+        assert_eq!(quoted("a\u{1b}b\tc"), "a\\u{1b}b\tc");
+        assert_eq!(quoted("plain, \"quoted\"\nnext"), "plain, \"quoted\"\nnext");
+    }
 
     #[test]
     fn body_fields_are_named_by_their_path() {

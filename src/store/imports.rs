@@ -5,6 +5,7 @@
 //! commits its counters and its checkpoint through [`record`], which is fenced by the lease: a
 //! worker that lost its lease cannot commit, so a row is never worked twice.
 
+use crate::domain::text;
 use chrono::{DateTime, Utc};
 use entity::{import_issues, imports, job_files};
 use sea_orm::{
@@ -189,9 +190,9 @@ pub async fn record<C: ConnectionTrait>(
     let rows = issues.into_iter().map(|i| import_issues::ActiveModel {
         import_id: Set(lease.job_id),
         row_number: Set(i.row_number),
-        value: Set(i.value),
+        value: Set(text::quoted(&i.value)),
         code: Set(i.code.to_string()),
-        reason: Set(i.reason),
+        reason: Set(text::quoted(&i.reason)),
         ..Default::default()
     });
     for chunk in rows.collect::<Vec<_>>().chunks(1_000) {

@@ -97,7 +97,7 @@ async fn set_dates(
     from: Option<DateTime<Utc>>,
 ) {
     use sea_orm::{ActiveModelTrait, Set};
-    entity::coupons::ActiveModel {
+    coupond::store::entity::coupons::ActiveModel {
         id: Set(id),
         expires_at: Set(expires_at),
         redeemable_from: Set(from),

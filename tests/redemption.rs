@@ -110,9 +110,9 @@ async fn coupon(app: &TestApp, code: &str) -> Value {
 
 async fn events(app: &TestApp, kind: &str) -> Vec<(Option<i64>, i64)> {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
-    entity::coupon_events::Entity::find()
-        .filter(entity::coupon_events::Column::Kind.eq(kind))
-        .order_by_asc(entity::coupon_events::Column::Id)
+    coupond::store::entity::coupon_events::Entity::find()
+        .filter(coupond::store::entity::coupon_events::Column::Kind.eq(kind))
+        .order_by_asc(coupond::store::entity::coupon_events::Column::Id)
         .all(&app.db)
         .await
         .unwrap()
@@ -139,7 +139,7 @@ async fn set_dates(
     from: Option<DateTime<Utc>>,
 ) {
     use sea_orm::{ActiveModelTrait, Set};
-    entity::coupons::ActiveModel {
+    coupond::store::entity::coupons::ActiveModel {
         id: Set(id),
         expires_at: Set(expires_at),
         redeemable_from: Set(from),
@@ -153,7 +153,7 @@ async fn set_dates(
 /// Moves a redemption's purchase time, as if it had been made then.
 async fn purchased_at(app: &TestApp, id: i64, at: DateTime<Utc>) {
     use sea_orm::{ActiveModelTrait, Set};
-    entity::redemptions::ActiveModel {
+    coupond::store::entity::redemptions::ActiveModel {
         id: Set(id),
         redeemed_at: Set(at),
         ..Default::default()
@@ -166,7 +166,7 @@ async fn purchased_at(app: &TestApp, id: i64, at: DateTime<Utc>) {
 /// Sets a coupon's stored status directly (for statuses no API in this test sets).
 async fn force_status(app: &TestApp, coupon_id: i64, status: i16) {
     use sea_orm::{ActiveModelTrait, Set};
-    entity::coupons::ActiveModel {
+    coupond::store::entity::coupons::ActiveModel {
         id: Set(coupon_id),
         status: Set(status),
         ..Default::default()
@@ -798,9 +798,9 @@ async fn reserve(app: &TestApp, code: &str, body: Value) -> Value {
 /// The id of the coupon's latest redemption.
 async fn redemption_of(app: &TestApp, coupon_id: i64) -> i64 {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
-    entity::redemptions::Entity::find()
-        .filter(entity::redemptions::Column::CouponId.eq(coupon_id))
-        .order_by_desc(entity::redemptions::Column::Id)
+    coupond::store::entity::redemptions::Entity::find()
+        .filter(coupond::store::entity::redemptions::Column::CouponId.eq(coupon_id))
+        .order_by_desc(coupond::store::entity::redemptions::Column::Id)
         .one(&app.db)
         .await
         .unwrap()

@@ -77,8 +77,8 @@ pub enum RevokeApiKeyResponse {
     Revoked,
 }
 
-impl From<entity::api_keys::Model> for ApiKey {
-    fn from(m: entity::api_keys::Model) -> ApiKey {
+impl From<crate::store::entity::api_keys::Model> for ApiKey {
+    fn from(m: crate::store::entity::api_keys::Model) -> ApiKey {
         ApiKey {
             scopes: store::api_keys::scopes_of(&m),
             groups: store::api_keys::groups_of(&m).unwrap_or_default(),

@@ -14,7 +14,7 @@ use poem::{
 use poem_openapi::{SecurityScheme, auth::Bearer};
 use sea_orm::DbErr;
 
-use entity::pools;
+use crate::store::entity::pools;
 use sea_orm::DatabaseConnection;
 
 use super::{
@@ -134,7 +134,7 @@ pub struct ApiKeyAuth(pub Caller);
 /// once per request by [`signed_requests`]. A failed look-up is kept and answered here, inside
 /// the operation, so the metrics count it under the operation it was meant for.
 #[derive(Clone)]
-struct BearerKey(Result<Option<entity::api_keys::Model>, DbErr>);
+struct BearerKey(Result<Option<crate::store::entity::api_keys::Model>, DbErr>);
 
 async fn authenticate(req: &Request, _bearer: Bearer) -> poem::Result<Caller> {
     let found = match req.data::<BearerKey>() {

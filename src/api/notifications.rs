@@ -1,8 +1,8 @@
 //! Notifications: a pool's expiry reminders and resend template, resending a coupon, and the
 //! email/SMS outbox for admins.
 
+use crate::store::entity::{outbox, pool_messages, pool_reminders};
 use chrono::{DateTime, Utc};
-use entity::{outbox, pool_messages, pool_reminders};
 use poem::web::Data;
 use poem_openapi::{
     Object, OpenApi,

@@ -42,8 +42,8 @@ pub struct UpdateOrg {
     pub poc_emails: Option<Vec<String>>,
 }
 
-impl From<entity::orgs::Model> for Org {
-    fn from(m: entity::orgs::Model) -> Org {
+impl From<crate::store::entity::orgs::Model> for Org {
+    fn from(m: crate::store::entity::orgs::Model) -> Org {
         Org {
             id: m.id,
             name: m.name,

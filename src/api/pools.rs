@@ -366,13 +366,17 @@ fn default_per_page() -> u64 {
 }
 
 /// The pool an admin key manages: 403 without `admin`, 404 outside the key's access groups.
-pub async fn find(state: &AppState, caller: &Caller, id: i64) -> ApiResult<entity::pools::Model> {
+pub async fn find(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+) -> ApiResult<crate::store::entity::pools::Model> {
     caller.require_in_pools(Scope::Admin)?;
     caller.pool(&state.db, id).await
 }
 
 /// The stored row as the API shows it. Stored JSON that no longer parses is a server fault.
-fn to_view(m: entity::pools::Model) -> ApiResult<Pool> {
+fn to_view(m: crate::store::entity::pools::Model) -> ApiResult<Pool> {
     use service::stored as parse;
     let remote: Option<service::pools::StoredRemote> = m.remote.as_ref().map(parse).transpose()?;
     Ok(Pool {

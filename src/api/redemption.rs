@@ -1,8 +1,8 @@
 //! Checkout: validating and redeeming codes against a basket, two-step redemptions
 //! (reservations), reversals and auto-redeem of every code in a checkout.
 
+use crate::store::entity::{coupons, redemptions};
 use chrono::{DateTime, Duration, Utc};
-use entity::{coupons, redemptions};
 use poem::web::Data;
 use poem_openapi::{
     ApiResponse, Object, OpenApi,

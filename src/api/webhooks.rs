@@ -66,8 +66,8 @@ pub enum DeleteWebhookResponse {
     Deleted,
 }
 
-impl From<entity::webhooks::Model> for Webhook {
-    fn from(m: entity::webhooks::Model) -> Webhook {
+impl From<crate::store::entity::webhooks::Model> for Webhook {
+    fn from(m: crate::store::entity::webhooks::Model) -> Webhook {
         Webhook {
             events: store::webhooks::events_of(&m),
             id: m.id,

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use crate::store::entity::imports;
 use chrono::Utc;
-use entity::imports;
 use sea_orm::{DatabaseConnection, DbErr};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;

@@ -6,8 +6,8 @@
 
 use std::{sync::Arc, time::Duration};
 
+use crate::store::entity::outbox;
 use chrono::{DateTime, TimeDelta, Utc};
-use entity::outbox;
 use sea_orm::{DatabaseConnection, DbErr};
 use tokio::{sync::Semaphore, task::JoinSet};
 use tokio_util::sync::CancellationToken;

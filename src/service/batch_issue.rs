@@ -9,8 +9,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::store::entity::{coupons, customers, imports, orgs, pools};
 use chrono::{DateTime, Utc};
-use entity::{coupons, customers, imports, orgs, pools};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, TransactionTrait};
 
 use super::{

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use entity::{api_keys, orgs, pools};
+use crate::store::entity::{api_keys, orgs, pools};
 use sea_orm::{ConnectionTrait, DbErr};
 
 use crate::{

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use entity::{imports, pools};
+use crate::store::entity::{imports, pools};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use tokio::{io::AsyncRead, sync::mpsc};
 use tokio_util::io::SyncIoBridge;

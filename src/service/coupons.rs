@@ -38,7 +38,10 @@ pub struct IssuedCoupon {
 }
 
 /// A coupon as it stands now: past its expiry it shows as expired before the sweep writes it.
-pub fn coupon_view(m: entity::coupons::Model, is_reversed: bool) -> Result<CustomerCoupon> {
+pub fn coupon_view(
+    m: crate::store::entity::coupons::Model,
+    is_reversed: bool,
+) -> Result<CustomerCoupon> {
     let stored =
         CouponStatus::from_i16(m.status).ok_or_else(|| Error::internal("unknown coupon status"))?;
     Ok(CustomerCoupon {
@@ -57,7 +60,10 @@ pub fn coupon_view(m: entity::coupons::Model, is_reversed: bool) -> Result<Custo
 }
 
 impl IssuedCoupon {
-    pub fn new(coupon: entity::coupons::Model, existing: bool) -> Result<IssuedCoupon> {
+    pub fn new(
+        coupon: crate::store::entity::coupons::Model,
+        existing: bool,
+    ) -> Result<IssuedCoupon> {
         Ok(IssuedCoupon {
             coupon: coupon_view(coupon, false)?,
             existing,

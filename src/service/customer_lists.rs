@@ -6,7 +6,7 @@
 
 use std::{future::Future, pin::Pin};
 
-use entity::{imports, pools};
+use crate::store::entity::{imports, pools};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 
 use crate::{

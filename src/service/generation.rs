@@ -6,7 +6,7 @@
 //! the position it persisted. Codes are unique by construction of the keyed permutation; the
 //! rare clash with a code uploaded elsewhere in the org is skipped, and the job makes more.
 
-use entity::{imports, pools};
+use crate::store::entity::{imports, pools};
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 

@@ -9,9 +9,9 @@
 
 use std::collections::VecDeque;
 
+use crate::store::entity::{coupons, customers, orgs, pools};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use entity::{coupons, customers, orgs, pools};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use serde_json::json;
 

@@ -4,8 +4,8 @@
 //! is the code itself (available, so it can be invalidated for everyone but not unassigned or
 //! transferred); customers' copies follow its status.
 
+use crate::store::entity::{coupons, customers};
 use chrono::{DateTime, Utc};
-use entity::{coupons, customers};
 use sea_orm::{DatabaseConnection, Set, TransactionTrait};
 
 use crate::{

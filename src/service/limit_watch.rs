@@ -4,8 +4,8 @@
 //! row in `pool_limit_alerts` flips to `below` (one replica wins the flip) and back when codes
 //! are added above the threshold again.
 
+use crate::store::entity::pools;
 use chrono::{DateTime, Utc};
-use entity::pools;
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use serde_json::json;
 

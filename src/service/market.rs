@@ -5,8 +5,8 @@ pub mod exchange;
 
 use std::collections::HashMap;
 
+use crate::store::entity::{market_products, pools};
 use chrono::{DateTime, Utc};
-use entity::{market_products, pools};
 use sea_orm::{ActiveValue::Set, DatabaseConnection, TransactionTrait};
 
 use super::{Error, Result};

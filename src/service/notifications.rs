@@ -2,9 +2,9 @@
 //! email/SMS outbox. Customer messages are rendered when they are queued, so what goes out is
 //! what the template said at that moment.
 
+use crate::store::entity::{coupons, customers, outbox, pool_messages, pool_reminders, pools};
 use chrono::Utc;
 use chrono_tz::Tz;
-use entity::{coupons, customers, outbox, pool_messages, pool_reminders, pools};
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use serde_json::{Value, json};
 

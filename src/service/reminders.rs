@@ -3,9 +3,9 @@
 //! never after it expired. A coupon that had a reminder has a `reminder_deliveries` row, written
 //! in the transaction that queues the message, so replicas and reruns queue it once.
 
+use crate::store::entity::{coupons, orgs, pool_reminders, pools};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use entity::{coupons, orgs, pool_reminders, pools};
 use sea_orm::{DatabaseConnection, TransactionTrait};
 
 use crate::{

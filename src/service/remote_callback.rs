@@ -9,8 +9,8 @@
 //! transaction that issues the code, and looked up again under the customer's row lock, so
 //! concurrent retries also end with one code.
 
+use crate::store::entity::{api_keys, customers, orgs, pools};
 use chrono::{DateTime, TimeDelta, Utc};
-use entity::{api_keys, customers, orgs, pools};
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 
 use crate::{

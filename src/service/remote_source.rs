@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use entity::{customers, pools};
+use crate::store::entity::{customers, pools};
 use rand::{Rng, distr::Alphanumeric};
 use reqwest::StatusCode;
 use serde_json::Value;

@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
+use crate::store::entity::{coupons, imports, pools};
 use chrono::Utc;
-use entity::{coupons, imports, pools};
 use poem_openapi::Enum;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
 

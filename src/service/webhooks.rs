@@ -9,8 +9,8 @@ use std::{
     time::Duration,
 };
 
+use crate::store::entity::{coupons, customers, outbox, webhooks};
 use chrono::{DateTime, TimeDelta, Utc};
-use entity::{coupons, customers, outbox, webhooks};
 use rand::Rng;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 use serde_json::{Value, json};

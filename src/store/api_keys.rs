@@ -1,7 +1,7 @@
 //! API keys: stored as SHA-256 hashes, looked up by hash, revoked by timestamp.
 
+use crate::store::entity::api_keys;
 use chrono::Utc;
-use entity::api_keys;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     Set,

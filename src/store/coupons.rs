@@ -2,8 +2,8 @@
 
 use std::collections::HashSet;
 
+use crate::store::entity::coupons;
 use chrono::Utc;
-use entity::coupons;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
     sea_query::{OnConflict, Query},
@@ -161,7 +161,7 @@ pub async fn reversed_among<C: ConnectionTrait>(
     db: &C,
     coupon_ids: Vec<i64>,
 ) -> Result<HashSet<i64>, DbErr> {
-    use entity::redemptions;
+    use crate::store::entity::redemptions;
     use sea_orm::QueryOrder;
     let mut latest: std::collections::HashMap<i64, bool> = std::collections::HashMap::new();
     for chunk in coupon_ids.chunks(1_000) {
@@ -189,14 +189,14 @@ pub async fn reversed_among<C: ConnectionTrait>(
 /// checkout needs all three for every code.
 #[derive(Debug, Clone)]
 pub struct PoolOf {
-    pub pool: entity::pools::Model,
+    pub pool: crate::store::entity::pools::Model,
     pub timezone: String,
 }
 
 impl sea_orm::FromQueryResult for PoolOf {
     fn from_query_result(row: &sea_orm::QueryResult, pre: &str) -> Result<PoolOf, DbErr> {
         Ok(PoolOf {
-            pool: entity::pools::Model::from_query_result(row, pre)?,
+            pool: crate::store::entity::pools::Model::from_query_result(row, pre)?,
             timezone: row.try_get("", ORG_TIMEZONE)?,
         })
     }
@@ -212,7 +212,7 @@ async fn with_pool<C: ConnectionTrait>(
     db: &C,
     query: sea_orm::Select<coupons::Entity>,
 ) -> Result<Vec<WithPool>, DbErr> {
-    use entity::{orgs, pools};
+    use crate::store::entity::{orgs, pools};
     use sea_orm::JoinType;
     let to_pool = coupons::Entity::belongs_to(pools::Entity)
         .from(coupons::Column::PoolId)
@@ -388,7 +388,7 @@ pub async fn list<C: ConnectionTrait>(
 }
 
 fn redeemed_at(org_id: i64, place: &RedeemedAt) -> sea_orm::sea_query::SelectStatement {
-    use entity::redemptions::Column as R;
+    use crate::store::entity::redemptions::Column as R;
     let (column, value) = match place {
         RedeemedAt::Store(v) => (R::StoreId, v),
         RedeemedAt::Zone(v) => (R::Zone, v),
@@ -396,7 +396,7 @@ fn redeemed_at(org_id: i64, place: &RedeemedAt) -> sea_orm::sea_query::SelectSta
     };
     Query::select()
         .column(R::CouponId)
-        .from(entity::redemptions::Entity)
+        .from(crate::store::entity::redemptions::Entity)
         .and_where(R::OrgId.eq(org_id))
         .and_where(column.eq(value.as_str()))
         .and_where(R::Active.eq(true))

@@ -1,7 +1,7 @@
 //! The customer's coupon history. Every state change writes its event in its own transaction.
 
+use crate::store::entity::{coupon_events, coupons};
 use chrono::Utc;
-use entity::{coupon_events, coupons};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, Set, sea_query::Query,

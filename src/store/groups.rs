@@ -1,7 +1,7 @@
 //! Access groups of an org, and the conditions that keep pool queries within a caller's groups.
 
+use crate::store::entity::{api_keys, groups, pools};
 use chrono::Utc;
-use entity::{api_keys, groups, pools};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
     PaginatorTrait, QueryFilter, QueryOrder, Set, sea_query::Query,

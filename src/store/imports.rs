@@ -5,8 +5,8 @@
 //! commits its counters and its checkpoint through [`record`], which is fenced by the lease: a
 //! worker that lost its lease cannot commit, so a row is never worked twice.
 
+use crate::store::entity::{import_issues, imports, job_files};
 use chrono::{DateTime, Utc};
-use entity::{import_issues, imports, job_files};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
     EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set, Statement,

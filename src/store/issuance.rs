@@ -4,8 +4,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::store::entity::{coupons, pool_allowed_customers, pools};
 use chrono::{DateTime, Utc};
-use entity::{coupons, pool_allowed_customers, pools};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter,
     QueryOrder, QuerySelect, Set, Statement,

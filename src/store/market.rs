@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
+use crate::store::entity::{coupons, market_exchanges, market_products};
 use chrono::{DateTime, Utc};
-use entity::{coupons, market_exchanges, market_products};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,

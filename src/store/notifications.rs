@@ -2,11 +2,11 @@
 //! scheduler's runs, the expiry sweep's batches, and the email/SMS side of the outbox (listing,
 //! retrying and cleaning up rows; claiming and marking live in `store::outbox`).
 
-use chrono::{DateTime, Utc};
-use entity::{
+use crate::store::entity::{
     coupon_events, coupons, idempotency_keys, outbox, pool_limit_alerts, pool_messages,
     pool_reminders, pools, redemptions, reminder_deliveries, scheduler_runs,
 };
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
     FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set, Statement,

@@ -1,7 +1,7 @@
 //! Tenants.
 
+use crate::store::entity::orgs;
 use chrono::Utc;
-use entity::orgs;
 use sea_orm::{
     ActiveModelTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QuerySelect, Set,
     TransactionTrait,

@@ -3,8 +3,8 @@
 //! (pushing their next attempt past the time a delivery can take), so replicas never send the
 //! same row at once and a worker that dies leaves its rows due again when the lease runs out.
 
+use crate::store::entity::outbox;
 use chrono::{DateTime, Utc};
-use entity::outbox;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter, Set,
     Statement,

@@ -1,6 +1,6 @@
 //! Pools' wallet pass templates and logos.
 
-use entity::pool_passes;
+use crate::store::entity::pool_passes;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, sea_query::OnConflict};
 
 pub async fn get<C: ConnectionTrait>(

@@ -1,7 +1,7 @@
 //! Pools: creation, look-up within an org, listing, edits and code-value updates.
 
+use crate::store::entity::{coupons, orgs, pools};
 use chrono::Utc;
-use entity::{coupons, orgs, pools};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, JoinType,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,

@@ -2,8 +2,8 @@
 //! the redeeming transaction, after the locks the service takes in its fixed order (customer,
 //! pool counter, coupon rows).
 
+use crate::store::entity::{pools, redemptions};
 use chrono::{DateTime, Utc};
-use entity::{pools, redemptions};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, Set,

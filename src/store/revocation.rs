@@ -1,8 +1,8 @@
 //! Revoking coupons (Capillary's "Revoke coupons"): set-based, a bounded batch per statement,
 //! each issued coupon's `coupon_revoke` event written in the same transaction.
 
+use crate::store::entity::{coupon_events, coupons};
 use chrono::{DateTime, Utc};
-use entity::{coupon_events, coupons};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, Set,
     sea_query::{Expr, ExprTrait, LockType, Order, Query},

@@ -1,7 +1,7 @@
 //! Webhook subscriptions of an org.
 
+use crate::store::entity::webhooks;
 use chrono::Utc;
-use entity::webhooks;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     Set,

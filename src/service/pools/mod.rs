@@ -3,7 +3,7 @@
 
 mod settings;
 
-use entity::pools;
+use crate::store::entity::pools;
 use sea_orm::{
     ActiveValue::Set, DatabaseConnection, DatabaseTransaction, IntoActiveModel, TransactionTrait,
 };

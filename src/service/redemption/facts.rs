@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::store::entity::{coupons, pools, redemptions};
 use chrono::{DateTime, Utc};
-use entity::{coupons, pools, redemptions};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 
 use super::{Located, Purchase};

@@ -2,8 +2,8 @@
 //! it. Both are safe to repeat: confirming a confirmed hold or releasing a released one answers
 //! with it as it is.
 
+use crate::store::entity::{coupons, redemptions};
 use chrono::Utc;
-use entity::{coupons, redemptions};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 
 use super::{Located, coupon_by_id, facts, invalid_transition, locate_by_id, settle, state_of};

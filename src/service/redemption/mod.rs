@@ -22,8 +22,8 @@ mod sweep;
 
 use std::collections::HashSet;
 
+use crate::store::entity::{coupons, customers, pools, redemptions};
 use chrono::{DateTime, Utc};
-use entity::{coupons, customers, pools, redemptions};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
 
 pub use holds::{confirm, release};

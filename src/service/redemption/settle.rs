@@ -1,8 +1,8 @@
 //! What a redemption does to the coupon rows: counts, gift card balance, status, assignment and
 //! the customer's event, written under the coupon's lock.
 
+use crate::store::entity::{coupons, redemptions};
 use chrono::{DateTime, Utc};
-use entity::{coupons, redemptions};
 use sea_orm::{DatabaseTransaction, Set};
 
 use super::{Located, status_of};

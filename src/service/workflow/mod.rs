@@ -5,8 +5,8 @@
 
 mod io;
 
+use crate::store::entity::{coupons, customers, orgs, pools};
 use chrono::Utc;
-use entity::{coupons, customers, orgs, pools};
 use poem_openapi::types::{ParseFromJSON, ToJSON};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use serde_json::Value;

@@ -1,4 +1,5 @@
-//! sea-orm entities, one module per table.
+//! sea-orm entities, one module per table. They live in the main crate so their columns can
+//! name domain types (enums stored as text or numbers, rule sets stored as JSON).
 
 pub mod prelude;
 

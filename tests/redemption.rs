@@ -10,6 +10,7 @@ use common::{
     fixtures::{customer, issue_ok, pool},
     json,
 };
+use coupond::domain::coupon::CouponStatus;
 use futures_util::future::join_all;
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
@@ -164,7 +165,7 @@ async fn purchased_at(app: &TestApp, id: i64, at: DateTime<Utc>) {
 }
 
 /// Sets a coupon's stored status directly (for statuses no API in this test sets).
-async fn force_status(app: &TestApp, coupon_id: i64, status: i16) {
+async fn force_status(app: &TestApp, coupon_id: i64, status: CouponStatus) {
     use sea_orm::{ActiveModelTrait, Set};
     coupond::store::entity::coupons::ActiveModel {
         id: Set(coupon_id),
@@ -232,8 +233,8 @@ both_databases! {
         let p = uploaded(&app, &["ST1", "ST2", "ST3"], json!({}), json!({})).await;
         let codes = [issue(&app, p, "ana").await, issue(&app, p, "ana").await, issue(&app, p, "ana").await];
         let ids: Vec<i64> = join_all(codes.iter().map(|c| coupon(&app, c))).await.iter().map(|c| c["id"].as_i64().unwrap()).collect();
-        force_status(&app, ids[0], 3).await;
-        force_status(&app, ids[1], 5).await;
+        force_status(&app, ids[0], CouponStatus::Expired).await;
+        force_status(&app, ids[1], CouponStatus::Revoked).await;
         assert_eq!(app.post(&format!("/v1/coupons/{}/invalidate", codes[2]), json!({})).await.status(), 200);
         assert_eq!(refused(&app, &codes[0], by(Some("ana"), 1000)).await, ["expired"]);
         assert_eq!(refused(&app, &codes[1], by(Some("ana"), 1000)).await, ["revoked"]);
@@ -545,7 +546,7 @@ both_databases! {
         let other_id = last["items"].as_array().unwrap().iter().find(|c| c["code"] == other.as_str()).unwrap()["id"].as_i64().unwrap();
         let other_redemption = events(&app, "coupon_redeem").await.len();
         assert_eq!(other_redemption, 2);
-        force_status(&app, other_id, 5).await;
+        force_status(&app, other_id, CouponStatus::Revoked).await;
         let rid = redemption_of(&app, other_id).await;
         let problem = expect_problem(app.post(&format!("/v1/redemptions/{rid}/reverse"), json!({})).await, 409, "invalid_transition").await;
         assert!(problem["detail"].as_str().unwrap().contains("revoked"), "{problem}");

@@ -145,7 +145,7 @@ impl CustomersApi {
                 let r = reversed.contains(&c.id);
                 coupon_view(c, r)
             })
-            .collect::<service::Result<_>>()?;
+            .collect();
         Ok(Json(CustomerCouponList { items }))
     }
 }

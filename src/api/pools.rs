@@ -10,7 +10,7 @@ use poem_openapi::{
 
 use super::{
     auth::{ApiKeyAuth, Caller},
-    error::{ApiError, ApiResult},
+    error::ApiResult,
     imports::Import,
     state::AppState,
     tags::ApiTags,
@@ -197,8 +197,8 @@ impl PoolsApi {
         auth.0.require_in_pools(Scope::Admin)?;
         let filter = store::pools::ListFilter {
             state: pool_state.0,
-            source: source.0.map(|s| s.as_str().to_string()),
-            discount_type: discount_type.0.map(|d| d.as_str().to_string()),
+            source: source.0,
+            discount_type: discount_type.0,
             include_archived: include_archived.0,
             claimed: None,
             access: auth.0.access.clone(),
@@ -382,11 +382,9 @@ fn to_view(m: crate::store::entity::pools::Model) -> ApiResult<Pool> {
     Ok(Pool {
         id: m.id,
         name: m.name,
-        source: PoolSource::parse(&m.source)
-            .ok_or_else(|| ApiError::internal("unknown pool source"))?,
+        source: m.source,
         pattern: m.pattern,
-        discount_type: DiscountType::parse(&m.discount_type)
-            .ok_or_else(|| ApiError::internal("unknown discount type"))?,
+        discount_type: m.discount_type,
         value: m.value,
         currency: m.currency,
         gift_card_min_value: m.gift_card_min_value,
@@ -394,8 +392,7 @@ fn to_view(m: crate::store::entity::pools::Model) -> ApiResult<Pool> {
         purchase_min: m.purchase_min,
         starts_at: m.starts_at,
         ends_at: m.ends_at,
-        state: PoolState::parse(&m.state)
-            .ok_or_else(|| ApiError::internal("unknown pool state"))?,
+        state: m.state,
         group_id: m.group_id,
         codes: parse(&m.code_options)?,
         issuance: parse(&m.issuance)?,

@@ -505,7 +505,7 @@ pub fn redemption_view(row: &redemptions::Model, coupon: &coupons::Model) -> Api
         recorded_at: row.recorded_at.unwrap_or(row.redeemed_at),
         reserved_until: row.reserved_until,
         reversed_at: row.reversed_at,
-        coupon_status: service::redemption::status_of(coupon)?,
+        coupon_status: coupon.status,
         coupon_balance: coupon.balance,
     })
 }

@@ -4,6 +4,8 @@
 use chrono::{DateTime, Days, NaiveTime, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 
+use super::discount::DiscountType;
+
 /// The tags a coupon message may use.
 pub const TAGS: [&str; 5] = ["code", "expires_on", "pool_name", "customer_name", "value"];
 
@@ -322,11 +324,15 @@ impl Channel {
 }
 
 /// A coupon's value as a customer reads it: `15%`, `5.00 EUR`, `free shipping`.
-pub fn display_value(discount_type: &str, value: Option<i64>, currency: Option<&str>) -> String {
+pub fn display_value(
+    discount_type: DiscountType,
+    value: Option<i64>,
+    currency: Option<&str>,
+) -> String {
     match (discount_type, value) {
-        ("free_shipping", _) => "free shipping".into(),
+        (DiscountType::FreeShipping, _) => "free shipping".into(),
         // Percentages are stored in basis points.
-        ("percentage", Some(v)) => {
+        (DiscountType::Percentage, Some(v)) => {
             let whole = v / 100;
             match v % 100 {
                 0 => format!("{whole}%"),
@@ -441,10 +447,22 @@ mod tests {
 
     #[test]
     fn values_read_naturally() {
-        assert_eq!(display_value("percentage", Some(1500), None), "15%");
-        assert_eq!(display_value("percentage", Some(1250), None), "12.50%");
-        assert_eq!(display_value("amount", Some(505), Some("EUR")), "5.05 EUR");
-        assert_eq!(display_value("free_shipping", None, None), "free shipping");
+        assert_eq!(
+            display_value(DiscountType::Percentage, Some(1500), None),
+            "15%"
+        );
+        assert_eq!(
+            display_value(DiscountType::Percentage, Some(1250), None),
+            "12.50%"
+        );
+        assert_eq!(
+            display_value(DiscountType::Amount, Some(505), Some("EUR")),
+            "5.05 EUR"
+        );
+        assert_eq!(
+            display_value(DiscountType::FreeShipping, None, None),
+            "free shipping"
+        );
     }
 
     #[test]

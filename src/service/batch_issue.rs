@@ -60,10 +60,7 @@ pub async fn run(run: &Run) -> Result<Outcome> {
         .await?
         .ok_or_else(|| Error::internal("the pool of a batch issue is gone"))?;
     let bulk = run.db.get_database_backend() == DbBackend::Postgres
-        && matches!(
-            PoolSource::parse(&pool.source),
-            Some(PoolSource::Uploaded | PoolSource::Bulk)
-        );
+        && matches!(pool.source, PoolSource::Uploaded | PoolSource::Bulk);
     // Each chunk's work owns its copies, so its future borrows only the transaction.
     let models = move || (org.clone(), pool.clone());
     if bulk {

@@ -14,6 +14,7 @@ use crate::{
     domain::{
         coupon::{check_uploaded_code, lookup_key},
         csv,
+        discount::DiscountType,
     },
     service::{
         Error, Result,
@@ -242,6 +243,6 @@ pub fn new_codes(pool: &pools::Model) -> NewCodes {
         org_id: pool.org_id,
         pool_id: pool.id,
         value: pool.value,
-        gift_card: pool.discount_type == "gift_card",
+        gift_card: pool.discount_type == DiscountType::GiftCard,
     }
 }

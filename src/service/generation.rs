@@ -40,21 +40,21 @@ pub async fn start(
     pool: &pools::Model,
     count: u64,
 ) -> Result<imports::Model> {
-    let source = PoolSource::parse(&pool.source);
-    if !matches!(source, Some(PoolSource::Generated | PoolSource::Bulk)) {
+    let source = pool.source;
+    if !matches!(source, PoolSource::Generated | PoolSource::Bulk) {
         return Err(Error::conflict(
             "wrong_source",
             format!(
                 "codes are generated only for `generated` and `bulk` pools; this one is `{}`",
-                pool.source
+                source.as_str()
             ),
         ));
     }
-    if pool.state == PoolState::Archived.as_str() {
+    if pool.state == PoolState::Archived {
         return Err(Error::conflict("pool_archived", "the pool is archived"));
     }
     let pattern = pool_pattern(pool)?;
-    let bulk = source == Some(PoolSource::Bulk);
+    let bulk = source == PoolSource::Bulk;
     let already = pool.generated_count.max(pool.generation_reserved) as u64;
     if bulk {
         pattern::check_bulk_batch(&pattern, already, count)

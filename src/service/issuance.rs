@@ -81,7 +81,7 @@ pub async fn issue_one(
     let found = caches.pool_and_org(db, org_id, pool_id).await?;
     let remote = found
         .as_ref()
-        .is_some_and(|(_, pool)| pool.source == PoolSource::Remote.as_str());
+        .is_some_and(|(_, pool)| pool.source == PoolSource::Remote);
     let run = || async {
         let (org, pool) = found.ok_or_else(|| Error::not_found("pool", pool_id))?;
         if !pool.claimed && !reaches_unclaimed {
@@ -169,7 +169,7 @@ impl Drop for Fetched {
 /// Batch issues run many issues in one transaction, which must not wait on HTTP calls; remote
 /// pools issue one request at a time.
 pub fn check_batchable(pool: &pools::Model) -> Result<()> {
-    if pool.source == PoolSource::Remote.as_str() {
+    if pool.source == PoolSource::Remote {
         return Err(Error::conflict(
             "remote_source",
             "a remote pool fetches each code from its source: issue one at a time with /issue",
@@ -191,7 +191,7 @@ pub async fn prefetch(
         pool_id: pool.id,
         codes: VecDeque::new(),
     };
-    if pool.source != PoolSource::Remote.as_str() {
+    if pool.source != PoolSource::Remote {
         return Ok(fetched);
     }
     let rules: IssuanceRules = parse(&pool.issuance)?;
@@ -236,9 +236,7 @@ pub async fn issue_in(
         expires_at: expiry::expires_at(&expiry_rules, now, ctx.tz, pool.ends_at),
         redeemable_from: Some(expiry::redeemable_from(&expiry_rules, now, ctx.tz)),
     };
-    let source =
-        PoolSource::parse(&pool.source).ok_or_else(|| Error::internal("unknown pool source"))?;
-    let coupon = claim(txn, pool, source, stamp, fetched).await?;
+    let coupon = claim(txn, pool, stamp, fetched).await?;
     store::events::record(txn, &coupon, Some(customer.id), EventKind::Issue, None).await?;
     webhooks::enqueue(
         txn,
@@ -369,10 +367,10 @@ pub fn context(
     IssueContext {
         now,
         tz,
-        pool_active: pool.state == PoolState::Active.as_str(),
+        pool_active: pool.state == PoolState::Active,
         pool_starts_at: pool.starts_at,
         pool_ends_at: pool.ends_at,
-        is_common: pool.source == PoolSource::Common.as_str(),
+        is_common: pool.source == PoolSource::Common,
         customer_level: facts.customer.level.clone(),
         on_allow_list: facts.on_allow_list,
         customer_issued_count: facts.history.issued_count,
@@ -387,11 +385,10 @@ pub fn context(
 async fn claim(
     txn: &DatabaseTransaction,
     pool: &pools::Model,
-    source: PoolSource,
     stamp: Stamp,
     fetched: &mut Fetched,
 ) -> Result<coupons::Model> {
-    match source {
+    match pool.source {
         PoolSource::Common => {
             let code = pool_pattern(pool)?
                 .common_code()
@@ -420,7 +417,7 @@ async fn claim(
             if let Some(c) = store::issuance::claim_available(txn, pool.id, stamp).await? {
                 return Ok(c);
             }
-            if source.mints_on_issue() {
+            if pool.source.mints_on_issue() {
                 return mint(txn, pool, stamp).await;
             }
             Err(exhausted())

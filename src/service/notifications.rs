@@ -210,7 +210,7 @@ pub async fn queue_resend<C: ConnectionTrait>(
     asked: Option<Channel>,
     dedup_key: String,
 ) -> Result<Resent> {
-    if CouponStatus::from_i16(coupon.status) != Some(CouponStatus::Issued) {
+    if coupon.status != CouponStatus::Issued {
         return Err(Error::conflict(
             "coupon_not_active",
             "only an issued coupon that is not used up, expired or withdrawn can be resent",
@@ -312,7 +312,7 @@ pub fn expiry_and_value(coupon: &coupons::Model, pool: &pools::Model, tz: Tz) ->
         .map(|t| t.with_timezone(&tz).format("%Y-%m-%d").to_string())
         .unwrap_or_default();
     let value = message::display_value(
-        &pool.discount_type,
+        pool.discount_type,
         coupon.value.or(pool.value),
         pool.currency.as_deref(),
     );

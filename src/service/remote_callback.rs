@@ -47,7 +47,8 @@ pub async fn serve(db: &DatabaseConnection, call: Call<'_>) -> Result<String> {
     if let Some(secret) = &key.signing_secret {
         signed::verify(&call.headers, secret, call.body)?;
     }
-    remote_call::check_agrees(request, &pool.discount_type, pool.value).map_err(mismatch)?;
+    remote_call::check_agrees(request, pool.discount_type.as_str(), pool.value)
+        .map_err(mismatch)?;
     let org = store::orgs::get(db, key.org_id)
         .await?
         .ok_or_else(|| Error::internal("a key's org vanished"))?;
@@ -113,7 +114,7 @@ async fn code_for(
 ) -> Result<String> {
     // A retry must not cost a remote pool a fetch from its source; other pools check only
     // under the lock below.
-    if pool.source == PoolSource::Remote.as_str() {
+    if pool.source == PoolSource::Remote {
         let txn = db.begin().await?;
         let answer = earlier.answer(&txn).await?;
         txn.commit().await?;

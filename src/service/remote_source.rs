@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::{
     domain::{
         coupon::check_uploaded_code,
+        discount::DiscountType,
         remote::{RemoteCodeRequest, parse_code_response, percent_text},
         signature,
     },
@@ -64,9 +65,9 @@ pub fn request_body(
             .clone()
             .unwrap_or_else(|| format!("pool-{}", pool.id)),
         customer: customer.external_id.clone(),
-        kind: Some(pool.discount_type.clone()),
+        kind: Some(pool.discount_type.as_str().to_string()),
         value: pool.value.map(|v| v.to_string()),
-        coupon_percentage: (pool.discount_type == "percentage")
+        coupon_percentage: (pool.discount_type == DiscountType::Percentage)
             .then_some(pool.value)
             .flatten()
             .map(percent_text),

@@ -19,7 +19,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     domain::{
-        coupon::CouponStatus,
         signature,
         webhook::{self, MAX_ATTEMPTS, WebhookEvent},
     },
@@ -124,7 +123,7 @@ pub fn coupon_data(coupon: &coupons::Model, customer: Option<&customers::Model>)
             "id": coupon.id,
             "code": coupon.code,
             "pool_id": coupon.pool_id,
-            "status": CouponStatus::from_i16(coupon.status).map(CouponStatus::as_str),
+            "status": coupon.status.as_str(),
             "issued_at": coupon.issued_at,
             "expires_at": coupon.expires_at,
             "redeemable_from": coupon.redeemable_from,

@@ -52,7 +52,7 @@ pub async fn insert_available<C: ConnectionTrait>(
                 new.org_id.into(),
                 new.pool_id.into(),
                 code.clone().into(),
-                CouponStatus::Available.as_i16().into(),
+                CouponStatus::Available.into(),
                 new.value.into(),
                 balance.into(),
                 now.into(),
@@ -84,7 +84,7 @@ pub async fn count_by_status<C: ConnectionTrait>(
     let now = Utc::now();
     let mut counts = Vec::new();
     for (expired, when) in [(false, live(now)), (true, lapsed(now))] {
-        let rows: Vec<(i16, i64)> = coupons::Entity::find()
+        let rows: Vec<(CouponStatus, i64)> = coupons::Entity::find()
             .select_only()
             .column(coupons::Column::Status)
             .column_as(coupons::Column::Id.count(), "n")
@@ -95,13 +95,10 @@ pub async fn count_by_status<C: ConnectionTrait>(
             .all(db)
             .await?;
         for (stored, n) in rows {
-            let Some(status) = CouponStatus::from_i16(stored) else {
-                continue;
-            };
             let status = if expired {
                 CouponStatus::Expired
             } else {
-                status
+                stored
             };
             match counts.iter_mut().find(|(s, _)| *s == status) {
                 Some((_, total)) => *total += n,
@@ -113,12 +110,7 @@ pub async fn count_by_status<C: ConnectionTrait>(
 }
 
 /// Statuses that lapse into `expired` once the coupon's expiry has passed.
-fn lapsing() -> [i16; 2] {
-    [
-        CouponStatus::Available.as_i16(),
-        CouponStatus::Issued.as_i16(),
-    ]
-}
+const LAPSING: [CouponStatus; 2] = [CouponStatus::Available, CouponStatus::Issued];
 
 /// Rows whose stored status is what they are now.
 fn live(now: chrono::DateTime<Utc>) -> Condition {
@@ -128,17 +120,17 @@ fn live(now: chrono::DateTime<Utc>) -> Condition {
 /// Available or issued rows past their expiry: expired now, whatever the row says.
 fn lapsed(now: chrono::DateTime<Utc>) -> Condition {
     Condition::all()
-        .add(coupons::Column::Status.is_in(lapsing()))
+        .add(coupons::Column::Status.is_in(LAPSING))
         .add(coupons::Column::ExpiresAt.is_not_null())
         .add(coupons::Column::ExpiresAt.lt(now))
 }
 
 /// Rows with this status now.
 fn status_now(status: CouponStatus, now: chrono::DateTime<Utc>) -> Condition {
-    let stored = Condition::all().add(coupons::Column::Status.eq(status.as_i16()));
+    let stored = Condition::all().add(coupons::Column::Status.eq(status));
     match status {
         CouponStatus::Expired => Condition::any().add(stored).add(lapsed(now)),
-        s if lapsing().contains(&s.as_i16()) => stored.add(live(now)),
+        s if LAPSING.contains(&s) => stored.add(live(now)),
         _ => stored,
     }
 }

@@ -88,7 +88,7 @@ pub async fn available_counts<C: ConnectionTrait>(
         .column(coupons::Column::PoolId)
         .column_as(coupons::Column::Id.count(), "n")
         .filter(coupons::Column::PoolId.is_in(pool_ids.iter().copied()))
-        .filter(coupons::Column::Status.eq(CouponStatus::Available.as_i16()))
+        .filter(coupons::Column::Status.eq(CouponStatus::Available))
         .group_by(coupons::Column::PoolId)
         .into_tuple()
         .all(db)

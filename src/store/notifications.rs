@@ -142,7 +142,7 @@ pub async fn reminder_candidates<C: ConnectionTrait>(
          AND NOT EXISTS (SELECT 1 FROM reminder_deliveries d \
          WHERE d.reminder_id = $6 AND d.coupon_id = c.id) ORDER BY c.id LIMIT $7",
         [
-            CouponStatus::Issued.as_i16().into(),
+            CouponStatus::Issued.into(),
             now.into(),
             window_end.into(),
             pool_id.into(),
@@ -242,10 +242,10 @@ pub async fn expire_batch<C: ConnectionTrait>(
         backend,
         sql,
         [
-            CouponStatus::Expired.as_i16().into(),
+            CouponStatus::Expired.into(),
             now.into(),
-            CouponStatus::Available.as_i16().into(),
-            CouponStatus::Issued.as_i16().into(),
+            CouponStatus::Available.into(),
+            CouponStatus::Issued.into(),
             now.into(),
             (limit as i64).into(),
         ],
@@ -445,11 +445,8 @@ pub async fn run_out_holds<C: ConnectionTrait>(
 /// Active pools whose codes can run out (uploaded or generated), for the limit watch.
 pub async fn pools_with_codes<C: ConnectionTrait>(db: &C) -> Result<Vec<pools::Model>, DbErr> {
     pools::Entity::find()
-        .filter(pools::Column::State.eq(PoolState::Active.as_str()))
-        .filter(pools::Column::Source.is_in([
-            PoolSource::Uploaded.as_str(),
-            PoolSource::Generated.as_str(),
-        ]))
+        .filter(pools::Column::State.eq(PoolState::Active))
+        .filter(pools::Column::Source.is_in([PoolSource::Uploaded, PoolSource::Generated]))
         .order_by_asc(pools::Column::Id)
         .all(db)
         .await
@@ -466,7 +463,7 @@ pub async fn available_up_to<C: ConnectionTrait>(
         .select_only()
         .column(coupons::Column::Id)
         .filter(coupons::Column::PoolId.eq(pool_id))
-        .filter(coupons::Column::Status.eq(CouponStatus::Available.as_i16()))
+        .filter(coupons::Column::Status.eq(CouponStatus::Available))
         .limit(cap)
         .into_tuple()
         .all(db)

@@ -32,7 +32,7 @@ pub async fn revoke_batch<C: ConnectionTrait>(
     pick.column(coupons::Column::Id)
         .from(coupons::Entity)
         .and_where(coupons::Column::PoolId.eq(t.pool_id))
-        .and_where(coupons::Column::Status.eq(t.status.as_i16()))
+        .and_where(coupons::Column::Status.eq(t.status))
         .order_by(coupons::Column::Id, Order::Asc)
         .limit(limit);
     if let Some(ids) = t.customers {
@@ -45,14 +45,11 @@ pub async fn revoke_batch<C: ConnectionTrait>(
     update
         .table(coupons::Entity)
         .values([
-            (
-                coupons::Column::Status,
-                CouponStatus::Revoked.as_i16().into(),
-            ),
+            (coupons::Column::Status, CouponStatus::Revoked.into()),
             (coupons::Column::LastStatusChangeAt, now.into()),
         ])
         .and_where(Expr::col(coupons::Column::Id).in_subquery(pick))
-        .and_where(coupons::Column::Status.eq(t.status.as_i16()))
+        .and_where(coupons::Column::Status.eq(t.status))
         .returning_all();
     let revoked = db
         .query_all(&update)

@@ -200,10 +200,7 @@ pub async fn refund_withdrawn<C: ConnectionTrait>(
     db: &C,
     coupons: &[coupons::Model],
 ) -> std::result::Result<(), DbErr> {
-    let withdrawn = [
-        CouponStatus::Revoked.as_i16(),
-        CouponStatus::Invalidated.as_i16(),
-    ];
+    let withdrawn = [CouponStatus::Revoked, CouponStatus::Invalidated];
     let ids: Vec<i64> = coupons
         .iter()
         .filter(|c| c.customer_id.is_some() && withdrawn.contains(&c.status))

@@ -93,9 +93,9 @@ pub async fn create(
     let row = pools::ActiveModel {
         org_id: Set(org_id),
         name: Set(input.name.trim().to_string()),
-        source: Set(input.source.as_str().into()),
+        source: Set(input.source),
         pattern: Set(pattern_text),
-        discount_type: Set(input.discount_type.as_str().into()),
+        discount_type: Set(input.discount_type),
         value: Set(input.value),
         currency: Set(input.currency.clone()),
         gift_card_min_value: Set(input.gift_card_min_value),
@@ -103,7 +103,7 @@ pub async fn create(
         purchase_min: Set(input.purchase_min),
         starts_at: Set(input.starts_at),
         ends_at: Set(input.ends_at),
-        state: Set(input.state.unwrap_or_default().as_str().into()),
+        state: Set(input.state.unwrap_or_default()),
         group_id: Set(input.group_id),
         code_options: Set(json(&codes)?),
         issuance: Set(json(&input.issuance)?),
@@ -152,18 +152,14 @@ pub async fn create(
 }
 
 fn validate_settings(input: &CreatePool) -> Result<()> {
-    pool::validate_value(
-        input.discount_type.as_str(),
-        input.value,
-        input.currency.as_deref(),
-    )?;
+    pool::validate_value(input.discount_type, input.value, input.currency.as_deref())?;
     pool::validate_window(input.starts_at, input.ends_at)?;
     pool::validate_reminders(&input.reminders)?;
     pool::validate_reminders_reach(&input.reminders, input.expiry.coupons_expire(input.ends_at))?;
     input.issuance.validate()?;
     input.redemption.validate()?;
     input.expiry.validate_with_offer_end(input.ends_at)?;
-    pool::validate_redemption_for_source(input.source.as_str(), &input.redemption)?;
+    pool::validate_redemption_for_source(input.source, &input.redemption)?;
     let gift_card = input.discount_type == DiscountType::GiftCard;
     if gift_card {
         pool::validate_gift_card(
@@ -223,7 +219,7 @@ async fn check_shape_free(
         };
         let theirs = parse_pattern(theirs, &code_options(&other)?)?;
         let same_fixed_part = source == PoolSource::RandomizedCommon
-            && PoolSource::parse(&other.source) == Some(PoolSource::RandomizedCommon)
+            && other.source == PoolSource::RandomizedCommon
             && parsed.fixed_start() == theirs.fixed_start();
         if same_fixed_part || parsed.overlaps(&theirs) {
             return Err(Error::conflict(
@@ -346,26 +342,23 @@ pub async fn update(
     }
     let old_value = pool.value;
     let org_id = pool.org_id;
-    let discount_type = pool.discount_type.clone();
+    let discount_type = pool.discount_type;
     let mut row = pool.into_active_model();
     if let Some(v) = input.name {
         row.name = Set(v.trim().to_string());
     }
     if let Some(v) = input.state {
-        row.state = Set(v.as_str().into());
+        row.state = Set(v);
     }
     if !input.group_id.is_undefined() {
         row.group_id = Set(input.group_id.value().copied());
     }
     if let Some(v) = input.source {
-        row.source = Set(v.as_str().into());
+        row.source = Set(v);
     }
     if let Some(v) = input.pattern {
-        let source = input
-            .source
-            .or_else(|| PoolSource::parse(row.source.as_ref()));
+        let source = *row.source.as_ref();
         let parsed = parse_pattern(&v, &super::stored(row.code_options.as_ref())?)?;
-        let source = source.ok_or_else(|| Error::internal("a pool's stored source is unknown"))?;
         check_source(source, Some(&parsed))?;
         check_shape_free(
             &txn,
@@ -384,7 +377,7 @@ pub async fn update(
         new_value != old_value,
     )?;
     let currency = input.currency.clone().or(row.currency.clone().unwrap());
-    pool::validate_value(&discount_type, new_value, currency.as_deref())?;
+    pool::validate_value(discount_type, new_value, currency.as_deref())?;
     row.value = Set(new_value);
     row.currency = Set(currency);
     if input.gift_card_min_value.is_some() {
@@ -393,7 +386,7 @@ pub async fn update(
     if input.gift_card_min_redemption.is_some() {
         row.gift_card_min_redemption = Set(input.gift_card_min_redemption);
     }
-    if discount_type == "gift_card" {
+    if discount_type == DiscountType::GiftCard {
         pool::validate_gift_card(
             new_value,
             row.gift_card_min_value.clone().unwrap(),
@@ -426,7 +419,7 @@ pub async fn update(
         .is_some_and(|r| r.max_total.is_some());
     if let Some(v) = input.redemption {
         v.validate()?;
-        pool::validate_redemption_for_source(row.source.as_ref(), &v)?;
+        pool::validate_redemption_for_source(*row.source.as_ref(), &v)?;
         row.redemption = Set(json(&v)?);
     }
     if let Some(v) = input.expiry {
@@ -456,7 +449,7 @@ pub async fn update(
     }
     if new_value != old_value {
         let match_old = input.match_value.then_some(old_value);
-        let gift_card = discount_type == DiscountType::GiftCard.as_str();
+        let gift_card = discount_type == DiscountType::GiftCard;
         store::pools::apply_value(
             &txn,
             saved.id,
@@ -473,16 +466,16 @@ pub async fn update(
 
 /// Refuses uploads into pools whose codes come from elsewhere.
 pub fn check_uploadable(pool: &pools::Model) -> Result<()> {
-    if pool.source != PoolSource::Uploaded.as_str() {
+    if pool.source != PoolSource::Uploaded {
         return Err(Error::conflict(
             "wrong_source",
             format!(
                 "codes can be uploaded only into `uploaded` pools; this one is `{}`",
-                pool.source
+                pool.source.as_str()
             ),
         ));
     }
-    if pool.state == PoolState::Archived.as_str() {
+    if pool.state == PoolState::Archived {
         return Err(Error::conflict("pool_archived", "the pool is archived"));
     }
     Ok(())
@@ -501,8 +494,7 @@ pub async fn stats(db: &DatabaseConnection, pool: &pools::Model) -> Result<PoolS
         revoked: count(CouponStatus::Revoked),
         remaining: None,
     };
-    let source =
-        PoolSource::parse(&pool.source).ok_or_else(|| Error::internal("unknown pool source"))?;
+    let source = pool.source;
     let mut mintable = 0;
     if source.mints_on_issue() {
         let codes: CodeOptions = super::stored(&pool.code_options)?;
@@ -514,7 +506,7 @@ pub async fn stats(db: &DatabaseConnection, pool: &pools::Model) -> Result<PoolS
     let rules: IssuanceRules = super::stored(&pool.issuance)?;
     stats.remaining = pool::remaining(&pool::Stock {
         source,
-        ended: pool.state == PoolState::Archived.as_str()
+        ended: pool.state == PoolState::Archived
             || pool.ends_at.is_some_and(|end| end <= chrono::Utc::now()),
         available: stats.available,
         mintable,

@@ -30,7 +30,7 @@ pub async fn confirm(db: &DatabaseConnection, org_id: i64, id: i64) -> Result<Se
     }
     let target = locked.located.target();
     Change::Confirm
-        .check_at(locked.located.status()?, target.expires_at, now)
+        .check_at(locked.located.status(), target.expires_at, now)
         .map_err(invalid_transition)?;
     let row = store::redemptions::confirm(&txn, id).await?;
     let coupon = settle::settle(&txn, &locked.located, &row, settle::Spent::Held, now).await?;

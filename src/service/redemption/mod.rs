@@ -95,18 +95,18 @@ impl Located {
     }
 
     fn is_gift_card(&self) -> bool {
-        self.pool.discount_type == crate::domain::discount::DiscountType::GiftCard.as_str()
+        self.pool.discount_type == DiscountType::GiftCard
     }
 
     /// The status the rules see. A common code withdrawn or used up as a whole (its own row)
     /// is so for every copy.
-    fn status(&self) -> Result<CouponStatus> {
-        let code = status_of(&self.code_row)?;
+    fn status(&self) -> CouponStatus {
+        let code = self.code_row.status;
         match &self.copy {
             Some(copy) if matches!(code, CouponStatus::Available | CouponStatus::Issued) => {
-                status_of(copy)
+                copy.status
             }
-            _ => Ok(code),
+            _ => code,
         }
     }
 
@@ -118,10 +118,6 @@ impl Located {
             store::redemptions::Scope::Coupon(self.target().id)
         }
     }
-}
-
-pub fn status_of(row: &coupons::Model) -> Result<CouponStatus> {
-    CouponStatus::from_i16(row.status).ok_or_else(|| Error::internal("unknown coupon status"))
 }
 
 /// Finds the coupon a typed code names: the exact code first (one indexed look-up), then, if
@@ -188,12 +184,8 @@ fn located(code_row: coupons::Model, copy: Option<coupons::Model>, of: PoolOf) -
     let pool = of.pool;
     Ok(Located {
         tz: crate::service::org_tz(&of.timezone)?,
-        rules: RedemptionRules::for_type(
-            parse(&pool.redemption)?,
-            DiscountType::parse(&pool.discount_type)
-                .ok_or_else(|| Error::internal("unknown discount type"))?,
-        ),
-        is_common: pool.source == PoolSource::Common.as_str(),
+        rules: RedemptionRules::for_type(parse(&pool.redemption)?, pool.discount_type),
+        is_common: pool.source == PoolSource::Common,
         pool,
         code_row,
         copy,

@@ -170,7 +170,7 @@ async fn pass_facts(
         None => String::new(),
     };
     let (expires_on, value) = notifications::expiry_and_value(row, pool, located.tz);
-    let stored = redemption::status_of(row)?;
+    let stored = row.status;
     let (template, logo) = saved(db, pool.id).await?;
     let facts = PassFacts {
         org_id,

@@ -1,5 +1,10 @@
 use sea_orm::entity::prelude::*;
 
+use crate::domain::{
+    discount::DiscountType,
+    pool::{PoolSource, PoolState},
+};
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "pools")]
 pub struct Model {
@@ -7,9 +12,9 @@ pub struct Model {
     pub id: i64,
     pub org_id: i64,
     pub name: String,
-    pub source: String,
+    pub source: PoolSource,
     pub pattern: Option<String>,
-    pub discount_type: String,
+    pub discount_type: DiscountType,
     pub value: Option<i64>,
     pub currency: Option<String>,
     pub gift_card_min_value: Option<i64>,
@@ -17,7 +22,7 @@ pub struct Model {
     pub purchase_min: Option<i64>,
     pub starts_at: Option<DateTimeUtc>,
     pub ends_at: Option<DateTimeUtc>,
-    pub state: String,
+    pub state: PoolState,
     /// The access group the pool belongs to; none for an ungrouped pool.
     pub group_id: Option<i64>,
     pub code_options: Json,

@@ -69,8 +69,8 @@ impl From<crate::store::entity::imports::Model> for Import {
         Import {
             issues_url: format!("/v1/imports/{}/issues", m.id),
             id: m.id,
-            kind: m.kind,
-            state: m.state,
+            kind: m.kind.as_str().to_string(),
+            state: m.state.as_str().to_string(),
             pool_id: m.pool_id,
             total: m.total,
             done: m.done,

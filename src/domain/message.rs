@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Days, NaiveTime, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
+use sea_orm::{DeriveActiveEnum, EnumIter, sea_query::StringLen};
 
 use super::discount::DiscountType;
 
@@ -300,27 +301,61 @@ pub fn retry_delay(base: TimeDelta, failed_attempts: i32, jitter: f64) -> TimeDe
 }
 
 /// How a customer message goes out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+// Stored as its name in `pool_reminders.channel`: never rename a `string_value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum, EnumIter, DeriveActiveEnum)]
 #[oai(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
 pub enum Channel {
+    #[sea_orm(string_value = "sms")]
     Sms,
+    #[sea_orm(string_value = "email")]
     Email,
 }
 
-impl Channel {
-    /// The outbox channel name (`store::outbox::SMS` / `EMAIL`).
+/// What an outbox row is sent as: a customer message, or a webhook delivery.
+// Stored as its name in `outbox.channel`: never rename a `string_value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum OutboxChannel {
+    #[sea_orm(string_value = "webhook")]
+    Webhook,
+    #[sea_orm(string_value = "email")]
+    Email,
+    #[sea_orm(string_value = "sms")]
+    Sms,
+}
+
+impl OutboxChannel {
+    /// The stored name, as the API shows it.
     pub fn as_str(self) -> &'static str {
         match self {
-            Channel::Sms => "sms",
-            Channel::Email => "email",
+            OutboxChannel::Webhook => "webhook",
+            OutboxChannel::Email => "email",
+            OutboxChannel::Sms => "sms",
         }
     }
+}
 
-    pub fn parse(s: &str) -> Option<Channel> {
-        [Channel::Sms, Channel::Email]
-            .into_iter()
-            .find(|c| c.as_str() == s)
+impl From<Channel> for OutboxChannel {
+    fn from(channel: Channel) -> OutboxChannel {
+        match channel {
+            Channel::Sms => OutboxChannel::Sms,
+            Channel::Email => OutboxChannel::Email,
+        }
     }
+}
+
+/// What came of an expiry reminder for one coupon.
+// Stored as its name in `reminder_deliveries.outcome`: never rename a `string_value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum ReminderOutcome {
+    /// The message is in the outbox.
+    #[sea_orm(string_value = "queued")]
+    Queued,
+    /// The holder has no address on the reminder's channel; nothing was queued.
+    #[sea_orm(string_value = "no_address")]
+    NoAddress,
 }
 
 /// A coupon's value as a customer reads it: `15%`, `5.00 EUR`, `free shipping`.
@@ -376,6 +411,38 @@ impl OutboxState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn channels_keep_their_stored_names() {
+        use sea_orm::{ActiveEnum, Iterable};
+        let stored: Vec<(Channel, String)> = Channel::iter().map(|c| (c, c.to_value())).collect();
+        assert_eq!(
+            stored,
+            [
+                (Channel::Sms, "sms".to_string()),
+                (Channel::Email, "email".to_string()),
+            ]
+        );
+        for (channel, name) in stored {
+            assert_eq!(Channel::try_from_value(&name).unwrap(), channel);
+            // A message's outbox row is on the channel of the same name.
+            assert_eq!(OutboxChannel::from(channel).to_value(), name);
+        }
+        let outbox: Vec<(String, &str)> = OutboxChannel::iter()
+            .map(|c| (c.to_value(), c.as_str()))
+            .collect();
+        assert_eq!(
+            outbox,
+            [
+                ("webhook".to_string(), "webhook"),
+                ("email".to_string(), "email"),
+                ("sms".to_string(), "sms"),
+            ]
+        );
+        assert!(OutboxChannel::try_from_value(&"push".to_string()).is_err());
+        let outcomes: Vec<String> = ReminderOutcome::iter().map(|o| o.to_value()).collect();
+        assert_eq!(outcomes, ["queued", "no_address"]);
+    }
     use chrono_tz::Europe::Madrid;
 
     fn utc(s: &str) -> DateTime<Utc> {

@@ -10,6 +10,7 @@ pub mod discount;
 pub mod expiry;
 pub mod generator;
 pub mod issuance;
+pub mod job;
 pub mod market;
 pub mod message;
 pub mod org;

@@ -25,6 +25,7 @@ use crate::{
         customer::CustomerIdentifier,
         expiry::{self, ExpiryRules},
         issuance::{self, Decision, IssuanceRules, RefusalCode},
+        job::JobKind,
         pool::PoolSource,
         webhook::WebhookEvent,
     },
@@ -47,7 +48,7 @@ pub async fn start(
     pool: &pools::Model,
     file: Vec<u8>,
 ) -> Result<imports::Model> {
-    customer_lists::create_job(db, pool, "issue_batch", file, None).await
+    customer_lists::create_job(db, pool, JobKind::IssueBatch, file, None).await
 }
 
 /// The batch-issue job's work, from its checkpoint to the end of the list.

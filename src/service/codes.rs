@@ -15,6 +15,7 @@ use crate::{
         coupon::{check_uploaded_code, lookup_key},
         csv,
         discount::DiscountType,
+        job::JobKind,
     },
     service::{
         Error, Result,
@@ -74,7 +75,7 @@ async fn upload(
     let job = NewJob {
         org_id: pool.org_id,
         pool_id: Some(pool.id),
-        kind: "codes",
+        kind: JobKind::Codes,
         total: 0,
         params: None,
         file: None,

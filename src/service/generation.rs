@@ -13,6 +13,7 @@ use serde_json::json;
 use crate::{
     domain::{
         generator::Generator,
+        job::JobKind,
         pattern::{self, Pattern},
         pool::{PoolSource, PoolState},
     },
@@ -81,7 +82,7 @@ pub async fn start(
     let job = NewJob {
         org_id: pool.org_id,
         pool_id: Some(pool.id),
-        kind: "generate",
+        kind: JobKind::Generate,
         total: count as i64,
         params: Some(json!({ "count": count })),
         file: None,

@@ -20,6 +20,7 @@ use crate::{
         customer::CustomerIdentifier,
         expiry::{self, ExpiryRules},
         issuance::{self, Decision, IssuanceRules, IssueContext, RefusalCode},
+        message::OutboxChannel,
         pool::{PoolSource, PoolState},
         webhook::WebhookEvent,
     },
@@ -339,7 +340,7 @@ pub async fn issual_limit_near<C: ConnectionTrait>(
         outbox::push(
             db,
             org.id,
-            outbox::EMAIL,
+            OutboxChannel::Email,
             format!("email:{occurrence}"),
             email,
         )

@@ -10,7 +10,11 @@ use sea_orm::{DatabaseConnection, TransactionTrait};
 use serde_json::json;
 
 use crate::{
-    domain::{issuance::IssuanceRules, message, webhook::WebhookEvent},
+    domain::{
+        issuance::IssuanceRules,
+        message::{self, OutboxChannel},
+        webhook::WebhookEvent,
+    },
     service::{Error, Result, webhooks},
     store,
 };
@@ -74,7 +78,7 @@ async fn notify(
         let (subject, text) = message::codes_left_notice(&pool.name, codes_left);
         let email = json!({"to": to, "subject": subject, "text": text});
         let key = format!("email:{occurrence}");
-        store::outbox::push(&txn, org.id, store::outbox::EMAIL, key, email).await?;
+        store::outbox::push(&txn, org.id, OutboxChannel::Email, key, email).await?;
     }
     txn.commit().await?;
     Ok(true)

@@ -104,7 +104,7 @@ fn check_reminder(i: usize, spec: ReminderSpec) -> Result<store::notifications::
     Ok(store::notifications::NewReminder {
         days_before: spec.days_before as i32,
         at_time: at.format("%H:%M").to_string(),
-        channel: spec.channel.as_str().to_string(),
+        channel: spec.channel,
         subject: spec.subject,
         template: spec.template,
         allow_unicode: spec.allow_unicode,
@@ -240,7 +240,7 @@ pub async fn queue_resend<C: ConnectionTrait>(
         customer,
         tz,
     })?;
-    store::outbox::push(db, pool.org_id, channel.as_str(), dedup_key, payload).await?;
+    store::outbox::push(db, pool.org_id, channel.into(), dedup_key, payload).await?;
     Ok(Resent { channel, to })
 }
 

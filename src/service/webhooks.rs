@@ -19,10 +19,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     domain::{
+        message::OutboxChannel,
         signature,
         webhook::{self, MAX_ATTEMPTS, WebhookEvent},
     },
-    store::{self, events::EventKind, outbox::WEBHOOK},
+    store::{self, events::EventKind},
 };
 
 /// Rows a worker claims at once.
@@ -84,7 +85,7 @@ pub async fn enqueue_many<C: ConnectionTrait>(
             ));
         }
     }
-    store::outbox::push_many(db, org_id, WEBHOOK, messages).await
+    store::outbox::push_many(db, org_id, OutboxChannel::Webhook, messages).await
 }
 
 /// Announces a change of a coupon that subscribers may follow (redeemed, reversed,
@@ -268,7 +269,7 @@ impl Worker {
         let claimed = store::outbox::claim(
             &self.db,
             store::outbox::Claim {
-                channel: WEBHOOK,
+                channel: OutboxChannel::Webhook,
                 now,
                 lease_until: now + LEASE,
                 max_attempts: MAX_ATTEMPTS,

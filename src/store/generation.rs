@@ -9,11 +9,11 @@ use sea_orm::{
 };
 
 use crate::{
-    domain::coupon::CouponStatus,
+    domain::{coupon::CouponStatus, job::JobState},
     store::{
         self,
         coupons::NewCodes,
-        imports::{Lease, Progress, RUNNING},
+        imports::{Lease, Progress},
     },
 };
 
@@ -108,7 +108,7 @@ async fn copy_chunk(
     .bind(to as i64)
     .bind(lease.job_id)
     .bind(&lease.owner)
-    .bind(RUNNING)
+    .bind(JobState::Running.as_str())
     .execute(&mut *tx)
     .await?;
     if held.rows_affected() != 1 {

@@ -14,9 +14,7 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait},
 };
 
-pub const RUNNING: &str = "running";
-pub const DONE: &str = "done";
-pub const FAILED: &str = "failed";
+use crate::domain::job::{JobKind, JobState};
 
 /// A worker's hold on a job row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +27,7 @@ pub struct Lease {
 pub struct NewJob<'a> {
     pub org_id: i64,
     pub pool_id: Option<i64>,
-    pub kind: &'a str,
+    pub kind: JobKind,
     pub total: i64,
     /// The job's input besides its file (a generation's count).
     pub params: Option<serde_json::Value>,
@@ -47,8 +45,8 @@ pub async fn create(db: &DatabaseConnection, job: NewJob<'_>) -> Result<imports:
     let row = imports::ActiveModel {
         org_id: Set(job.org_id),
         pool_id: Set(job.pool_id),
-        kind: Set(job.kind.to_string()),
-        state: Set(RUNNING.to_string()),
+        kind: Set(job.kind),
+        state: Set(JobState::Running),
         total: Set(job.total),
         done: Set(0),
         accepted: Set(0),
@@ -102,7 +100,12 @@ pub async fn claim<C: ConnectionTrait>(
     let stmt = Statement::from_sql_and_values(
         backend,
         sql,
-        [owner.into(), until.into(), RUNNING.into(), now.into()],
+        [
+            owner.into(),
+            until.into(),
+            JobState::Running.into(),
+            now.into(),
+        ],
     );
     match db.query_one_raw(stmt).await? {
         Some(row) => Ok(Some(imports::Model::from_query_result(&row, "")?)),
@@ -114,7 +117,7 @@ fn held(lease: &Lease) -> sea_orm::Condition {
     sea_orm::Condition::all()
         .add(imports::Column::Id.eq(lease.job_id))
         .add(imports::Column::LeaseOwner.eq(lease.owner.clone()))
-        .add(imports::Column::State.eq(RUNNING))
+        .add(imports::Column::State.eq(JobState::Running))
 }
 
 /// Extends a lease; false when the worker no longer holds the job.
@@ -213,8 +216,12 @@ pub async fn finish(
     outcome: Outcome<'_>,
 ) -> Result<(), DbErr> {
     let (state, code, error) = match outcome {
-        Ok(()) => (DONE, None, None),
-        Err((code, sentence)) => (FAILED, Some(code.to_string()), Some(sentence.to_string())),
+        Ok(()) => (JobState::Done, None, None),
+        Err((code, sentence)) => (
+            JobState::Failed,
+            Some(code.to_string()),
+            Some(sentence.to_string()),
+        ),
     };
     let txn = db.begin().await?;
     let mut update = imports::Entity::update_many()
@@ -223,7 +230,7 @@ pub async fn finish(
         .col_expr(imports::Column::Error, Expr::value(error))
         .col_expr(imports::Column::FinishedAt, Expr::value(Utc::now()))
         .col_expr(imports::Column::LeaseOwner, Expr::value(None::<String>));
-    if state == DONE {
+    if state == JobState::Done {
         update = update.col_expr(imports::Column::Total, Expr::col(imports::Column::Done));
     }
     let result = update.filter(held(lease)).exec(&txn).await?;
@@ -255,7 +262,7 @@ pub async fn get<C: ConnectionTrait>(
 }
 
 /// Job rows by state, for the gauges on `/metrics`.
-pub async fn count_by_state<C: ConnectionTrait>(db: &C) -> Result<Vec<(String, i64)>, DbErr> {
+pub async fn count_by_state<C: ConnectionTrait>(db: &C) -> Result<Vec<(JobState, i64)>, DbErr> {
     imports::Entity::find()
         .select_only()
         .column(imports::Column::State)

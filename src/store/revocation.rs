@@ -77,7 +77,7 @@ async fn record_events<C: ConnectionTrait>(
         coupon_id: Set(c.id),
         pool_id: Set(c.pool_id),
         customer_id: Set(c.customer_id),
-        kind: Set(EventKind::Revoke.as_str().to_string()),
+        kind: Set(EventKind::Revoke),
         detail: Set(None),
         created_at: Set(now),
         ..Default::default()

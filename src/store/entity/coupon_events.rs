@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::store::events::EventKind;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "coupon_events")]
 pub struct Model {
@@ -9,7 +11,7 @@ pub struct Model {
     pub coupon_id: i64,
     pub pool_id: i64,
     pub customer_id: Option<i64>,
-    pub kind: String,
+    pub kind: EventKind,
     pub detail: Option<Json>,
     pub created_at: DateTimeUtc,
 }

@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::domain::message::ReminderOutcome;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "reminder_deliveries")]
 pub struct Model {
@@ -7,8 +9,7 @@ pub struct Model {
     pub reminder_id: i64,
     #[sea_orm(primary_key, auto_increment = false)]
     pub coupon_id: i64,
-    /// `queued`, or why nothing was queued (`no_address`).
-    pub outcome: String,
+    pub outcome: ReminderOutcome,
     pub created_at: DateTimeUtc,
 }
 

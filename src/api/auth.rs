@@ -146,9 +146,9 @@ async fn authenticate(req: &Request, _bearer: Bearer) -> poem::Result<Caller> {
     Ok(Caller {
         org_id: row.org_id,
         key_id: row.id,
-        scopes: store::api_keys::scopes_of(&row),
+        scopes: row.scopes.0,
         pool_id: row.pool_id,
-        access: PoolAccess::of(store::api_keys::groups_of(&row)),
+        access: PoolAccess::of(row.group_ids.map(|g| g.0)),
     })
 }
 

@@ -50,7 +50,7 @@ impl From<crate::store::entity::orgs::Model> for Org {
             timezone: m.timezone,
             code_prefix: m.code_prefix,
             code_suffix: m.code_suffix,
-            poc_emails: serde_json::from_value(m.poc_emails).unwrap_or_default(),
+            poc_emails: m.poc_emails.0,
             created_at: m.created_at,
         }
     }

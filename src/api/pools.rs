@@ -165,7 +165,7 @@ impl PoolsApi {
     ) -> ApiResult<PoolCreated> {
         auth.0.require_in_pools(Scope::Admin)?;
         let pool = service::pools::create(&state.db, auth.0.org_id, &auth.0.access, body.0).await?;
-        Ok(PoolCreated::Created(Json(to_view(pool)?)))
+        Ok(PoolCreated::Created(Json(to_view(pool))))
     }
 
     /// Lists pools, newest first. Archived pools are left out unless asked for.
@@ -206,7 +206,7 @@ impl PoolsApi {
         let (rows, total) =
             store::pools::list(&state.db, auth.0.org_id, &filter, page.0, per_page.0).await?;
         Ok(Json(PoolList {
-            items: rows.into_iter().map(to_view).collect::<ApiResult<_>>()?,
+            items: rows.into_iter().map(to_view).collect(),
             page: page.0,
             per_page: per_page.0,
             total,
@@ -220,7 +220,7 @@ impl PoolsApi {
         state: Data<&AppState>,
         id: Path<i64>,
     ) -> ApiResult<Json<Pool>> {
-        Ok(Json(to_view(find(&state, &auth.0, id.0).await?)?))
+        Ok(Json(to_view(find(&state, &auth.0, id.0).await?)))
     }
 
     /// Edits a pool. A new `value` reaches existing coupons as `update_criterion` says.
@@ -235,7 +235,7 @@ impl PoolsApi {
         let pool = find(&state, &auth.0, id.0).await?;
         let pool = service::pools::update(&state.db, &auth.0.access, pool, body.0).await?;
         state.caches.forget_pool(pool.org_id, pool.id);
-        Ok(Json(to_view(pool)?))
+        Ok(Json(to_view(pool)))
     }
 
     /// Coupon counts by status.
@@ -354,7 +354,7 @@ async fn set_claimed(
     let pool = find(state, &auth.0, id).await?;
     let pool = store::pools::set_claimed(&state.db, pool, claimed).await?;
     state.caches.forget_pool(pool.org_id, pool.id);
-    Ok(Json(to_view(pool)?))
+    Ok(Json(to_view(pool)))
 }
 
 fn first_page() -> u64 {
@@ -375,11 +375,9 @@ pub async fn find(
     caller.pool(&state.db, id).await
 }
 
-/// The stored row as the API shows it. Stored JSON that no longer parses is a server fault.
-fn to_view(m: crate::store::entity::pools::Model) -> ApiResult<Pool> {
-    use service::stored as parse;
-    let remote: Option<service::pools::StoredRemote> = m.remote.as_ref().map(parse).transpose()?;
-    Ok(Pool {
+/// The stored row as the API shows it.
+fn to_view(m: crate::store::entity::pools::Model) -> Pool {
+    Pool {
         id: m.id,
         name: m.name,
         source: m.source,
@@ -394,12 +392,12 @@ fn to_view(m: crate::store::entity::pools::Model) -> ApiResult<Pool> {
         ends_at: m.ends_at,
         state: m.state,
         group_id: m.group_id,
-        codes: parse(&m.code_options)?,
-        issuance: parse(&m.issuance)?,
-        redemption: parse(&m.redemption)?,
-        expiry: parse(&m.expiry)?,
-        reminders: parse(&m.reminders)?,
-        remote: remote.map(|r| RemoteSource {
+        codes: m.code_options,
+        issuance: m.issuance,
+        redemption: m.redemption,
+        expiry: m.expiry,
+        reminders: m.reminders.0,
+        remote: m.remote.map(|r| RemoteSource {
             url: r.url,
             secret: None,
             api_key: None,
@@ -410,5 +408,5 @@ fn to_view(m: crate::store::entity::pools::Model) -> ApiResult<Pool> {
         generated: m.generated_count,
         created_at: m.created_at,
         updated_at: m.updated_at,
-    })
+    }
 }

@@ -492,7 +492,7 @@ pub fn redemption_view(row: &redemptions::Model, coupon: &coupons::Model) -> Api
         code: coupon.code.clone(),
         pool_id: row.pool_id,
         customer_id: row.customer_id,
-        discount: service::redemption::recorded_discount(row)?,
+        discount: service::redemption::recorded_discount(row),
         basket_total: row.basket_total,
         currency: row.currency.clone(),
         store: StoreFacts {

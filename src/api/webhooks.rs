@@ -69,7 +69,7 @@ pub enum DeleteWebhookResponse {
 impl From<crate::store::entity::webhooks::Model> for Webhook {
     fn from(m: crate::store::entity::webhooks::Model) -> Webhook {
         Webhook {
-            events: store::webhooks::events_of(&m),
+            events: m.events.0,
             id: m.id,
             url: m.url,
             created_at: m.created_at,

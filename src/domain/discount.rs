@@ -2,7 +2,7 @@
 //! off. Amounts are integer minor units, percentages basis points (10000 = 100%); no floats.
 
 use poem_openapi::{Enum, Object};
-use sea_orm::{DeriveActiveEnum, EnumIter, sea_query::StringLen};
+use sea_orm::{DeriveActiveEnum, EnumIter, FromJsonQueryResult, sea_query::StringLen};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -181,7 +181,9 @@ pub struct LineDiscount {
 }
 
 /// What a coupon takes off a basket.
-#[derive(Object, Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+#[derive(
+    Object, Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default, FromJsonQueryResult,
+)]
 pub struct Discount {
     /// Minor units taken off the basket (for a gift card: the amount paid with it).
     pub amount: i64,

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use poem_openapi::{Enum, Object};
-use sea_orm::{DeriveActiveEnum, EnumIter, sea_query::StringLen};
+use sea_orm::{DeriveActiveEnum, EnumIter, FromJsonQueryResult, sea_query::StringLen};
 use serde::{Deserialize, Serialize};
 
 pub use super::Invalid;
@@ -143,8 +143,46 @@ pub enum UpdateCriterion {
     All,
 }
 
+/// How a pool's codes are made and matched (flat in the pool's JSON).
+#[derive(
+    Object, Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq, FromJsonQueryResult,
+)]
+#[serde(default)]
+pub struct CodeOptions {
+    /// Characters never used at placeholder positions, e.g. ["O", "0", "I", "1"]. List lower-
+    /// and upper-case letters separately.
+    #[oai(default)]
+    pub exclude_chars: Vec<String>,
+    /// Phrases that never appear anywhere in a code (case-insensitive).
+    #[oai(default)]
+    pub exclude_phrases: Vec<String>,
+    /// Whether codes carry a prefix. `false` wins over every other prefix setting.
+    pub prefix_enabled: Option<bool>,
+    /// Custom prefix (at most 10 of A-Z a-z 0-9 _ -, case-sensitive). Shown resolved.
+    pub prefix: Option<String>,
+    /// Use the org's default prefix instead of a custom one (422 if the org has none).
+    #[oai(default)]
+    pub use_org_prefix: bool,
+    /// Whether codes carry a suffix. `false` wins over every other suffix setting.
+    pub suffix_enabled: Option<bool>,
+    /// Custom suffix (same rules as the prefix). Shown resolved.
+    pub suffix: Option<String>,
+    /// Use the org's default suffix.
+    #[oai(default)]
+    pub use_org_suffix: bool,
+    /// Append a check character so a mistyped code is refused without a database look-up.
+    #[oai(default)]
+    pub check_char: bool,
+    /// Forgiving entry: match codes ignoring case and separators (`abcd-1234` finds `ABCD1234`).
+    #[oai(default)]
+    pub case_insensitive: bool,
+    /// randomized_common: a 5 to 10 character sample the pattern is derived from; its first
+    /// half is kept, the rest randomised.
+    pub sample_code: Option<String>,
+}
+
 /// An expiry reminder: sent `days_before` the coupon expires, at `time` (HH:MM, org time).
-#[derive(Object, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Object, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct Reminder {
     /// Days before expiry.
     pub days_before: u32,
@@ -152,6 +190,19 @@ pub struct Reminder {
     pub channel: String,
     /// Local time of day to send, HH:MM in the org's time zone.
     pub time: String,
+}
+
+/// A pool's expiry reminders, as its row holds them (a JSON list).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default, FromJsonQueryResult)]
+#[serde(transparent)]
+pub struct Reminders(pub Vec<Reminder>);
+
+impl std::ops::Deref for Reminders {
+    type Target = [Reminder];
+
+    fn deref(&self) -> &[Reminder] {
+        &self.0
+    }
 }
 
 /// Checks the money fields of a pool against its discount type.

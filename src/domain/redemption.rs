@@ -17,6 +17,7 @@
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 use chrono_tz::Tz;
 use poem_openapi::{Enum, Object};
+use sea_orm::FromJsonQueryResult;
 use serde::{Deserialize, Serialize};
 
 use super::discount::{
@@ -103,7 +104,7 @@ pub struct NewCustomerRule {
 }
 
 /// A pool's redemption settings.
-#[derive(Object, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[derive(Object, Serialize, Deserialize, Debug, Clone, PartialEq, Eq, FromJsonQueryResult)]
 #[oai(default)]
 #[serde(default)]
 pub struct RedemptionRules {

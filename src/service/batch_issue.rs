@@ -23,7 +23,7 @@ use super::{
 use crate::{
     domain::{
         customer::CustomerIdentifier,
-        expiry::{self, ExpiryRules},
+        expiry,
         issuance::{self, Decision, IssuanceRules, RefusalCode},
         job::JobKind,
         pool::PoolSource,
@@ -227,10 +227,10 @@ async fn issue_chunk_in_bulk(
     rows: Vec<Row>,
 ) -> Result<(Progress, Vec<Issue>)> {
     let now = Utc::now();
-    let rules: IssuanceRules = stored(&pool.issuance)?;
-    let expiry_rules: ExpiryRules = stored(&pool.expiry)?;
+    let rules = &pool.issuance;
+    let expiry_rules = &pool.expiry;
     let tz = crate::service::org_tz(&org.timezone)?;
-    let mut facts = read_facts(txn, pool, &rules, &rows, now).await?;
+    let mut facts = read_facts(txn, pool, rules, &rows, now).await?;
     let issued_before = facts.pool_issued;
     let mut progress = Progress {
         done: rows.len() as i64,
@@ -265,7 +265,7 @@ async fn issue_chunk_in_bulk(
             excluded_recently: facts.excluded.contains(&customer.id),
         };
         let ctx = context(pool, tz, now, &facts_of, facts.pool_issued);
-        match issuance::decide(&rules, &ctx) {
+        match issuance::decide(rules, &ctx) {
             Decision::Refuse(r) => {
                 reject(&mut progress, &mut issues, row, (r.code.as_str(), r.reason))
             }
@@ -284,8 +284,8 @@ async fn issue_chunk_in_bulk(
     let stamp = Stamp {
         customer_id: 0,
         now,
-        expires_at: expiry::expires_at(&expiry_rules, now, tz, pool.ends_at),
-        redeemable_from: Some(expiry::redeemable_from(&expiry_rules, now, tz)),
+        expires_at: expiry::expires_at(expiry_rules, now, tz, pool.ends_at),
+        redeemable_from: Some(expiry::redeemable_from(expiry_rules, now, tz)),
     };
     let customer_ids: Vec<i64> = wanted.iter().map(|(_, c)| *c).collect();
     let claimed = store::issuance::claim_many(txn, pool.id, &customer_ids, stamp).await?;
@@ -293,7 +293,7 @@ async fn issue_chunk_in_bulk(
         store::issuance::add_to_series_counter(txn, pool.id, claimed.len() as i64).await?;
     }
     store::events::record_issues(txn, &claimed).await?;
-    announce(txn, org, pool, &rules, &facts, issued_before, &claimed).await?;
+    announce(txn, org, pool, rules, &facts, issued_before, &claimed).await?;
     progress.accepted += claimed.len() as i64;
     for (row, _) in wanted.into_iter().skip(claimed.len()) {
         let reason = issuance::Refusal::pool_exhausted().reason;
@@ -343,9 +343,4 @@ async fn announce(
         issual_limit_near(txn, org, pool, max_total, total).await?;
     }
     Ok(())
-}
-
-/// A settings object stored as JSON on the pool; one that no longer parses is a server fault.
-fn stored<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T> {
-    serde_json::from_value(v.clone()).map_err(Error::internal)
 }

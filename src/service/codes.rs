@@ -83,7 +83,7 @@ async fn upload(
     };
     let job = store::imports::create(db, job).await?;
     let new = new_codes(pool);
-    let forgiving = super::pools::code_options(pool)?.case_insensitive;
+    let forgiving = pool.code_options.case_insensitive;
     jobs::run_inline(db, job, owner, |run| async move {
         insert_rows(&run, new, forgiving, rows).await
     })

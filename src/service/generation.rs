@@ -109,12 +109,12 @@ fn pattern_exhausted(pattern: &Pattern, already: u64, count: u64) -> Error {
 }
 
 pub fn pool_pattern(pool: &pools::Model) -> Result<Pattern> {
-    let codes = super::stored(&pool.code_options)?;
+    let codes = &pool.code_options;
     let text = pool
         .pattern
         .as_deref()
         .ok_or_else(|| Error::internal("pool without pattern"))?;
-    parse_pattern(text, &codes)
+    parse_pattern(text, codes)
 }
 
 /// The generation job's work: chunks until the asked count is in (counting what earlier

@@ -18,7 +18,7 @@ use serde_json::json;
 use crate::{
     domain::{
         customer::CustomerIdentifier,
-        expiry::{self, ExpiryRules},
+        expiry,
         issuance::{self, Decision, IssuanceRules, IssueContext, RefusalCode},
         message::OutboxChannel,
         pool::{PoolSource, PoolState},
@@ -29,7 +29,7 @@ use crate::{
         cache::Caches,
         generation::pool_pattern,
         idempotency::{self, Outcome},
-        remote_source, stored as parse, webhooks,
+        remote_source, webhooks,
     },
     store::{
         self,
@@ -195,9 +195,9 @@ pub async fn prefetch(
     if pool.source != PoolSource::Remote {
         return Ok(fetched);
     }
-    let rules: IssuanceRules = parse(&pool.issuance)?;
-    let ctx = read_context(db, org, pool, &rules, customer, Utc::now()).await?;
-    match issuance::decide(&rules, &ctx) {
+    let rules = &pool.issuance;
+    let ctx = read_context(db, org, pool, rules, customer, Utc::now()).await?;
+    match issuance::decide(rules, &ctx) {
         Decision::Refuse(r) => Err(Error::refused(r.code.as_str(), r.reason)),
         Decision::ReturnExisting(_) => Ok(fetched),
         Decision::IssueNew => {
@@ -217,25 +217,25 @@ pub async fn issue_in(
     now: DateTime<Utc>,
     fetched: &mut Fetched,
 ) -> Result<Issued> {
-    let rules: IssuanceRules = parse(&pool.issuance)?;
+    let rules = &pool.issuance;
     if rules.depends_on_history() {
         store::customers::lock(txn, customer.id).await?;
     }
-    let ctx = read_context(txn, org, pool, &rules, customer, now).await?;
-    match issuance::decide(&rules, &ctx) {
+    let ctx = read_context(txn, org, pool, rules, customer, now).await?;
+    match issuance::decide(rules, &ctx) {
         Decision::Refuse(r) => return Err(Error::refused(r.code.as_str(), r.reason)),
         Decision::ReturnExisting(id) => return existing(txn, id).await,
         Decision::IssueNew => {}
     }
     if let Some(max) = rules.max_total {
-        take_series_slot(txn, org, pool, &rules, max).await?;
+        take_series_slot(txn, org, pool, rules, max).await?;
     }
-    let expiry_rules: ExpiryRules = parse(&pool.expiry)?;
+    let expiry_rules = &pool.expiry;
     let stamp = Stamp {
         customer_id: customer.id,
         now,
-        expires_at: expiry::expires_at(&expiry_rules, now, ctx.tz, pool.ends_at),
-        redeemable_from: Some(expiry::redeemable_from(&expiry_rules, now, ctx.tz)),
+        expires_at: expiry::expires_at(expiry_rules, now, ctx.tz, pool.ends_at),
+        redeemable_from: Some(expiry::redeemable_from(expiry_rules, now, ctx.tz)),
     };
     let coupon = claim(txn, pool, stamp, fetched).await?;
     store::events::record(txn, &coupon, Some(customer.id), EventKind::Issue, None).await?;
@@ -332,7 +332,7 @@ pub async fn issual_limit_near<C: ConnectionTrait>(
         data.clone(),
     )
     .await?;
-    let to: Vec<String> = serde_json::from_value(org.poc_emails.clone()).unwrap_or_default();
+    let to = &org.poc_emails.0;
     if !to.is_empty() {
         let mut email = data;
         email["template"] = json!("pool_issual_limit_near");

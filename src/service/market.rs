@@ -14,7 +14,6 @@ use crate::{
     domain::{
         access::PoolAccess,
         discount::DiscountType,
-        issuance::IssuanceRules,
         market::{self, Terms},
         pool::{self, PoolSource, PoolState},
     },
@@ -164,10 +163,6 @@ fn uploaded_pool(
     value: Option<i64>,
     currency: Option<String>,
 ) -> Result<pools::ActiveModel> {
-    let json = |v: serde_json::Value| Set(v);
-    let defaults = |v: std::result::Result<serde_json::Value, serde_json::Error>| {
-        v.map(json).map_err(Error::internal)
-    };
     Ok(pools::ActiveModel {
         org_id: Set(org_id),
         name: Set(name.trim().to_string()),
@@ -177,15 +172,11 @@ fn uploaded_pool(
         value: Set(value),
         currency: Set(currency),
         state: Set(PoolState::Active),
-        code_options: json(serde_json::json!({})),
-        issuance: defaults(serde_json::to_value(IssuanceRules::default()))?,
-        redemption: defaults(serde_json::to_value(
-            crate::domain::redemption::RedemptionRules::default(),
-        ))?,
-        expiry: defaults(serde_json::to_value(
-            crate::domain::expiry::ExpiryRules::default(),
-        ))?,
-        reminders: json(serde_json::json!([])),
+        code_options: Set(Default::default()),
+        issuance: Set(Default::default()),
+        redemption: Set(Default::default()),
+        expiry: Set(Default::default()),
+        reminders: Set(Default::default()),
         claimed: Set(false),
         generated_count: Set(0),
         ..Default::default()
@@ -383,8 +374,7 @@ fn stock(pool: &pools::Model, available: i64) -> Result<i64> {
         let mintable = space.saturating_sub(pool.generated_count.max(0) as u128);
         stock = stock.saturating_add(i64::try_from(mintable).unwrap_or(i64::MAX));
     }
-    let rules: IssuanceRules = super::stored(&pool.issuance)?;
-    if let Some(max) = rules.max_total {
+    if let Some(max) = pool.issuance.max_total {
         let left = i64::try_from(max).unwrap_or(i64::MAX) - pool.issued_count;
         stock = stock.min(left.max(0));
     }

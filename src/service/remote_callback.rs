@@ -150,7 +150,7 @@ async fn authenticate(
     let unauthorized = || Error::unauthorized("unauthorized", "api_key is not a valid remote key");
     let key = store::api_keys::find_by_secret(db, api_key)
         .await?
-        .filter(|k| Scope::granted(&store::api_keys::scopes_of(k), Scope::Remote))
+        .filter(|k| Scope::granted(&k.scopes.0, Scope::Remote))
         .ok_or_else(unauthorized)?;
     let pool_id = key.pool_id.ok_or_else(unauthorized)?;
     let pool = store::pools::get(db, key.org_id, pool_id)

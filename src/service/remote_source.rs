@@ -19,7 +19,7 @@ use crate::{
         remote::{RemoteCodeRequest, parse_code_response, percent_text},
         signature,
     },
-    service::{Error, Result, outbound, pools::StoredRemote, stored},
+    service::{Error, Result, outbound, pools::StoredRemote},
 };
 
 /// Pause before the first retry; doubled for each further one.
@@ -31,8 +31,8 @@ pub async fn fetch(
     customer: &customers::Model,
     count: u32,
 ) -> Result<Vec<String>> {
-    let remote: StoredRemote = match &pool.remote {
-        Some(settings) => stored(settings)?,
+    let remote = match &pool.remote {
+        Some(settings) => settings,
         None => {
             return Err(Error::conflict(
                 "remote_not_configured",
@@ -40,12 +40,12 @@ pub async fn fetch(
             ));
         }
     };
-    let body = request_body(pool, &remote, customer)
+    let body = request_body(pool, remote, customer)
         .to_string()
         .into_bytes();
     let mut codes = Vec::with_capacity(count as usize);
     for _ in 0..count {
-        codes.push(fetch_one(&remote, &body).await?);
+        codes.push(fetch_one(remote, &body).await?);
     }
     Ok(codes)
 }

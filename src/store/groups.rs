@@ -94,7 +94,7 @@ pub async fn bound_keys<C: ConnectionTrait>(
     Ok(super::api_keys::list(db, org_id)
         .await?
         .into_iter()
-        .filter(|k| super::api_keys::groups_of(k).is_some_and(|ids| ids.contains(&id)))
+        .filter(|k| k.group_ids.as_ref().is_some_and(|ids| ids.0.contains(&id)))
         .collect())
 }
 

@@ -7,7 +7,6 @@ use crate::store::entity::pools;
 use sea_orm::{
     ActiveValue::Set, DatabaseConnection, DatabaseTransaction, IntoActiveModel, TransactionTrait,
 };
-use serde::Serialize;
 
 pub use settings::{CodeOptions, CreatePool, PoolStats, RemoteSource, StoredRemote, UpdatePool};
 
@@ -16,25 +15,15 @@ use crate::{
         access::PoolAccess,
         coupon::CouponStatus,
         discount::DiscountType,
-        expiry::ExpiryRules,
         generator::Generator,
         issuance::IssuanceRules,
         pattern::{self, Pattern, PatternSpec},
-        pool::{self, PoolSource, PoolState},
+        pool::{self, PoolSource, PoolState, Reminders},
         signature,
     },
     service::{Error, Result},
     store,
 };
-
-/// A pool's stored code options.
-pub fn code_options(pool: &pools::Model) -> Result<CodeOptions> {
-    super::stored(&pool.code_options)
-}
-
-fn json<T: Serialize>(value: &T) -> Result<serde_json::Value> {
-    serde_json::to_value(value).map_err(Error::internal)
-}
 
 pub async fn create(
     db: &DatabaseConnection,
@@ -105,12 +94,12 @@ pub async fn create(
         ends_at: Set(input.ends_at),
         state: Set(input.state.unwrap_or_default()),
         group_id: Set(input.group_id),
-        code_options: Set(json(&codes)?),
-        issuance: Set(json(&input.issuance)?),
-        redemption: Set(json(&input.redemption)?),
-        expiry: Set(json(&input.expiry)?),
-        reminders: Set(json(&input.reminders)?),
-        remote: Set(remote.as_ref().map(json).transpose()?),
+        code_options: Set(codes),
+        issuance: Set(input.issuance),
+        redemption: Set(input.redemption),
+        expiry: Set(input.expiry),
+        reminders: Set(Reminders(input.reminders)),
+        remote: Set(remote),
         claimed: Set(false),
         generation_key: Set(parsed
             .as_ref()
@@ -217,7 +206,7 @@ async fn check_shape_free(
         let Some(theirs) = other.pattern.as_deref() else {
             continue;
         };
-        let theirs = parse_pattern(theirs, &code_options(&other)?)?;
+        let theirs = parse_pattern(theirs, &other.code_options)?;
         let same_fixed_part = source == PoolSource::RandomizedCommon
             && other.source == PoolSource::RandomizedCommon
             && parsed.fixed_start() == theirs.fixed_start();
@@ -358,7 +347,7 @@ pub async fn update(
     }
     if let Some(v) = input.pattern {
         let source = *row.source.as_ref();
-        let parsed = parse_pattern(&v, &super::stored(row.code_options.as_ref())?)?;
+        let parsed = parse_pattern(&v, row.code_options.as_ref())?;
         check_source(source, Some(&parsed))?;
         check_shape_free(
             &txn,
@@ -407,11 +396,10 @@ pub async fn update(
     if let Some(v) = input.issuance {
         v.validate()?;
         check_excluded_pools(&txn, (org_id, access), &v).await?;
-        let old: IssuanceRules = super::stored(row.issuance.as_ref())?;
         // The series counter is kept only while a total limit exists; a new limit starts from
         // what was really issued.
-        recount = v.max_total.is_some() && old.max_total.is_none();
-        row.issuance = Set(json(&v)?);
+        recount = v.max_total.is_some() && row.issuance.as_ref().max_total.is_none();
+        row.issuance = Set(v);
     }
     let series_limited = input
         .redemption
@@ -420,21 +408,21 @@ pub async fn update(
     if let Some(v) = input.redemption {
         v.validate()?;
         pool::validate_redemption_for_source(*row.source.as_ref(), &v)?;
-        row.redemption = Set(json(&v)?);
+        row.redemption = Set(v);
     }
     if let Some(v) = input.expiry {
         v.validate_with_offer_end(row.ends_at.clone().unwrap())?;
-        row.expiry = Set(json(&v)?);
+        row.expiry = Set(v);
     }
     if let Some(v) = input.reminders {
         pool::validate_reminders(&v)?;
-        row.reminders = Set(json(&v)?);
+        row.reminders = Set(Reminders(v));
     }
-    let expiry: ExpiryRules = super::stored(row.expiry.as_ref())?;
-    let reminders: Vec<pool::Reminder> = super::stored(row.reminders.as_ref())?;
     pool::validate_reminders_reach(
-        &reminders,
-        expiry.coupons_expire(row.ends_at.clone().unwrap()),
+        row.reminders.as_ref(),
+        row.expiry
+            .as_ref()
+            .coupons_expire(row.ends_at.clone().unwrap()),
     )?;
     let saved = store::pools::save(&txn, row).await?;
     if recount {
@@ -496,21 +484,19 @@ pub async fn stats(db: &DatabaseConnection, pool: &pools::Model) -> Result<PoolS
     };
     let source = pool.source;
     let mut mintable = 0;
-    if source.mints_on_issue() {
-        let codes: CodeOptions = super::stored(&pool.code_options)?;
-        if let Some(p) = pool.pattern.as_deref() {
-            let space = parse_pattern(p, &codes)?.combinations();
-            mintable = space.saturating_sub(pool.generated_count as u128);
-        }
+    if source.mints_on_issue()
+        && let Some(p) = pool.pattern.as_deref()
+    {
+        let space = parse_pattern(p, &pool.code_options)?.combinations();
+        mintable = space.saturating_sub(pool.generated_count as u128);
     }
-    let rules: IssuanceRules = super::stored(&pool.issuance)?;
     stats.remaining = pool::remaining(&pool::Stock {
         source,
         ended: pool.state == PoolState::Archived
             || pool.ends_at.is_some_and(|end| end <= chrono::Utc::now()),
         available: stats.available,
         mintable,
-        max_total: rules.max_total,
+        max_total: pool.issuance.max_total,
         issued_ever: stats.issued + stats.redeemed + stats.expired,
     });
     Ok(stats)

@@ -42,8 +42,6 @@ use crate::{
         Error, Result,
         error::{self, Refusal},
         idempotency,
-        pools::code_options,
-        stored as parse,
     },
     store::{
         self,
@@ -184,7 +182,7 @@ fn located(code_row: coupons::Model, copy: Option<coupons::Model>, of: PoolOf) -
     let pool = of.pool;
     Ok(Located {
         tz: crate::service::org_tz(&of.timezone)?,
-        rules: RedemptionRules::for_type(parse(&pool.redemption)?, pool.discount_type),
+        rules: RedemptionRules::for_type(pool.redemption.clone(), pool.discount_type),
         is_common: pool.source == PoolSource::Common,
         pool,
         code_row,
@@ -208,7 +206,7 @@ async fn forgiving<C: ConnectionTrait>(
     for (row, of) in store::coupons::by_lookup_key(db, org_id, &key, share_keys).await? {
         // The database upper-cases by its locale; only what the Rust key agrees with counts.
         let same_key = coupon::lookup_key(&row.code).as_deref() == Some(key.as_str());
-        if same_key && code_options(&of.pool)?.case_insensitive {
+        if same_key && of.pool.code_options.case_insensitive {
             kept.push((row, of));
         }
     }
@@ -419,13 +417,13 @@ pub fn invalid_transition(detail: String) -> Error {
 }
 
 /// The discount a redemption row recorded.
-pub fn recorded_discount(row: &redemptions::Model) -> Result<Discount> {
+pub fn recorded_discount(row: &redemptions::Model) -> Discount {
     match &row.detail {
-        Some(detail) => parse(detail),
-        None => Ok(Discount {
+        Some(detail) => detail.clone(),
+        None => Discount {
             amount: row.discount,
             ..Discount::default()
-        }),
+        },
     }
 }
 

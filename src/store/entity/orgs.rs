@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::domain::org::PocEmails;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "orgs")]
 pub struct Model {
@@ -9,7 +11,7 @@ pub struct Model {
     pub timezone: String,
     pub code_prefix: Option<String>,
     pub code_suffix: Option<String>,
-    pub poc_emails: Json,
+    pub poc_emails: PocEmails,
     pub created_at: DateTimeUtc,
 }
 

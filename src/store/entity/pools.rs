@@ -2,7 +2,11 @@ use sea_orm::entity::prelude::*;
 
 use crate::domain::{
     discount::DiscountType,
-    pool::{PoolSource, PoolState},
+    expiry::ExpiryRules,
+    issuance::IssuanceRules,
+    pool::{CodeOptions, PoolSource, PoolState, Reminders},
+    redemption::RedemptionRules,
+    remote::StoredRemote,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -25,12 +29,12 @@ pub struct Model {
     pub state: PoolState,
     /// The access group the pool belongs to; none for an ungrouped pool.
     pub group_id: Option<i64>,
-    pub code_options: Json,
-    pub issuance: Json,
-    pub redemption: Json,
-    pub expiry: Json,
-    pub reminders: Json,
-    pub remote: Option<Json>,
+    pub code_options: CodeOptions,
+    pub issuance: IssuanceRules,
+    pub redemption: RedemptionRules,
+    pub expiry: ExpiryRules,
+    pub reminders: Reminders,
+    pub remote: Option<StoredRemote>,
     pub claimed: bool,
     pub generation_key: Option<String>,
     pub generated_count: i64,

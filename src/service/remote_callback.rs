@@ -47,8 +47,7 @@ pub async fn serve(db: &DatabaseConnection, call: Call<'_>) -> Result<String> {
     if let Some(secret) = &key.signing_secret {
         signed::verify(&call.headers, secret, call.body)?;
     }
-    remote_call::check_agrees(request, pool.discount_type.as_str(), pool.value)
-        .map_err(mismatch)?;
+    remote_call::check_agrees(request, pool.discount_type, pool.value).map_err(mismatch)?;
     let org = store::orgs::get(db, key.org_id)
         .await?
         .ok_or_else(|| Error::internal("a key's org vanished"))?;

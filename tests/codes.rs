@@ -60,7 +60,7 @@ async fn finished_job_issues(app: &TestApp, started: Response) -> Vec<String> {
 }
 
 async fn jobs(app: &TestApp) -> u64 {
-    entity::imports::Entity::find()
+    coupond::store::entity::imports::Entity::find()
         .count(&app.db)
         .await
         .unwrap()

@@ -96,7 +96,7 @@ async fn coupon(app: &TestApp, code: &str) -> Value {
 }
 
 async fn redemptions(app: &TestApp) -> u64 {
-    entity::redemptions::Entity::find()
+    coupond::store::entity::redemptions::Entity::find()
         .count(&app.db)
         .await
         .unwrap()
@@ -228,7 +228,7 @@ both_databases! {
         let conversion = &r["discount"]["conversion"];
         assert_eq!((conversion["from"].as_str(), conversion["to"].as_str(), conversion["rate"].as_str()), (Some("EUR"), Some("USD"), Some("1.085")));
         assert_eq!((conversion["value"].as_i64(), conversion["converted"].as_i64()), (Some(500), Some(542)));
-        let row = entity::redemptions::Entity::find_by_id(r["id"].as_i64().unwrap()).one(&app.db).await.unwrap().unwrap();
+        let row = coupond::store::entity::redemptions::Entity::find_by_id(r["id"].as_i64().unwrap()).one(&app.db).await.unwrap().unwrap();
         assert_eq!((row.coupon_currency.as_deref(), row.coupon_amount, row.exchange_rate.as_deref()), (Some("EUR"), Some(500), Some("1.085")));
 
         // A new rate applies to later redemptions only.

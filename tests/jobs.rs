@@ -252,8 +252,8 @@ async fn customer_list_issue_resumes_after_kill(backend: common::Backend) {
     let (org_id, key) = org(&db).await;
     let base = server.base.clone();
     let now = Utc::now();
-    let rows: Vec<entity::customers::ActiveModel> = (0..CUSTOMERS)
-        .map(|i| entity::customers::ActiveModel {
+    let rows: Vec<coupond::store::entity::customers::ActiveModel> = (0..CUSTOMERS)
+        .map(|i| coupond::store::entity::customers::ActiveModel {
             org_id: Set(org_id),
             external_id: Set(format!("c{i:06}")),
             transaction_count: Set(0),
@@ -263,7 +263,7 @@ async fn customer_list_issue_resumes_after_kill(backend: common::Backend) {
         })
         .collect();
     for chunk in rows.chunks(2_000) {
-        entity::customers::Entity::insert_many(chunk.to_vec())
+        coupond::store::entity::customers::Entity::insert_many(chunk.to_vec())
             .exec(&db)
             .await
             .unwrap();
@@ -405,8 +405,8 @@ both_databases! {
         assert_eq!((import["accepted"].as_i64(), import["rejected"].as_i64(), import["state"].as_str()),
                    (Some(3), Some(0), Some("done")), "{import}");
         use sea_orm::{ColumnTrait, QueryFilter};
-        let mut codes: Vec<String> = entity::coupons::Entity::find()
-            .filter(entity::coupons::Column::PoolId.eq(id))
+        let mut codes: Vec<String> = coupond::store::entity::coupons::Entity::find()
+            .filter(coupond::store::entity::coupons::Column::PoolId.eq(id))
             .all(&app.db).await.unwrap().into_iter().map(|c| c.code).collect();
         codes.sort();
         assert_eq!(codes, ["AB-1", "AB-2", "AB-3"]);

@@ -80,7 +80,7 @@ async fn get_product(app: &TestApp, id: i64) -> Value {
 /// The cached balance of every customer equals the sum of their ledger entries.
 async fn assert_balances_are_ledger_sums(app: &TestApp) {
     use sea_orm::EntityTrait;
-    let customers = entity::customers::Entity::find()
+    let customers = coupond::store::entity::customers::Entity::find()
         .all(&app.db)
         .await
         .unwrap();

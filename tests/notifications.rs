@@ -612,7 +612,7 @@ async fn housekeeping_closes_run_out_holds_and_drops_old_messages(backend: Backe
         .run_job(housekeeping, Utc::now())
         .await
         .unwrap();
-    let holds = entity::redemptions::Entity::find()
+    let holds = coupond::store::entity::redemptions::Entity::find()
         .all(&app.db)
         .await
         .unwrap();

@@ -241,9 +241,12 @@ both_databases! {
 
 async fn set_status(app: &TestApp, code: &str, status: i16) {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
-    entity::coupons::Entity::update_many()
-        .col_expr(entity::coupons::Column::Status, Expr::value(status))
-        .filter(entity::coupons::Column::Code.eq(code))
+    coupond::store::entity::coupons::Entity::update_many()
+        .col_expr(
+            coupond::store::entity::coupons::Column::Status,
+            Expr::value(status),
+        )
+        .filter(coupond::store::entity::coupons::Column::Code.eq(code))
         .exec(&app.db)
         .await
         .unwrap();
@@ -251,9 +254,9 @@ async fn set_status(app: &TestApp, code: &str, status: i16) {
 
 async fn values(app: &TestApp, pool_id: i64) -> Vec<i64> {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
-    entity::coupons::Entity::find()
-        .filter(entity::coupons::Column::PoolId.eq(pool_id))
-        .order_by_asc(entity::coupons::Column::Code)
+    coupond::store::entity::coupons::Entity::find()
+        .filter(coupond::store::entity::coupons::Column::PoolId.eq(pool_id))
+        .order_by_asc(coupond::store::entity::coupons::Column::Code)
         .all(&app.db)
         .await
         .unwrap()
@@ -264,8 +267,8 @@ async fn values(app: &TestApp, pool_id: i64) -> Vec<i64> {
 
 async fn all_codes(app: &TestApp, pool_id: i64) -> HashSet<String> {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-    entity::coupons::Entity::find()
-        .filter(entity::coupons::Column::PoolId.eq(pool_id))
+    coupond::store::entity::coupons::Entity::find()
+        .filter(coupond::store::entity::coupons::Column::PoolId.eq(pool_id))
         .all(&app.db)
         .await
         .unwrap()

@@ -12,6 +12,7 @@ use common::{
     fixtures::{customer, pool},
     json,
 };
+use coupond::domain::coupon::CouponStatus;
 use futures_util::future::join_all;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -49,9 +50,9 @@ async fn failing(app: &TestApp, code: &str, body: Value) -> Vec<String> {
 
 async fn events(app: &TestApp, kind: &str) -> Vec<(Option<i64>, i64)> {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
-    entity::coupon_events::Entity::find()
-        .filter(entity::coupon_events::Column::Kind.eq(kind))
-        .order_by_asc(entity::coupon_events::Column::Id)
+    coupond::store::entity::coupon_events::Entity::find()
+        .filter(coupond::store::entity::coupon_events::Column::Kind.eq(kind))
+        .order_by_asc(coupond::store::entity::coupon_events::Column::Id)
         .all(&app.db)
         .await
         .unwrap()
@@ -73,7 +74,7 @@ fn recent_madrid_hour() -> DateTime<Utc> {
 /// Moves a redemption's purchase time, as if it had been made then.
 async fn purchased_at(app: &TestApp, id: i64, at: DateTime<Utc>) {
     use sea_orm::{ActiveModelTrait, Set};
-    entity::redemptions::ActiveModel {
+    coupond::store::entity::redemptions::ActiveModel {
         id: Set(id),
         redeemed_at: Set(at),
         ..Default::default()
@@ -84,9 +85,9 @@ async fn purchased_at(app: &TestApp, id: i64, at: DateTime<Utc>) {
 }
 
 /// Sets a coupon's stored status directly (for statuses no API in this test sets).
-async fn force_status(app: &TestApp, coupon_id: i64, status: i16) {
+async fn force_status(app: &TestApp, coupon_id: i64, status: CouponStatus) {
     use sea_orm::{ActiveModelTrait, Set};
-    entity::coupons::ActiveModel {
+    coupond::store::entity::coupons::ActiveModel {
         id: Set(coupon_id),
         status: Set(status),
         ..Default::default()
@@ -152,8 +153,8 @@ both_databases! {
         let p = uploaded(&app, &["ST1", "ST2", "ST3"], json!({}), json!({})).await;
         let codes = [issue(&app, p, "ana").await, issue(&app, p, "ana").await, issue(&app, p, "ana").await];
         let ids: Vec<i64> = join_all(codes.iter().map(|c| coupon(&app, c))).await.iter().map(|c| c["id"].as_i64().unwrap()).collect();
-        force_status(&app, ids[0], 3).await;
-        force_status(&app, ids[1], 5).await;
+        force_status(&app, ids[0], CouponStatus::Expired).await;
+        force_status(&app, ids[1], CouponStatus::Revoked).await;
         assert_eq!(app.post(&format!("/v1/coupons/{}/invalidate", codes[2]), json!({})).await.status(), 200);
         assert_eq!(refused(&app, &codes[0], by(Some("ana"), 1000)).await, ["expired"]);
         assert_eq!(refused(&app, &codes[1], by(Some("ana"), 1000)).await, ["revoked"]);
@@ -465,7 +466,7 @@ both_databases! {
         let other_id = last["items"].as_array().unwrap().iter().find(|c| c["code"] == other.as_str()).unwrap()["id"].as_i64().unwrap();
         let other_redemption = events(&app, "coupon_redeem").await.len();
         assert_eq!(other_redemption, 2);
-        force_status(&app, other_id, 5).await;
+        force_status(&app, other_id, CouponStatus::Revoked).await;
         let rid = redemption_of(&app, other_id).await;
         let problem = expect_problem(app.post(&format!("/v1/redemptions/{rid}/reverse"), json!({})).await, 409, "invalid_transition").await;
         assert!(problem["detail"].as_str().unwrap().contains("revoked"), "{problem}");
@@ -718,9 +719,9 @@ async fn reserve(app: &TestApp, code: &str, body: Value) -> Value {
 /// The id of the coupon's latest redemption.
 async fn redemption_of(app: &TestApp, coupon_id: i64) -> i64 {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
-    entity::redemptions::Entity::find()
-        .filter(entity::redemptions::Column::CouponId.eq(coupon_id))
-        .order_by_desc(entity::redemptions::Column::Id)
+    coupond::store::entity::redemptions::Entity::find()
+        .filter(coupond::store::entity::redemptions::Column::CouponId.eq(coupon_id))
+        .order_by_desc(coupond::store::entity::redemptions::Column::Id)
         .one(&app.db)
         .await
         .unwrap()

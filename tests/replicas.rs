@@ -21,7 +21,7 @@ use std::{
 use common::cluster::free_port;
 use coupond::domain::coupon::CouponStatus;
 use reqwest::{Client, Method};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use sea_orm::{ActiveEnum, ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::{Value, json};
 
 const REPLICAS: usize = 3;
@@ -448,7 +448,7 @@ async fn three_replicas_keep_every_invariant_while_one_is_killed() {
         load(&t.errors_during_outage)
     );
 
-    let redeemed = CouponStatus::Redeemed.as_i16();
+    let redeemed = CouponStatus::Redeemed.to_value();
     let (pool, _) = pools;
     let checks: Vec<(&str, String, i64)> = vec![
         ("codes held twice", "SELECT count(*) FROM (SELECT coupon_id FROM coupon_events WHERE kind = 'coupon_issue' \

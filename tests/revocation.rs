@@ -30,9 +30,12 @@ async fn stats(app: &TestApp, pool_id: i64) -> Value {
 
 /// Marks a coupon redeemed, as a checkout would.
 async fn redeem(app: &TestApp, code: &str) {
-    entity::coupons::Entity::update_many()
-        .col_expr(entity::coupons::Column::Status, Expr::value(2i16))
-        .filter(entity::coupons::Column::Code.eq(code))
+    coupond::store::entity::coupons::Entity::update_many()
+        .col_expr(
+            coupond::store::entity::coupons::Column::Status,
+            Expr::value(2i16),
+        )
+        .filter(coupond::store::entity::coupons::Column::Code.eq(code))
         .exec(&app.db)
         .await
         .unwrap();

@@ -281,12 +281,12 @@ async fn verified_pass(app: &TestApp, pki: &Pki, code: &str) -> Value {
 
 /// Moves a coupon's expiry into the past, as time passing would.
 async fn expire(app: &TestApp, code: &str) {
-    entity::coupons::Entity::update_many()
+    coupond::store::entity::coupons::Entity::update_many()
         .col_expr(
-            entity::coupons::Column::ExpiresAt,
+            coupond::store::entity::coupons::Column::ExpiresAt,
             Expr::value(chrono::Utc::now() - chrono::TimeDelta::hours(1)),
         )
-        .filter(entity::coupons::Column::Code.eq(code))
+        .filter(coupond::store::entity::coupons::Column::Code.eq(code))
         .exec(&app.db)
         .await
         .unwrap();

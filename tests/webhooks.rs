@@ -264,7 +264,7 @@ both_databases! {
         }
         assert!(started.elapsed() < Duration::from_secs(2), "fast deliveries waited for a slow answer");
         assert_eq!(slow.received().len(), 2, "only the slow endpoint's first two are in flight");
-        let sent = |rows: Vec<entity::outbox::Model>| rows.iter().filter(|r| r.sent_at.is_some()).count();
+        let sent = |rows: Vec<coupond::store::entity::outbox::Model>| rows.iter().filter(|r| r.sent_at.is_some()).count();
         while sent(outbox(&app, "webhook").await) < 20 {
             assert!(started.elapsed() < Duration::from_secs(20), "the slow endpoint never caught up");
             tokio::time::sleep(Duration::from_millis(100)).await;

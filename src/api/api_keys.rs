@@ -77,11 +77,11 @@ pub enum RevokeApiKeyResponse {
     Revoked,
 }
 
-impl From<entity::api_keys::Model> for ApiKey {
-    fn from(m: entity::api_keys::Model) -> ApiKey {
+impl From<crate::store::entity::api_keys::Model> for ApiKey {
+    fn from(m: crate::store::entity::api_keys::Model) -> ApiKey {
         ApiKey {
-            scopes: store::api_keys::scopes_of(&m),
-            groups: store::api_keys::groups_of(&m).unwrap_or_default(),
+            scopes: m.scopes.0,
+            groups: m.group_ids.map(|g| g.0).unwrap_or_default(),
             id: m.id,
             name: m.name,
             pool_id: m.pool_id,

@@ -14,7 +14,7 @@ use poem::{
 use poem_openapi::{SecurityScheme, auth::Bearer};
 use sea_orm::DbErr;
 
-use entity::pools;
+use crate::store::entity::pools;
 use sea_orm::DatabaseConnection;
 
 use super::{
@@ -134,7 +134,7 @@ pub struct ApiKeyAuth(pub Caller);
 /// once per request by [`signed_requests`]. A failed look-up is kept and answered here, inside
 /// the operation, so the metrics count it under the operation it was meant for.
 #[derive(Clone)]
-struct BearerKey(Result<Option<entity::api_keys::Model>, DbErr>);
+struct BearerKey(Result<Option<crate::store::entity::api_keys::Model>, DbErr>);
 
 async fn authenticate(req: &Request, _bearer: Bearer) -> poem::Result<Caller> {
     let found = match req.data::<BearerKey>() {
@@ -146,9 +146,9 @@ async fn authenticate(req: &Request, _bearer: Bearer) -> poem::Result<Caller> {
     Ok(Caller {
         org_id: row.org_id,
         key_id: row.id,
-        scopes: store::api_keys::scopes_of(&row),
+        scopes: row.scopes.0,
         pool_id: row.pool_id,
-        access: PoolAccess::of(store::api_keys::groups_of(&row)),
+        access: PoolAccess::of(row.group_ids.map(|g| g.0)),
     })
 }
 

@@ -51,7 +51,7 @@ pub struct CustomerCouponList {
     pub items: Vec<CustomerCoupon>,
 }
 
-pub fn customer_view(m: entity::customers::Model) -> Customer {
+pub fn customer_view(m: crate::store::entity::customers::Model) -> Customer {
     Customer {
         id: m.id,
         external_id: m.external_id,
@@ -145,7 +145,7 @@ impl CustomersApi {
                 let r = reversed.contains(&c.id);
                 coupon_view(c, r)
             })
-            .collect::<service::Result<_>>()?;
+            .collect();
         Ok(Json(CustomerCouponList { items }))
     }
 }
@@ -154,7 +154,7 @@ impl CustomersApi {
 /// off is added back, as validate does.
 pub async fn with_lapsed_holds(
     db: &sea_orm::DatabaseConnection,
-    rows: &mut [entity::coupons::Model],
+    rows: &mut [crate::store::entity::coupons::Model],
 ) -> ApiResult<()> {
     let cards: Vec<i64> = rows
         .iter()
@@ -177,6 +177,6 @@ async fn find(
     state: &AppState,
     org_id: i64,
     external_id: String,
-) -> ApiResult<entity::customers::Model> {
+) -> ApiResult<crate::store::entity::customers::Model> {
     Ok(service::customers::by_external_id(&state.db, org_id, &external_id).await?)
 }

@@ -133,7 +133,7 @@ async fn list(
         .into_iter()
         .map(|(e, code)| CouponEvent {
             id: e.id,
-            kind: e.kind,
+            kind: e.kind.as_str().to_string(),
             coupon_id: e.coupon_id,
             code,
             pool_id: e.pool_id,

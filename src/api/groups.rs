@@ -28,8 +28,8 @@ pub struct GroupList {
     pub items: Vec<Group>,
 }
 
-impl From<entity::groups::Model> for Group {
-    fn from(m: entity::groups::Model) -> Group {
+impl From<crate::store::entity::groups::Model> for Group {
+    fn from(m: crate::store::entity::groups::Model) -> Group {
         Group {
             id: m.id,
             name: m.name,

@@ -64,13 +64,13 @@ pub struct Import {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-impl From<entity::imports::Model> for Import {
-    fn from(m: entity::imports::Model) -> Import {
+impl From<crate::store::entity::imports::Model> for Import {
+    fn from(m: crate::store::entity::imports::Model) -> Import {
         Import {
             issues_url: format!("/v1/imports/{}/issues", m.id),
             id: m.id,
-            kind: m.kind,
-            state: m.state,
+            kind: m.kind.as_str().to_string(),
+            state: m.state.as_str().to_string(),
             pool_id: m.pool_id,
             total: m.total,
             done: m.done,
@@ -106,7 +106,7 @@ async fn find(
     caller: &Caller,
     id: i64,
     what: &str,
-) -> ApiResult<entity::imports::Model> {
+) -> ApiResult<crate::store::entity::imports::Model> {
     caller.require_in_pools(Scope::Admin)?;
     let hidden = || ApiError::not_found(what, id);
     let import = store::imports::get(&state.db, caller.org_id, id)

@@ -87,7 +87,7 @@ impl IssuanceApi {
         .await?;
         let replayed = outcome.is_replayed();
         let issued = outcome.into_inner();
-        let body = IssuedCoupon::new(issued.coupon, issued.existing)?;
+        let body = IssuedCoupon::new(issued.coupon, issued.existing);
         Ok(if replayed || issued.existing {
             IssueResponse::Existing(Json(body))
         } else {

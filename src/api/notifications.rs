@@ -1,8 +1,8 @@
 //! Notifications: a pool's expiry reminders and resend template, resending a coupon, and the
 //! email/SMS outbox for admins.
 
+use crate::store::entity::{outbox, pool_messages, pool_reminders};
 use chrono::{DateTime, Utc};
-use entity::{outbox, pool_messages, pool_reminders};
 use poem::web::Data;
 use poem_openapi::{
     Object, OpenApi,
@@ -98,7 +98,7 @@ impl From<pool_reminders::Model> for ExpiryReminder {
             id: m.id,
             days_before: m.days_before.max(0) as u32,
             at: m.at_time,
-            channel: Channel::parse(&m.channel).unwrap_or(Channel::Sms),
+            channel: m.channel,
             subject: m.subject,
             template: m.template,
             allow_unicode: m.allow_unicode,
@@ -121,7 +121,7 @@ impl From<outbox::Model> for OutboxMessage {
         OutboxMessage {
             state: store::notifications::state_of(&m),
             id: m.id,
-            channel: m.channel,
+            channel: m.channel.as_str().to_string(),
             attempts: m.attempts,
             next_attempt_at: m.next_attempt_at,
             sent_at: m.sent_at,

@@ -42,15 +42,15 @@ pub struct UpdateOrg {
     pub poc_emails: Option<Vec<String>>,
 }
 
-impl From<entity::orgs::Model> for Org {
-    fn from(m: entity::orgs::Model) -> Org {
+impl From<crate::store::entity::orgs::Model> for Org {
+    fn from(m: crate::store::entity::orgs::Model) -> Org {
         Org {
             id: m.id,
             name: m.name,
             timezone: m.timezone,
             code_prefix: m.code_prefix,
             code_suffix: m.code_suffix,
-            poc_emails: serde_json::from_value(m.poc_emails).unwrap_or_default(),
+            poc_emails: m.poc_emails.0,
             created_at: m.created_at,
         }
     }

@@ -10,7 +10,7 @@ use poem_openapi::{
 
 use super::{
     auth::{ApiKeyAuth, Caller},
-    error::{ApiError, ApiResult},
+    error::ApiResult,
     imports::Import,
     state::AppState,
     tags::ApiTags,
@@ -169,7 +169,7 @@ impl PoolsApi {
     ) -> ApiResult<PoolCreated> {
         auth.0.require_in_pools(Scope::Admin)?;
         let pool = service::pools::create(&state.db, auth.0.org_id, &auth.0.access, body.0).await?;
-        Ok(PoolCreated::Created(Json(to_view(pool)?)))
+        Ok(PoolCreated::Created(Json(to_view(pool))))
     }
 
     /// Lists pools, newest first. Archived pools are left out unless asked for.
@@ -201,8 +201,8 @@ impl PoolsApi {
         auth.0.require_in_pools(Scope::Admin)?;
         let filter = store::pools::ListFilter {
             state: pool_state.0,
-            source: source.0.map(|s| s.as_str().to_string()),
-            discount_type: discount_type.0.map(|d| d.as_str().to_string()),
+            source: source.0,
+            discount_type: discount_type.0,
             include_archived: include_archived.0,
             claimed: None,
             access: auth.0.access.clone(),
@@ -210,7 +210,7 @@ impl PoolsApi {
         let (rows, total) =
             store::pools::list(&state.db, auth.0.org_id, &filter, page.0, per_page.0).await?;
         Ok(Json(PoolList {
-            items: rows.into_iter().map(to_view).collect::<ApiResult<_>>()?,
+            items: rows.into_iter().map(to_view).collect(),
             page: page.0,
             per_page: per_page.0,
             total,
@@ -224,7 +224,7 @@ impl PoolsApi {
         state: Data<&AppState>,
         id: Path<i64>,
     ) -> ApiResult<Json<Pool>> {
-        Ok(Json(to_view(find(&state, &auth.0, id.0).await?)?))
+        Ok(Json(to_view(find(&state, &auth.0, id.0).await?)))
     }
 
     /// Edits a pool. A new `value` reaches existing coupons as `update_criterion` says.
@@ -239,7 +239,7 @@ impl PoolsApi {
         let pool = find(&state, &auth.0, id.0).await?;
         let pool = service::pools::update(&state.db, &auth.0.access, pool, body.0).await?;
         state.caches.forget_pool(pool.org_id, pool.id);
-        Ok(Json(to_view(pool)?))
+        Ok(Json(to_view(pool)))
     }
 
     /// Coupon counts by status.
@@ -361,7 +361,7 @@ async fn set_claimed(
     let pool = find(state, &auth.0, id).await?;
     let pool = store::pools::set_claimed(&state.db, pool, claimed).await?;
     state.caches.forget_pool(pool.org_id, pool.id);
-    Ok(Json(to_view(pool)?))
+    Ok(Json(to_view(pool)))
 }
 
 fn first_page() -> u64 {
@@ -373,23 +373,23 @@ fn default_per_page() -> u64 {
 }
 
 /// The pool an admin key manages: 403 without `admin`, 404 outside the key's access groups.
-pub async fn find(state: &AppState, caller: &Caller, id: i64) -> ApiResult<entity::pools::Model> {
+pub async fn find(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+) -> ApiResult<crate::store::entity::pools::Model> {
     caller.require_in_pools(Scope::Admin)?;
     caller.pool(&state.db, id).await
 }
 
-/// The stored row as the API shows it. Stored JSON that no longer parses is a server fault.
-fn to_view(m: entity::pools::Model) -> ApiResult<Pool> {
-    use service::stored as parse;
-    let remote: Option<service::pools::StoredRemote> = m.remote.as_ref().map(parse).transpose()?;
-    Ok(Pool {
+/// The stored row as the API shows it.
+fn to_view(m: crate::store::entity::pools::Model) -> Pool {
+    Pool {
         id: m.id,
         name: m.name,
-        source: PoolSource::parse(&m.source)
-            .ok_or_else(|| ApiError::internal("unknown pool source"))?,
+        source: m.source,
         pattern: m.pattern,
-        discount_type: DiscountType::parse(&m.discount_type)
-            .ok_or_else(|| ApiError::internal("unknown discount type"))?,
+        discount_type: m.discount_type,
         value: m.value,
         currency: m.currency,
         gift_card_min_value: m.gift_card_min_value,
@@ -397,15 +397,14 @@ fn to_view(m: entity::pools::Model) -> ApiResult<Pool> {
         purchase_min: m.purchase_min,
         starts_at: m.starts_at,
         ends_at: m.ends_at,
-        state: PoolState::parse(&m.state)
-            .ok_or_else(|| ApiError::internal("unknown pool state"))?,
+        state: m.state,
         group_id: m.group_id,
-        codes: parse(&m.code_options)?,
-        issuance: parse(&m.issuance)?,
-        redemption: parse(&m.redemption)?,
-        expiry: parse(&m.expiry)?,
-        reminders: parse(&m.reminders)?,
-        remote: remote.map(|r| RemoteSource {
+        codes: m.code_options,
+        issuance: m.issuance,
+        redemption: m.redemption,
+        expiry: m.expiry,
+        reminders: m.reminders.0,
+        remote: m.remote.map(|r| RemoteSource {
             url: r.url,
             secret: None,
             api_key: None,
@@ -416,5 +415,5 @@ fn to_view(m: entity::pools::Model) -> ApiResult<Pool> {
         generated: m.generated_count,
         created_at: m.created_at,
         updated_at: m.updated_at,
-    })
+    }
 }

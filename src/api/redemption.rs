@@ -1,8 +1,8 @@
 //! Checkout: validating and redeeming codes against a basket, two-step redemptions
 //! (reservations), reversals and auto-redeem of every code in a checkout.
 
+use crate::store::entity::{coupons, redemptions};
 use chrono::{DateTime, Duration, Utc};
-use entity::{coupons, redemptions};
 use poem::web::Data;
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
@@ -492,7 +492,7 @@ pub fn redemption_view(row: &redemptions::Model, coupon: &coupons::Model) -> Api
         code: coupon.code.clone(),
         pool_id: row.pool_id,
         customer_id: row.customer_id,
-        discount: service::redemption::recorded_discount(row)?,
+        discount: service::redemption::recorded_discount(row),
         basket_total: row.basket_total,
         currency: row.currency.clone(),
         store: StoreFacts {
@@ -505,7 +505,7 @@ pub fn redemption_view(row: &redemptions::Model, coupon: &coupons::Model) -> Api
         recorded_at: row.recorded_at.unwrap_or(row.redeemed_at),
         reserved_until: row.reserved_until,
         reversed_at: row.reversed_at,
-        coupon_status: service::redemption::status_of(coupon)?,
+        coupon_status: coupon.status,
         coupon_balance: coupon.balance,
     })
 }

@@ -29,8 +29,8 @@ pub struct Store {
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<entity::stores::Model> for Store {
-    fn from(m: entity::stores::Model) -> Store {
+impl From<crate::store::entity::stores::Model> for Store {
+    fn from(m: crate::store::entity::stores::Model) -> Store {
         Store {
             id: m.external_id,
             name: m.name,
@@ -114,8 +114,8 @@ pub struct ExchangeRate {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<entity::exchange_rates::Model> for ExchangeRate {
-    fn from(m: entity::exchange_rates::Model) -> ExchangeRate {
+impl From<crate::store::entity::exchange_rates::Model> for ExchangeRate {
+    fn from(m: crate::store::entity::exchange_rates::Model) -> ExchangeRate {
         ExchangeRate {
             id: m.id,
             from: m.from_currency,

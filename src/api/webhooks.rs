@@ -66,10 +66,10 @@ pub enum DeleteWebhookResponse {
     Deleted,
 }
 
-impl From<entity::webhooks::Model> for Webhook {
-    fn from(m: entity::webhooks::Model) -> Webhook {
+impl From<crate::store::entity::webhooks::Model> for Webhook {
+    fn from(m: crate::store::entity::webhooks::Model) -> Webhook {
         Webhook {
-            events: store::webhooks::events_of(&m),
+            events: m.events.0,
             id: m.id,
             url: m.url,
             created_at: m.created_at,

@@ -98,19 +98,15 @@ impl WorkflowApi {
             store::pools::list(&state.db, auth.0.org_id, &filter, 1, MAX_DESCRIBED_POOLS).await?;
         let pools = rows
             .into_iter()
-            .map(|p| {
-                Ok(WorkflowPool {
-                    source: PoolSource::parse(&p.source)
-                        .ok_or_else(|| ApiError::internal("unknown pool source"))?,
-                    discount_type: DiscountType::parse(&p.discount_type)
-                        .ok_or_else(|| ApiError::internal("unknown discount type"))?,
-                    id: p.id,
-                    name: p.name,
-                    value: p.value,
-                    currency: p.currency,
-                })
+            .map(|p| WorkflowPool {
+                source: p.source,
+                discount_type: p.discount_type,
+                id: p.id,
+                name: p.name,
+                value: p.value,
+                currency: p.currency,
             })
-            .collect::<ApiResult<_>>()?;
+            .collect();
         Ok(Json(PluginDescriptor {
             actions: actions(),
             pools,

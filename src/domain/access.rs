@@ -1,6 +1,21 @@
 //! Access groups (Antavo's "User group"): which pools an admin key may manage. A key bound to
 //! groups reaches the pools of those groups only; an unbound key reaches every pool of its org.
 
+use sea_orm::FromJsonQueryResult;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// The groups a bound key is limited to, as its row holds them (a JSON list of ids). A stored
+/// value that is not a list binds the key to no group at all, never to every pool.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq, Default, FromJsonQueryResult)]
+#[serde(transparent)]
+pub struct GroupIds(pub Vec<i64>);
+
+impl<'de> Deserialize<'de> for GroupIds {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<GroupIds, D::Error> {
+        super::lenient_list(deserializer, serde_json::Value::as_i64).map(GroupIds)
+    }
+}
+
 /// The pools a caller reaches.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum PoolAccess {

@@ -2,6 +2,8 @@
 
 use poem_openapi::Enum;
 use rand::{Rng, distr::Alphanumeric};
+use sea_orm::FromJsonQueryResult;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 /// Every key starts with this, so a leaked key is recognisable in logs and secret scanners.
@@ -52,6 +54,23 @@ impl Scope {
     /// Whether a key holding `held` scopes may act with `needed`.
     pub fn granted(held: &[Scope], needed: Scope) -> bool {
         held.contains(&needed) || held.contains(&Scope::Admin)
+    }
+}
+
+/// The scopes a key carries, as its row holds them (a JSON list of names). Names this version
+/// does not know (written by a newer one) are skipped.
+#[derive(Debug, Clone, PartialEq, Eq, Default, FromJsonQueryResult)]
+pub struct Scopes(pub Vec<Scope>);
+
+impl Serialize for Scopes {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|s| s.as_str()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Scopes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Scopes, D::Error> {
+        super::lenient_list(deserializer, |v| v.as_str().and_then(Scope::parse)).map(Scopes)
     }
 }
 

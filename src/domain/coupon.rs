@@ -2,24 +2,45 @@
 
 use chrono::{DateTime, Utc};
 use poem_openapi::Enum;
+use sea_orm::{DeriveActiveEnum, EnumIter};
 use serde::{Deserialize, Serialize};
 
-#[derive(Enum, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+// Stored as a small integer in `coupons.status`: never renumber a `num_value`.
+#[derive(
+    Enum,
+    Serialize,
+    Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+)]
 #[oai(rename_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
+#[sea_orm(rs_type = "i16", db_type = "SmallInteger")]
 pub enum CouponStatus {
     /// In the pool, not issued to anyone yet; redeemable only if anyone may redeem the pool's codes.
+    #[sea_orm(num_value = 0)]
     Available,
     /// Issued to a customer and not used up.
+    #[sea_orm(num_value = 1)]
     Issued,
     /// No redemptions left: its code-level limit is reached, or its gift card balance is spent or
     /// fell under the card's minimum value (voided). A reversal brings it back.
+    #[sea_orm(num_value = 2)]
     Redeemed,
     /// Past its expiry date without being used up.
+    #[sea_orm(num_value = 3)]
     Expired,
     /// Invalidated by a program manager.
+    #[sea_orm(num_value = 4)]
     Invalidated,
     /// Withdrawn by a revocation (Capillary's "Revoke coupons").
+    #[sea_orm(num_value = 5)]
     Revoked,
 }
 
@@ -33,22 +54,6 @@ impl CouponStatus {
         CouponStatus::Revoked,
     ];
 
-    /// The stored value; never renumber, rows hold these.
-    pub fn as_i16(self) -> i16 {
-        match self {
-            CouponStatus::Available => 0,
-            CouponStatus::Issued => 1,
-            CouponStatus::Redeemed => 2,
-            CouponStatus::Expired => 3,
-            CouponStatus::Invalidated => 4,
-            CouponStatus::Revoked => 5,
-        }
-    }
-
-    pub fn from_i16(v: i16) -> Option<CouponStatus> {
-        Self::ALL.into_iter().find(|s| s.as_i16() == v)
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             CouponStatus::Available => "available",
@@ -58,10 +63,6 @@ impl CouponStatus {
             CouponStatus::Invalidated => "invalidated",
             CouponStatus::Revoked => "revoked",
         }
-    }
-
-    pub fn parse(s: &str) -> Option<CouponStatus> {
-        Self::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 
@@ -226,12 +227,28 @@ mod tests {
 
     #[test]
     fn stored_values_round_trip_and_are_stable() {
-        for s in CouponStatus::ALL {
-            assert_eq!(CouponStatus::from_i16(s.as_i16()), Some(s));
+        use sea_orm::{ActiveEnum, Iterable};
+        // The numbers rows hold (`coupons.status`), and the names the API shows.
+        let stored: Vec<(CouponStatus, i16, &str)> = CouponStatus::iter()
+            .map(|s| (s, s.to_value(), s.as_str()))
+            .collect();
+        assert_eq!(
+            stored,
+            [
+                (CouponStatus::Available, 0, "available"),
+                (CouponStatus::Issued, 1, "issued"),
+                (CouponStatus::Redeemed, 2, "redeemed"),
+                (CouponStatus::Expired, 3, "expired"),
+                (CouponStatus::Invalidated, 4, "invalidated"),
+                (CouponStatus::Revoked, 5, "revoked"),
+            ]
+        );
+        assert_eq!(CouponStatus::iter().collect::<Vec<_>>(), CouponStatus::ALL);
+        for (status, n, name) in stored {
+            assert_eq!(CouponStatus::try_from_value(&n).unwrap(), status);
+            assert_eq!(serde_json::to_value(status).unwrap(), name);
         }
-        assert_eq!(CouponStatus::Available.as_i16(), 0);
-        assert_eq!(CouponStatus::Revoked.as_i16(), 5);
-        assert_eq!(CouponStatus::from_i16(9), None);
+        assert!(CouponStatus::try_from_value(&6).is_err());
     }
 
     #[test]

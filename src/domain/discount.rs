@@ -2,6 +2,7 @@
 //! off. Amounts are integer minor units, percentages basis points (10000 = 100%); no floats.
 
 use poem_openapi::{Enum, Object};
+use sea_orm::{DeriveActiveEnum, EnumIter, FromJsonQueryResult, sea_query::StringLen};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -13,17 +14,35 @@ use super::{
 const FULL_BPS: i64 = 10_000;
 
 /// What a coupon gives.
-#[derive(Enum, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+// Stored as its name in `pools.discount_type`: never rename a `string_value`.
+#[derive(
+    Enum,
+    Serialize,
+    Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+)]
 #[oai(rename_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
 pub enum DiscountType {
     /// A fixed amount off, in minor units of the pool's currency.
+    #[sea_orm(string_value = "amount")]
     Amount,
     /// A percentage off the eligible items, in basis points (10000 = 100%).
+    #[sea_orm(string_value = "percentage")]
     Percentage,
     /// Free shipping; no amount comes off the basket.
+    #[sea_orm(string_value = "free_shipping")]
     FreeShipping,
     /// A stored balance spent over one or more checkouts.
+    #[sea_orm(string_value = "gift_card")]
     GiftCard,
 }
 
@@ -35,17 +54,6 @@ impl DiscountType {
             DiscountType::FreeShipping => "free_shipping",
             DiscountType::GiftCard => "gift_card",
         }
-    }
-
-    pub fn parse(s: &str) -> Option<DiscountType> {
-        [
-            DiscountType::Amount,
-            DiscountType::Percentage,
-            DiscountType::FreeShipping,
-            DiscountType::GiftCard,
-        ]
-        .into_iter()
-        .find(|t| t.as_str() == s)
     }
 }
 
@@ -173,7 +181,9 @@ pub struct LineDiscount {
 }
 
 /// What a coupon takes off a basket.
-#[derive(Object, Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+#[derive(
+    Object, Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default, FromJsonQueryResult,
+)]
 pub struct Discount {
     /// Minor units taken off the basket (for a gift card: the amount paid with it).
     pub amount: i64,
@@ -535,12 +545,20 @@ mod tests {
 
     #[test]
     fn discount_types_round_trip_through_their_names() {
-        for s in ["amount", "percentage", "free_shipping", "gift_card"] {
-            assert_eq!(DiscountType::parse(s).map(DiscountType::as_str), Some(s));
-            let json = serde_json::to_string(&DiscountType::parse(s).unwrap()).unwrap();
-            assert_eq!(json, format!("\"{s}\""));
+        use sea_orm::{ActiveEnum, Iterable};
+        // The names rows hold (`pools.discount_type`), the API's and the serialized ones alike.
+        let names = ["amount", "percentage", "free_shipping", "gift_card"];
+        let types: Vec<DiscountType> = DiscountType::iter().collect();
+        assert_eq!(types.len(), names.len());
+        for (kind, name) in types.into_iter().zip(names) {
+            assert_eq!((kind.to_value(), kind.as_str()), (name.to_string(), name));
+            assert_eq!(
+                DiscountType::try_from_value(&name.to_string()).unwrap(),
+                kind
+            );
+            assert_eq!(serde_json::to_value(kind).unwrap(), name);
         }
-        assert_eq!(DiscountType::parse("bogo"), None);
+        assert!(DiscountType::try_from_value(&"bogo".to_string()).is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use chrono::{
 };
 use chrono_tz::Tz;
 use poem_openapi::{Enum, Object};
+use sea_orm::FromJsonQueryResult;
 use serde::{Deserialize, Serialize};
 
 /// Pool and issuance settings share one refusal type, so the API maps all of them the same way.
@@ -52,7 +53,9 @@ pub enum RedemptionStart {
 
 /// A pool's expiry and redemption-start rules for the coupons it issues. Every rule is capped by
 /// the pool's own end.
-#[derive(Object, Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+#[derive(
+    Object, Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default, FromJsonQueryResult,
+)]
 #[serde(default)]
 pub struct ExpiryRules {
     /// How an issued coupon's expiry is set.

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Days, Months, Utc};
 use chrono_tz::Tz;
 use poem_openapi::{Enum, Object};
+use sea_orm::FromJsonQueryResult;
 use serde::{Deserialize, Serialize};
 
 use super::Invalid;
@@ -31,7 +32,9 @@ pub enum OnRepeat {
 }
 
 /// Who may be issued a pool's coupons, how often and how many.
-#[derive(Object, Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+#[derive(
+    Object, Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default, FromJsonQueryResult,
+)]
 #[serde(default)]
 pub struct IssuanceRules {
     /// Most coupons of this pool one customer may ever be issued; absent means no limit.

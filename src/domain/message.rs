@@ -3,6 +3,9 @@
 
 use chrono::{DateTime, Days, NaiveTime, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
+use sea_orm::{DeriveActiveEnum, EnumIter, sea_query::StringLen};
+
+use super::discount::DiscountType;
 
 /// The tags a coupon message may use.
 pub const TAGS: [&str; 5] = ["code", "expires_on", "pool_name", "customer_name", "value"];
@@ -298,35 +301,73 @@ pub fn retry_delay(base: TimeDelta, failed_attempts: i32, jitter: f64) -> TimeDe
 }
 
 /// How a customer message goes out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+// Stored as its name in `pool_reminders.channel`: never rename a `string_value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum, EnumIter, DeriveActiveEnum)]
 #[oai(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
 pub enum Channel {
+    #[sea_orm(string_value = "sms")]
     Sms,
+    #[sea_orm(string_value = "email")]
     Email,
 }
 
-impl Channel {
-    /// The outbox channel name (`store::outbox::SMS` / `EMAIL`).
+/// What an outbox row is sent as: a customer message, or a webhook delivery.
+// Stored as its name in `outbox.channel`: never rename a `string_value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum OutboxChannel {
+    #[sea_orm(string_value = "webhook")]
+    Webhook,
+    #[sea_orm(string_value = "email")]
+    Email,
+    #[sea_orm(string_value = "sms")]
+    Sms,
+}
+
+impl OutboxChannel {
+    /// The stored name, as the API shows it.
     pub fn as_str(self) -> &'static str {
         match self {
-            Channel::Sms => "sms",
-            Channel::Email => "email",
+            OutboxChannel::Webhook => "webhook",
+            OutboxChannel::Email => "email",
+            OutboxChannel::Sms => "sms",
         }
-    }
-
-    pub fn parse(s: &str) -> Option<Channel> {
-        [Channel::Sms, Channel::Email]
-            .into_iter()
-            .find(|c| c.as_str() == s)
     }
 }
 
+impl From<Channel> for OutboxChannel {
+    fn from(channel: Channel) -> OutboxChannel {
+        match channel {
+            Channel::Sms => OutboxChannel::Sms,
+            Channel::Email => OutboxChannel::Email,
+        }
+    }
+}
+
+/// What came of an expiry reminder for one coupon.
+// Stored as its name in `reminder_deliveries.outcome`: never rename a `string_value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum ReminderOutcome {
+    /// The message is in the outbox.
+    #[sea_orm(string_value = "queued")]
+    Queued,
+    /// The holder has no address on the reminder's channel; nothing was queued.
+    #[sea_orm(string_value = "no_address")]
+    NoAddress,
+}
+
 /// A coupon's value as a customer reads it: `15%`, `5.00 EUR`, `free shipping`.
-pub fn display_value(discount_type: &str, value: Option<i64>, currency: Option<&str>) -> String {
+pub fn display_value(
+    discount_type: DiscountType,
+    value: Option<i64>,
+    currency: Option<&str>,
+) -> String {
     match (discount_type, value) {
-        ("free_shipping", _) => "free shipping".into(),
+        (DiscountType::FreeShipping, _) => "free shipping".into(),
         // Percentages are stored in basis points.
-        ("percentage", Some(v)) => {
+        (DiscountType::Percentage, Some(v)) => {
             let whole = v / 100;
             match v % 100 {
                 0 => format!("{whole}%"),
@@ -370,6 +411,38 @@ impl OutboxState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn channels_keep_their_stored_names() {
+        use sea_orm::{ActiveEnum, Iterable};
+        let stored: Vec<(Channel, String)> = Channel::iter().map(|c| (c, c.to_value())).collect();
+        assert_eq!(
+            stored,
+            [
+                (Channel::Sms, "sms".to_string()),
+                (Channel::Email, "email".to_string()),
+            ]
+        );
+        for (channel, name) in stored {
+            assert_eq!(Channel::try_from_value(&name).unwrap(), channel);
+            // A message's outbox row is on the channel of the same name.
+            assert_eq!(OutboxChannel::from(channel).to_value(), name);
+        }
+        let outbox: Vec<(String, &str)> = OutboxChannel::iter()
+            .map(|c| (c.to_value(), c.as_str()))
+            .collect();
+        assert_eq!(
+            outbox,
+            [
+                ("webhook".to_string(), "webhook"),
+                ("email".to_string(), "email"),
+                ("sms".to_string(), "sms"),
+            ]
+        );
+        assert!(OutboxChannel::try_from_value(&"push".to_string()).is_err());
+        let outcomes: Vec<String> = ReminderOutcome::iter().map(|o| o.to_value()).collect();
+        assert_eq!(outcomes, ["queued", "no_address"]);
+    }
     use chrono_tz::Europe::Madrid;
 
     fn utc(s: &str) -> DateTime<Utc> {
@@ -441,10 +514,22 @@ mod tests {
 
     #[test]
     fn values_read_naturally() {
-        assert_eq!(display_value("percentage", Some(1500), None), "15%");
-        assert_eq!(display_value("percentage", Some(1250), None), "12.50%");
-        assert_eq!(display_value("amount", Some(505), Some("EUR")), "5.05 EUR");
-        assert_eq!(display_value("free_shipping", None, None), "free shipping");
+        assert_eq!(
+            display_value(DiscountType::Percentage, Some(1500), None),
+            "15%"
+        );
+        assert_eq!(
+            display_value(DiscountType::Percentage, Some(1250), None),
+            "12.50%"
+        );
+        assert_eq!(
+            display_value(DiscountType::Amount, Some(505), Some("EUR")),
+            "5.05 EUR"
+        );
+        assert_eq!(
+            display_value(DiscountType::FreeShipping, None, None),
+            "free shipping"
+        );
     }
 
     #[test]

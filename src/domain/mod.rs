@@ -11,6 +11,7 @@ pub mod discount;
 pub mod expiry;
 pub mod generator;
 pub mod issuance;
+pub mod job;
 pub mod market;
 pub mod message;
 pub mod org;
@@ -25,6 +26,23 @@ pub mod text;
 pub mod url_policy;
 pub mod wallet;
 pub mod webhook;
+
+/// A JSON list stored by an earlier or later version, read leniently: items `item` does not
+/// know (a scope or event name added since) are skipped, and anything but a list reads as
+/// empty.
+fn lenient_list<'de, D, T>(
+    deserializer: D,
+    item: impl Fn(&serde_json::Value) -> Option<T>,
+) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let value = <serde_json::Value as serde::Deserialize>::deserialize(deserializer)?;
+    Ok(value
+        .as_array()
+        .map(|items| items.iter().filter_map(item).collect())
+        .unwrap_or_default())
+}
 
 /// Why a setting or request field was refused, naming the field (a 422 at the API).
 #[derive(Debug, Clone, PartialEq, Eq)]

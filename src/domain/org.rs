@@ -1,8 +1,23 @@
 //! Tenants: an org's name and the time zone its days are counted in.
 
 use chrono_tz::Tz;
+use sea_orm::FromJsonQueryResult;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::Invalid;
+
+/// The addresses told about the org's pools (a limit near): a JSON list on the org's row. A
+/// stored value that is not a list of strings reads as no address.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq, Default, FromJsonQueryResult)]
+#[serde(transparent)]
+pub struct PocEmails(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for PocEmails {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<PocEmails, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        Ok(PocEmails(serde_json::from_value(value).unwrap_or_default()))
+    }
+}
 
 pub fn validate_name(name: &str) -> Result<String, Invalid> {
     let name = name.trim();
@@ -26,6 +41,23 @@ pub fn parse_timezone(name: &str) -> Result<Tz, Invalid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_contacts_read_back_and_a_broken_list_reads_as_none() {
+        let emails: PocEmails =
+            serde_json::from_str(r#"["a@example.com","b@example.com"]"#).unwrap();
+        assert_eq!(emails.0, ["a@example.com", "b@example.com"]);
+        assert_eq!(
+            serde_json::to_string(&emails).unwrap(),
+            r#"["a@example.com","b@example.com"]"#
+        );
+        for broken in ["{}", "null", r#"["a@example.com", 7]"#] {
+            assert_eq!(
+                serde_json::from_str::<PocEmails>(broken).unwrap(),
+                PocEmails::default()
+            );
+        }
+    }
 
     #[test]
     fn accepts_iana_zones_and_refuses_others() {

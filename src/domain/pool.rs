@@ -3,27 +3,38 @@
 
 use chrono::{DateTime, Utc};
 use poem_openapi::{Enum, Object};
+use sea_orm::{DeriveActiveEnum, EnumIter, FromJsonQueryResult, sea_query::StringLen};
 use serde::{Deserialize, Serialize};
 
 pub use super::Invalid;
-use super::currency::Currency;
+use super::{currency::Currency, discount::DiscountType};
 
 /// Where a pool's codes come from.
-#[derive(Enum, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+// Stored as its name in `pools.source`: never rename a `string_value`.
+#[derive(
+    Enum, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum,
+)]
 #[oai(rename_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
 pub enum PoolSource {
     /// Codes uploaded as CSV or JSON.
+    #[sea_orm(string_value = "uploaded")]
     Uploaded,
     /// Codes made from the pattern, on demand at issue time or ahead with `generate`.
+    #[sea_orm(string_value = "generated")]
     Generated,
     /// Codes made from the pattern ahead of time in batches (at least 4 placeholders, 1% rule).
+    #[sea_orm(string_value = "bulk")]
     Bulk,
     /// One code for everyone (a pattern without placeholders).
+    #[sea_orm(string_value = "common")]
     Common,
     /// Half fixed, half random codes derived from a sample code.
+    #[sea_orm(string_value = "randomized_common")]
     RandomizedCommon,
     /// Codes fetched from an external URL at issue time.
+    #[sea_orm(string_value = "remote")]
     Remote,
 }
 
@@ -37,19 +48,6 @@ impl PoolSource {
             PoolSource::RandomizedCommon => "randomized_common",
             PoolSource::Remote => "remote",
         }
-    }
-
-    pub fn parse(s: &str) -> Option<PoolSource> {
-        [
-            PoolSource::Uploaded,
-            PoolSource::Generated,
-            PoolSource::Bulk,
-            PoolSource::Common,
-            PoolSource::RandomizedCommon,
-            PoolSource::Remote,
-        ]
-        .into_iter()
-        .find(|p| p.as_str() == s)
     }
 
     /// Sources whose codes come from a pattern.
@@ -99,33 +97,34 @@ pub fn remaining(stock: &Stock) -> Option<i64> {
 }
 
 /// A pool's lifecycle. Pools are never deleted: `archived` stops issuing.
-#[derive(Enum, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+// Stored as its name in `pools.state`: never rename a `string_value`.
+#[derive(
+    Enum,
+    Serialize,
+    Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    EnumIter,
+    DeriveActiveEnum,
+)]
 #[oai(rename_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
 pub enum PoolState {
     /// Being set up: codes can be added, nothing is issued.
+    #[sea_orm(string_value = "draft")]
     Draft,
     /// Issuing and redeeming.
     #[default]
+    #[sea_orm(string_value = "active")]
     Active,
     /// Retired: no more issuing; still listed on request.
+    #[sea_orm(string_value = "archived")]
     Archived,
-}
-
-impl PoolState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PoolState::Draft => "draft",
-            PoolState::Active => "active",
-            PoolState::Archived => "archived",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<PoolState> {
-        [PoolState::Draft, PoolState::Active, PoolState::Archived]
-            .into_iter()
-            .find(|p| p.as_str() == s)
-    }
 }
 
 /// Which existing coupons follow a change of the pool's value (Antavo's update criteria).
@@ -144,8 +143,46 @@ pub enum UpdateCriterion {
     All,
 }
 
+/// How a pool's codes are made and matched (flat in the pool's JSON).
+#[derive(
+    Object, Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq, FromJsonQueryResult,
+)]
+#[serde(default)]
+pub struct CodeOptions {
+    /// Characters never used at placeholder positions, e.g. ["O", "0", "I", "1"]. List lower-
+    /// and upper-case letters separately.
+    #[oai(default)]
+    pub exclude_chars: Vec<String>,
+    /// Phrases that never appear anywhere in a code (case-insensitive).
+    #[oai(default)]
+    pub exclude_phrases: Vec<String>,
+    /// Whether codes carry a prefix. `false` wins over every other prefix setting.
+    pub prefix_enabled: Option<bool>,
+    /// Custom prefix (at most 10 of A-Z a-z 0-9 _ -, case-sensitive). Shown resolved.
+    pub prefix: Option<String>,
+    /// Use the org's default prefix instead of a custom one (422 if the org has none).
+    #[oai(default)]
+    pub use_org_prefix: bool,
+    /// Whether codes carry a suffix. `false` wins over every other suffix setting.
+    pub suffix_enabled: Option<bool>,
+    /// Custom suffix (same rules as the prefix). Shown resolved.
+    pub suffix: Option<String>,
+    /// Use the org's default suffix.
+    #[oai(default)]
+    pub use_org_suffix: bool,
+    /// Append a check character so a mistyped code is refused without a database look-up.
+    #[oai(default)]
+    pub check_char: bool,
+    /// Forgiving entry: match codes ignoring case and separators (`abcd-1234` finds `ABCD1234`).
+    #[oai(default)]
+    pub case_insensitive: bool,
+    /// randomized_common: a 5 to 10 character sample the pattern is derived from; its first
+    /// half is kept, the rest randomised.
+    pub sample_code: Option<String>,
+}
+
 /// An expiry reminder: sent `days_before` the coupon expires, at `time` (HH:MM, org time).
-#[derive(Object, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Object, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct Reminder {
     /// Days before expiry.
     pub days_before: u32,
@@ -155,9 +192,22 @@ pub struct Reminder {
     pub time: String,
 }
 
+/// A pool's expiry reminders, as its row holds them (a JSON list).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default, FromJsonQueryResult)]
+#[serde(transparent)]
+pub struct Reminders(pub Vec<Reminder>);
+
+impl std::ops::Deref for Reminders {
+    type Target = [Reminder];
+
+    fn deref(&self) -> &[Reminder] {
+        &self.0
+    }
+}
+
 /// Checks the money fields of a pool against its discount type.
 pub fn validate_value(
-    discount_type: &str,
+    discount_type: DiscountType,
     value: Option<i64>,
     currency: Option<&str>,
 ) -> Result<(), Invalid> {
@@ -168,13 +218,13 @@ pub fn validate_value(
         })
     };
     match (discount_type, value) {
-        ("free_shipping", Some(_)) => {
+        (DiscountType::FreeShipping, Some(_)) => {
             return invalid("value", "free shipping coupons carry no value");
         }
-        ("free_shipping", None) => {}
+        (DiscountType::FreeShipping, None) => {}
         (_, None) => return invalid("value", "required for this discount type"),
         (_, Some(v)) if v <= 0 => return invalid("value", "must be positive"),
-        ("percentage", Some(v)) if v > 10_000 => {
+        (DiscountType::Percentage, Some(v)) if v > 10_000 => {
             return invalid(
                 "value",
                 "a percentage is in basis points, at most 10000 (100%)",
@@ -182,7 +232,7 @@ pub fn validate_value(
         }
         _ => {}
     }
-    let needs_currency = matches!(discount_type, "amount" | "gift_card");
+    let needs_currency = matches!(discount_type, DiscountType::Amount | DiscountType::GiftCard);
     match currency {
         None if needs_currency => invalid("currency", "required for amount and gift card coupons"),
         Some(c) => Currency::parse(c, "currency").map(|_| ()),
@@ -218,10 +268,10 @@ pub fn validate_gift_card(
 /// Row 14 of the limit table: a third party's (remote) code belongs to the customer it was
 /// fetched for, so nobody else may redeem it.
 pub fn validate_redemption_for_source(
-    source: &str,
+    source: PoolSource,
     rules: &super::redemption::RedemptionRules,
 ) -> Result<(), Invalid> {
-    if source == PoolSource::Remote.as_str() && rules.allow_anyone {
+    if source == PoolSource::Remote && rules.allow_anyone {
         return Err(Invalid {
             field: "redemption.allow_anyone",
             reason: "a remote pool's codes are redeemed only by the customer they were fetched for"
@@ -307,29 +357,31 @@ mod tests {
 
     #[test]
     fn value_rules_follow_the_discount_type() {
-        assert!(validate_value("amount", Some(500), Some("EUR")).is_ok());
+        assert!(validate_value(DiscountType::Amount, Some(500), Some("EUR")).is_ok());
         assert_eq!(
-            validate_value("amount", Some(500), None).unwrap_err().field,
+            validate_value(DiscountType::Amount, Some(500), None)
+                .unwrap_err()
+                .field,
             "currency"
         );
         assert_eq!(
-            validate_value("amount", None, Some("EUR"))
+            validate_value(DiscountType::Amount, None, Some("EUR"))
                 .unwrap_err()
                 .field,
             "value"
         );
         assert_eq!(
-            validate_value("amount", Some(0), Some("EUR"))
+            validate_value(DiscountType::Amount, Some(0), Some("EUR"))
                 .unwrap_err()
                 .field,
             "value"
         );
-        assert!(validate_value("percentage", Some(2000), None).is_ok());
-        assert!(validate_value("percentage", Some(10_001), None).is_err());
-        assert!(validate_value("free_shipping", None, None).is_ok());
-        assert!(validate_value("free_shipping", Some(1), None).is_err());
+        assert!(validate_value(DiscountType::Percentage, Some(2000), None).is_ok());
+        assert!(validate_value(DiscountType::Percentage, Some(10_001), None).is_err());
+        assert!(validate_value(DiscountType::FreeShipping, None, None).is_ok());
+        assert!(validate_value(DiscountType::FreeShipping, Some(1), None).is_err());
         assert_eq!(
-            validate_value("gift_card", Some(10_000), Some("eur"))
+            validate_value(DiscountType::GiftCard, Some(10_000), Some("eur"))
                 .unwrap_err()
                 .field,
             "currency"
@@ -455,19 +507,54 @@ mod tests {
 
     #[test]
     fn sources_round_trip_and_know_their_patterns() {
-        for s in [
+        use sea_orm::{ActiveEnum, Iterable};
+        // The names rows hold (`pools.source`), the API's and the serialized ones alike.
+        let names = [
             "uploaded",
             "generated",
             "bulk",
             "common",
             "randomized_common",
             "remote",
-        ] {
-            assert_eq!(PoolSource::parse(s).map(PoolSource::as_str), Some(s));
+        ];
+        let sources: Vec<PoolSource> = PoolSource::iter().collect();
+        assert_eq!(sources.len(), names.len());
+        for (source, name) in sources.into_iter().zip(names) {
+            assert_eq!(
+                (source.to_value(), source.as_str()),
+                (name.to_string(), name)
+            );
+            assert_eq!(
+                PoolSource::try_from_value(&name.to_string()).unwrap(),
+                source
+            );
+            assert_eq!(serde_json::to_value(source).unwrap(), name);
         }
+        assert!(PoolSource::try_from_value(&"imported".to_string()).is_err());
         assert!(!PoolSource::Uploaded.has_pattern());
         assert!(PoolSource::Bulk.has_pattern());
         assert!(PoolSource::Generated.mints_on_issue());
         assert!(!PoolSource::Bulk.mints_on_issue());
+    }
+
+    #[test]
+    fn states_keep_their_stored_names() {
+        use sea_orm::{ActiveEnum, Iterable};
+        // The names rows hold (`pools.state`), the API's and the serialized ones alike.
+        let stored: Vec<(PoolState, String)> =
+            PoolState::iter().map(|s| (s, s.to_value())).collect();
+        assert_eq!(
+            stored,
+            [
+                (PoolState::Draft, "draft".to_string()),
+                (PoolState::Active, "active".to_string()),
+                (PoolState::Archived, "archived".to_string()),
+            ]
+        );
+        for (state, name) in stored {
+            assert_eq!(PoolState::try_from_value(&name).unwrap(), state);
+            assert_eq!(serde_json::to_value(state).unwrap(), name.as_str());
+        }
+        assert!(PoolState::try_from_value(&"paused".to_string()).is_err());
     }
 }

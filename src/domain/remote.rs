@@ -9,7 +9,20 @@
 //! Callers are loose about types (a customer id or percentage may be a JSON number), so every
 //! field takes a string or a number, and fields we do not know are ignored.
 
+use sea_orm::FromJsonQueryResult;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+
+/// What is stored of a remote source (the secret stays server-side).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, FromJsonQueryResult)]
+pub struct StoredRemote {
+    pub url: String,
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub api_key: Option<String>,
+    pub timeout_ms: u32,
+    pub retries: u32,
+}
 
 /// Why a remote-source body was refused, naming the field (`body` for the document as a whole).
 #[derive(Debug, Clone, PartialEq, Eq)]

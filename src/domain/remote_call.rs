@@ -12,7 +12,10 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::remote::{RemoteBodyError, RemoteCodeRequest, json_object, scalar};
+use super::{
+    discount::DiscountType,
+    remote::{RemoteBodyError, RemoteCodeRequest, json_object, scalar},
+};
 
 /// Body fields a platform may use to mark its retries.
 const MARK_FIELDS: [&str; 2] = ["idempotency_key", "request_id"];
@@ -169,20 +172,21 @@ pub struct Mismatch {
 /// it) or as major units with two decimals.
 pub fn check_agrees(
     request: &RemoteCodeRequest,
-    discount_type: &str,
+    discount_type: DiscountType,
     pool_value: Option<i64>,
 ) -> Result<(), Mismatch> {
     if let Some(kind) = &request.kind
-        && !kind.eq_ignore_ascii_case(discount_type)
+        && !kind.eq_ignore_ascii_case(discount_type.as_str())
     {
         return Err(Mismatch {
             field: "type",
             reason: format!(
-                "the request is for a `{kind}` coupon; the pool gives `{discount_type}` coupons"
+                "the request is for a `{kind}` coupon; the pool gives `{}` coupons",
+                discount_type.as_str()
             ),
         });
     }
-    let percentage = discount_type == "percentage";
+    let percentage = discount_type == DiscountType::Percentage;
     if let Some(p) = &request.coupon_percentage
         && !(percentage && hundredths(p).is_some() && hundredths(p) == pool_value)
     {
@@ -195,7 +199,7 @@ pub fn check_agrees(
         });
     }
     if let Some(v) = &request.value
-        && matches!(discount_type, "amount" | "gift_card")
+        && matches!(discount_type, DiscountType::Amount | DiscountType::GiftCard)
     {
         let as_minor = hundredths(v).map(|h| h / 100).filter(|_| !v.contains('.'));
         let agrees =
@@ -213,11 +217,11 @@ pub fn check_agrees(
     Ok(())
 }
 
-fn shown(discount_type: &str, value: Option<i64>) -> String {
+fn shown(discount_type: DiscountType, value: Option<i64>) -> String {
     match (discount_type, value) {
-        ("percentage", Some(bp)) => format!("{}%", super::remote::percent_text(bp)),
+        (DiscountType::Percentage, Some(bp)) => format!("{}%", super::remote::percent_text(bp)),
         (_, Some(v)) => format!("{v} (minor units)"),
-        (kind, None) => format!("`{kind}` coupons"),
+        (kind, None) => format!("`{}` coupons", kind.as_str()),
     }
 }
 
@@ -333,8 +337,11 @@ mod tests {
 
     #[test]
     fn type_and_value_must_agree_with_the_pool() {
-        let field =
-            |r: &RemoteCodeRequest, kind, value| check_agrees(r, kind, value).map_err(|m| m.field);
+        use sea_orm::ActiveEnum;
+        let field = |r: &RemoteCodeRequest, kind: &str, value| {
+            let kind = DiscountType::try_from_value(&kind.to_string()).unwrap();
+            check_agrees(r, kind, value).map_err(|m| m.field)
+        };
         // Antavo's own sample against a 20% pool; the placeholder `value` is not read.
         let sample = request(Some("percentage"), Some("THE COUPON VALUE"), Some("20"));
         assert_eq!(field(&sample, "percentage", Some(2000)), Ok(()));

@@ -5,6 +5,7 @@
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, SecondsFormat, Utc};
 use poem_openapi::{Enum, Object};
+use sea_orm::FromJsonQueryResult;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha1::{Digest, Sha1};
@@ -101,7 +102,9 @@ pub struct PassField {
 }
 
 /// A pool's pass template. Everything is optional: a pool without one gets the defaults.
-#[derive(Object, Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+#[derive(
+    Object, Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default, FromJsonQueryResult,
+)]
 pub struct PassTemplate {
     /// Shown beside the logo; default: the pool's name.
     pub title: Option<String>,

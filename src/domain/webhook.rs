@@ -3,6 +3,8 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use poem_openapi::Enum;
+use sea_orm::FromJsonQueryResult;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Value, json};
 
 /// Something that happened which subscribers may be told about.
@@ -57,6 +59,24 @@ impl WebhookEvent {
 
     pub fn parse(s: &str) -> Option<WebhookEvent> {
         Self::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+}
+
+/// The events a subscription is to, as its row holds them (a JSON list of names). Names this
+/// version does not know (written by a newer one) are skipped.
+#[derive(Debug, Clone, PartialEq, Eq, Default, FromJsonQueryResult)]
+pub struct WebhookEvents(pub Vec<WebhookEvent>);
+
+impl Serialize for WebhookEvents {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|e| e.as_str()))
+    }
+}
+
+impl<'de> Deserialize<'de> for WebhookEvents {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<WebhookEvents, D::Error> {
+        super::lenient_list(deserializer, |v| v.as_str().and_then(WebhookEvent::parse))
+            .map(WebhookEvents)
     }
 }
 

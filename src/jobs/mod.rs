@@ -4,13 +4,14 @@
 
 use std::time::Duration;
 
+use crate::store::entity::imports;
 use chrono::Utc;
-use entity::imports;
 use sea_orm::{DatabaseConnection, DbErr};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{
+    domain::job::JobKind,
     service::{
         self, Error,
         jobs::{self, Outcome, Run},
@@ -71,7 +72,12 @@ impl Runner {
         let Some(job) = store::imports::claim(&self.db, owner, now, until).await? else {
             return Ok(false);
         };
-        let span = tracing::info_span!("job", job = job.id, kind = %job.kind, org = job.org_id);
+        let span = tracing::info_span!(
+            "job",
+            job = job.id,
+            kind = job.kind.as_str(),
+            org = job.org_id
+        );
         self.work(job, owner, cancel).instrument(span).await;
         Ok(true)
     }
@@ -91,7 +97,7 @@ impl Runner {
         let work = work_on(&run);
         let result = jobs::holding(&self.db, &lease, self.settings.lease, &run.cancel, work).await;
         jobs::conclude(&self.db, &lease, &result).await;
-        self.metrics.job_ended(&run.job.kind, &result);
+        self.metrics.job_ended(run.job.kind.as_str(), &result);
     }
 }
 
@@ -102,12 +108,11 @@ async fn work_on(run: &Run) -> service::Result<Outcome> {
             format!("the job was started {MAX_ATTEMPTS} times without finishing; it was given up"),
         ));
     }
-    match run.job.kind.as_str() {
-        "generate" => service::generation::run(run).await,
-        "issue_batch" => service::batch_issue::run(run).await,
-        "revocation" => service::revocation::revoke_list(run).await,
-        "allow_list" => service::customer_lists::allow_list(run).await,
-        "codes" => Err(service::codes::interrupted()),
-        other => Err(Error::internal(format!("unknown job kind {other}"))),
+    match run.job.kind {
+        JobKind::Generate => service::generation::run(run).await,
+        JobKind::IssueBatch => service::batch_issue::run(run).await,
+        JobKind::Revocation => service::revocation::revoke_list(run).await,
+        JobKind::AllowList => service::customer_lists::allow_list(run).await,
+        JobKind::Codes => Err(service::codes::interrupted()),
     }
 }

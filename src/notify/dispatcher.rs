@@ -6,15 +6,15 @@
 
 use std::{sync::Arc, time::Duration};
 
+use crate::store::entity::outbox;
 use chrono::{DateTime, TimeDelta, Utc};
-use entity::outbox;
 use sea_orm::{DatabaseConnection, DbErr};
 use tokio::{sync::Semaphore, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::{SendError, Transports, email::Email, sms::Sms};
 use crate::{
-    domain::message::{self, MAX_ATTEMPTS},
+    domain::message::{self, MAX_ATTEMPTS, OutboxChannel},
     store::{self, outbox::Claim},
     supervisor,
 };
@@ -59,8 +59,8 @@ impl Dispatcher {
         let now = Utc::now();
         let mut rows = Vec::new();
         for (channel, can_send) in [
-            (store::outbox::EMAIL, self.transports.email.is_some()),
-            (store::outbox::SMS, self.transports.sms.is_some()),
+            (OutboxChannel::Email, self.transports.email.is_some()),
+            (OutboxChannel::Sms, self.transports.sms.is_some()),
         ] {
             if can_send {
                 rows.extend(self.claim(channel, now).await?);
@@ -108,7 +108,11 @@ impl Dispatcher {
         }
     }
 
-    async fn claim(&self, channel: &str, now: DateTime<Utc>) -> Result<Vec<outbox::Model>, DbErr> {
+    async fn claim(
+        &self,
+        channel: OutboxChannel,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<outbox::Model>, DbErr> {
         store::outbox::claim(
             &self.db,
             Claim {
@@ -150,17 +154,18 @@ impl Dispatcher {
 
     async fn send(&self, row: &outbox::Model) -> Result<(), SendError> {
         let t = &self.transports;
-        match (row.channel.as_str(), &t.email, &t.sms) {
-            (store::outbox::EMAIL, Some(mailer), _) => {
+        match (row.channel, &t.email, &t.sms) {
+            (OutboxChannel::Email, Some(mailer), _) => {
                 let email = Email::from_payload(&row.payload).map_err(SendError::Permanent)?;
                 mailer.send(&email).await
             }
-            (store::outbox::SMS, _, Some(gateway)) => {
+            (OutboxChannel::Sms, _, Some(gateway)) => {
                 let sms = Sms::from_payload(&row.payload).map_err(SendError::Permanent)?;
                 gateway.send(&sms, &format!("msg_{}", row.id)).await
             }
             (channel, _, _) => Err(SendError::Transient(format!(
-                "no transport for channel {channel}"
+                "no transport for channel {}",
+                channel.as_str()
             ))),
         }
     }

@@ -1,25 +1,21 @@
 //! The figures of background work shown on `/metrics`: job rows by state and outbox rows by
 //! channel and state (pending, sent, dead: given up after the last attempt).
 
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, Iterable};
 
 use crate::{
-    domain::webhook::MAX_ATTEMPTS,
+    domain::{job::JobState, webhook::MAX_ATTEMPTS},
     service::Result,
     store,
     telemetry::{JOBS, Metrics, OUTBOX},
 };
 
 pub async fn refresh_gauges(db: &DatabaseConnection, metrics: &Metrics) -> Result<()> {
-    for state in [
-        store::imports::RUNNING,
-        store::imports::DONE,
-        store::imports::FAILED,
-    ] {
-        metrics.set_gauge(JOBS, vec![("state", state.to_string())], 0.0);
+    for state in JobState::iter() {
+        metrics.set_gauge(JOBS, vec![("state", state.as_str().to_string())], 0.0);
     }
     for (state, n) in store::imports::count_by_state(db).await? {
-        metrics.set_gauge(JOBS, vec![("state", state)], n as f64);
+        metrics.set_gauge(JOBS, vec![("state", state.as_str().to_string())], n as f64);
     }
     for row in store::outbox::counts(db, MAX_ATTEMPTS).await? {
         let labels = vec![("channel", row.channel), ("state", row.state.to_string())];

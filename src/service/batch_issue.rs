@@ -9,8 +9,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::store::entity::{coupons, customers, imports, orgs, pools};
 use chrono::{DateTime, Utc};
-use entity::{coupons, customers, imports, orgs, pools};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, TransactionTrait};
 
 use super::{
@@ -23,8 +23,9 @@ use super::{
 use crate::{
     domain::{
         customer::CustomerIdentifier,
-        expiry::{self, ExpiryRules},
+        expiry,
         issuance::{self, Decision, IssuanceRules, RefusalCode},
+        job::JobKind,
         pool::PoolSource,
         webhook::WebhookEvent,
     },
@@ -47,7 +48,7 @@ pub async fn start(
     pool: &pools::Model,
     file: Vec<u8>,
 ) -> Result<imports::Model> {
-    customer_lists::create_job(db, pool, "issue_batch", file, None).await
+    customer_lists::create_job(db, pool, JobKind::IssueBatch, file, None).await
 }
 
 /// The batch-issue job's work, from its checkpoint to the end of the list.
@@ -60,10 +61,7 @@ pub async fn run(run: &Run) -> Result<Outcome> {
         .await?
         .ok_or_else(|| Error::internal("the pool of a batch issue is gone"))?;
     let bulk = run.db.get_database_backend() == DbBackend::Postgres
-        && matches!(
-            PoolSource::parse(&pool.source),
-            Some(PoolSource::Uploaded | PoolSource::Bulk)
-        );
+        && matches!(pool.source, PoolSource::Uploaded | PoolSource::Bulk);
     // Each chunk's work owns its copies, so its future borrows only the transaction.
     let models = move || (org.clone(), pool.clone());
     if bulk {
@@ -228,14 +226,14 @@ async fn issue_chunk_in_bulk(
     rows: Vec<Row>,
 ) -> Result<(Progress, Vec<Issue>)> {
     let now = Utc::now();
-    let rules: IssuanceRules = stored(&pool.issuance)?;
-    let expiry_rules: ExpiryRules = stored(&pool.expiry)?;
+    let rules = &pool.issuance;
+    let expiry_rules = &pool.expiry;
     let tz = crate::service::org_tz(&org.timezone)?;
     let identifiers: Vec<CustomerIdentifier> = rows
         .iter()
         .filter_map(|r| r.identifier.clone().ok())
         .collect();
-    let mut facts = read_facts(txn, pool, &rules, &identifiers, now).await?;
+    let mut facts = read_facts(txn, pool, rules, &identifiers, now).await?;
     let issued_before = facts.pool_issued;
     let mut progress = Progress {
         done: rows.len() as i64,
@@ -270,7 +268,7 @@ async fn issue_chunk_in_bulk(
             excluded_recently: facts.excluded.contains(&customer.id),
         };
         let ctx = context(pool, tz, now, &facts_of, facts.pool_issued);
-        match issuance::decide(&rules, &ctx) {
+        match issuance::decide(rules, &ctx) {
             Decision::Refuse(r) => {
                 reject(&mut progress, &mut issues, row, (r.code.as_str(), r.reason))
             }
@@ -289,8 +287,8 @@ async fn issue_chunk_in_bulk(
     let stamp = Stamp {
         customer_id: 0,
         now,
-        expires_at: expiry::expires_at(&expiry_rules, now, tz, pool.ends_at),
-        redeemable_from: Some(expiry::redeemable_from(&expiry_rules, now, tz)),
+        expires_at: expiry::expires_at(expiry_rules, now, tz, pool.ends_at),
+        redeemable_from: Some(expiry::redeemable_from(expiry_rules, now, tz)),
     };
     let customer_ids: Vec<i64> = wanted.iter().map(|(_, c)| *c).collect();
     let claimed = store::issuance::claim_many(txn, pool.id, &customer_ids, stamp).await?;
@@ -298,7 +296,7 @@ async fn issue_chunk_in_bulk(
         store::issuance::add_to_series_counter(txn, pool.id, claimed.len() as i64).await?;
     }
     store::events::record_issues(txn, &claimed).await?;
-    announce(txn, org, pool, &rules, &facts, issued_before, &claimed).await?;
+    announce(txn, org, pool, rules, &facts, issued_before, &claimed).await?;
     progress.accepted += claimed.len() as i64;
     for (row, _) in wanted.into_iter().skip(claimed.len()) {
         let reason = issuance::Refusal::pool_exhausted().reason;
@@ -348,9 +346,4 @@ pub(super) async fn announce(
         issual_limit_near(txn, org, pool, max_total, total).await?;
     }
     Ok(())
-}
-
-/// A settings object stored as JSON on the pool; one that no longer parses is a server fault.
-fn stored<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T> {
-    serde_json::from_value(v.clone()).map_err(Error::internal)
 }

@@ -10,14 +10,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use entity::{api_keys, orgs, pools};
+use crate::store::entity::{api_keys, orgs, pools};
 use sea_orm::{ConnectionTrait, DbErr};
 
-use crate::{
-    domain::{api_key::hash_secret, issuance::IssuanceRules},
-    service::stored,
-    store,
-};
+use crate::{domain::api_key::hash_secret, store};
 
 /// Entries one cache keeps before it drops the stale ones.
 const MAX_ENTRIES: usize = 10_000;
@@ -120,8 +116,7 @@ impl Caches {
         let Some((pool, org)) = store::pools::get_with_org(db, org_id, pool_id).await? else {
             return Ok(None);
         };
-        let counted =
-            stored::<IssuanceRules>(&pool.issuance).map_or(true, |r| r.max_total.is_some());
+        let counted = pool.issuance.max_total.is_some();
         if !counted {
             self.pools
                 .put((org_id, pool_id), (org.clone(), pool.clone()));

@@ -3,18 +3,17 @@
 
 use sea_orm::ConnectionTrait;
 
-use super::{Error, Result, pools::CodeOptions};
+use super::{Error, Result};
 use crate::store;
 
 /// 422 `invalid_check_character` when `code` is a mistyped code of one of the org's pools.
 pub async fn refuse_mistyped<C: ConnectionTrait>(db: &C, org_id: i64, code: &str) -> Result<()> {
     for pool in store::pools::with_pattern(db, org_id).await? {
-        let options: CodeOptions =
-            serde_json::from_value(pool.code_options.clone()).map_err(Error::internal)?;
+        let options = &pool.code_options;
         let Some(text) = pool.pattern.as_deref().filter(|_| options.check_char) else {
             continue;
         };
-        let pattern = super::pools::parse_pattern(text, &options)
+        let pattern = super::pools::parse_pattern(text, options)
             .map_err(|_| Error::internal(format!("pool {} has a broken pattern", pool.id)))?;
         if pattern.mistyped(code) {
             return Err(Error::refused(

@@ -7,15 +7,11 @@ use std::collections::HashSet;
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    domain::{
-        discount::{self, Basket},
-        redemption::RedemptionRules,
-    },
+    domain::discount::{self, Basket},
     service::{Error, Result},
     service::{
         idempotency,
         redemption::{self, Consumed, Mode, Purchase},
-        stored as parse,
     },
     store::idempotency::Keyed,
 };
@@ -72,7 +68,7 @@ pub async fn checkout(
         };
         let result = redeem_one(db, org_id, code, &now, keyed.as_ref(), &mut used).await;
         if let Ok(done) = &result {
-            left = left_after(&left, done)?;
+            left = left_after(&left, done);
         }
         results.push(CodeOutcome {
             code: code.clone(),
@@ -116,8 +112,7 @@ async fn redeem_one(
     redemption::consume(db, org_id, &located, purchase, Mode::Redeem, keyed).await
 }
 
-fn left_after(basket: &Basket, done: &Consumed) -> Result<Basket> {
-    let rules: RedemptionRules = parse(&done.pool.redemption)?;
-    let taken = redemption::recorded_discount(&done.redemption)?;
-    Ok(discount::remaining(basket, &rules.item_filter(), &taken))
+fn left_after(basket: &Basket, done: &Consumed) -> Basket {
+    let taken = redemption::recorded_discount(&done.redemption);
+    discount::remaining(basket, &done.pool.redemption.item_filter(), &taken)
 }

@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 
-use entity::{imports, orgs, pools};
+use crate::store::entity::{imports, orgs, pools};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use tokio::{io::AsyncRead, sync::mpsc};
 use tokio_util::io::SyncIoBridge;
@@ -19,6 +19,8 @@ use crate::{
         code_file::{Entry, Holder, Layout},
         coupon::{check_uploaded_code, lookup_key},
         csv,
+        discount::DiscountType,
+        job::JobKind,
     },
     service::{
         Error, Result,
@@ -88,7 +90,7 @@ async fn upload(
     let job = NewJob {
         org_id: pool.org_id,
         pool_id: Some(pool.id),
-        kind: "codes",
+        kind: JobKind::Codes,
         total: 0,
         params: None,
         file: None,
@@ -100,7 +102,7 @@ async fn upload(
     let target = Target {
         org,
         pool: pool.clone(),
-        forgiving: super::pools::code_options(pool)?.case_insensitive,
+        forgiving: pool.code_options.case_insensitive,
     };
     let job = store::imports::create(db, job).await?;
     jobs::run_inline(db, job, owner, |run| async move {
@@ -346,6 +348,6 @@ pub fn new_codes(pool: &pools::Model) -> NewCodes {
         org_id: pool.org_id,
         pool_id: pool.id,
         value: pool.value,
-        gift_card: pool.discount_type == "gift_card",
+        gift_card: pool.discount_type == DiscountType::GiftCard,
     }
 }

@@ -4,10 +4,7 @@
 use chrono::{DateTime, Utc};
 use poem_openapi::Object;
 
-use crate::{
-    domain::coupon::{self, CouponStatus},
-    service::{Error, Result},
-};
+use crate::domain::coupon::{self, CouponStatus};
 
 /// A coupon as its holder sees it.
 #[derive(Object)]
@@ -38,11 +35,9 @@ pub struct IssuedCoupon {
 }
 
 /// A coupon as it stands now: past its expiry it shows as expired before the sweep writes it.
-pub fn coupon_view(m: entity::coupons::Model, is_reversed: bool) -> Result<CustomerCoupon> {
-    let stored =
-        CouponStatus::from_i16(m.status).ok_or_else(|| Error::internal("unknown coupon status"))?;
-    Ok(CustomerCoupon {
-        status: coupon::status_at(stored, m.expires_at, Utc::now()),
+pub fn coupon_view(m: crate::store::entity::coupons::Model, is_reversed: bool) -> CustomerCoupon {
+    CustomerCoupon {
+        status: coupon::status_at(m.status, m.expires_at, Utc::now()),
         id: m.id,
         code: m.code,
         pool_id: m.pool_id,
@@ -53,14 +48,14 @@ pub fn coupon_view(m: entity::coupons::Model, is_reversed: bool) -> Result<Custo
         balance: m.balance,
         is_reversed,
         last_status_change_at: m.last_status_change_at,
-    })
+    }
 }
 
 impl IssuedCoupon {
-    pub fn new(coupon: entity::coupons::Model, existing: bool) -> Result<IssuedCoupon> {
-        Ok(IssuedCoupon {
-            coupon: coupon_view(coupon, false)?,
+    pub fn new(coupon: crate::store::entity::coupons::Model, existing: bool) -> IssuedCoupon {
+        IssuedCoupon {
+            coupon: coupon_view(coupon, false),
             existing,
-        })
+        }
     }
 }

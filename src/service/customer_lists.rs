@@ -6,13 +6,14 @@
 
 use std::{future::Future, pin::Pin};
 
-use entity::{imports, pools};
+use crate::store::entity::{imports, pools};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 
 use crate::{
     domain::{
         Invalid, csv,
         customer::{self, CustomerIdentifier},
+        job::JobKind,
     },
     service::{
         Error, Result,
@@ -135,7 +136,7 @@ pub fn too_large() -> Error {
 pub async fn create_job(
     db: &DatabaseConnection,
     pool: &pools::Model,
-    kind: &str,
+    kind: JobKind,
     file: Vec<u8>,
     holder: Option<&str>,
 ) -> Result<imports::Model> {
@@ -194,7 +195,7 @@ pub async fn upload_allow_list(
     file: Vec<u8>,
 ) -> Result<imports::Model> {
     let owner = jobs::new_owner();
-    let job = create_job(db, pool, "allow_list", file, Some(&owner)).await?;
+    let job = create_job(db, pool, JobKind::AllowList, file, Some(&owner)).await?;
     jobs::run_inline(db, job, owner, |run| async move { allow_list(&run).await }).await
 }
 

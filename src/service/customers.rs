@@ -1,6 +1,6 @@
 //! Finding the customer a request names.
 
-use entity::customers;
+use crate::store::entity::customers;
 use sea_orm::ConnectionTrait;
 
 use crate::{

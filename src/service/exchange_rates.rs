@@ -1,8 +1,8 @@
 //! The org's exchange rates: recorded in batches, never overwritten, and read as the rate in
 //! force at an instant (the latest to take effect at or before it).
 
+use crate::store::entity::exchange_rates;
 use chrono::{DateTime, Utc};
-use entity::exchange_rates;
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 
 use crate::{

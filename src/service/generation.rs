@@ -6,13 +6,14 @@
 //! the position it persisted. Codes are unique by construction of the keyed permutation; the
 //! rare clash with a code uploaded elsewhere in the org is skipped, and the job makes more.
 
-use entity::{imports, pools};
+use crate::store::entity::{imports, pools};
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 
 use crate::{
     domain::{
         generator::Generator,
+        job::JobKind,
         pattern::{self, Pattern},
         pool::{PoolSource, PoolState},
     },
@@ -40,21 +41,21 @@ pub async fn start(
     pool: &pools::Model,
     count: u64,
 ) -> Result<imports::Model> {
-    let source = PoolSource::parse(&pool.source);
-    if !matches!(source, Some(PoolSource::Generated | PoolSource::Bulk)) {
+    let source = pool.source;
+    if !matches!(source, PoolSource::Generated | PoolSource::Bulk) {
         return Err(Error::conflict(
             "wrong_source",
             format!(
                 "codes are generated only for `generated` and `bulk` pools; this one is `{}`",
-                pool.source
+                source.as_str()
             ),
         ));
     }
-    if pool.state == PoolState::Archived.as_str() {
+    if pool.state == PoolState::Archived {
         return Err(Error::conflict("pool_archived", "the pool is archived"));
     }
     let pattern = pool_pattern(pool)?;
-    let bulk = source == Some(PoolSource::Bulk);
+    let bulk = source == PoolSource::Bulk;
     let already = pool.generated_count.max(pool.generation_reserved) as u64;
     if bulk {
         pattern::check_bulk_batch(&pattern, already, count)
@@ -81,7 +82,7 @@ pub async fn start(
     let job = NewJob {
         org_id: pool.org_id,
         pool_id: Some(pool.id),
-        kind: "generate",
+        kind: JobKind::Generate,
         total: count as i64,
         params: Some(json!({ "count": count })),
         file: None,
@@ -108,12 +109,12 @@ fn pattern_exhausted(pattern: &Pattern, already: u64, count: u64) -> Error {
 }
 
 pub fn pool_pattern(pool: &pools::Model) -> Result<Pattern> {
-    let codes = super::stored(&pool.code_options)?;
+    let codes = &pool.code_options;
     let text = pool
         .pattern
         .as_deref()
         .ok_or_else(|| Error::internal("pool without pattern"))?;
-    parse_pattern(text, &codes)
+    parse_pattern(text, codes)
 }
 
 /// The generation job's work: chunks until the asked count is in (counting what earlier

@@ -1,7 +1,7 @@
 //! Access groups (Antavo's "User group"): naming them, deleting unused ones, and the rules for
 //! putting a pool in a group or binding a key to groups.
 
-use entity::groups;
+use crate::store::entity::groups;
 use sea_orm::DatabaseConnection;
 
 use crate::{

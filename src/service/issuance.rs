@@ -9,17 +9,18 @@
 
 use std::collections::VecDeque;
 
+use crate::store::entity::{coupons, customers, orgs, pools};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use entity::{coupons, customers, orgs, pools};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use serde_json::json;
 
 use crate::{
     domain::{
         customer::CustomerIdentifier,
-        expiry::{self, ExpiryRules},
+        expiry,
         issuance::{self, Decision, IssuanceRules, IssueContext, RefusalCode},
+        message::OutboxChannel,
         pool::{PoolSource, PoolState},
         webhook::WebhookEvent,
     },
@@ -28,7 +29,7 @@ use crate::{
         cache::Caches,
         generation::pool_pattern,
         idempotency::{self, Outcome},
-        remote_source, stored as parse, webhooks,
+        remote_source, webhooks,
     },
     store::{
         self,
@@ -93,7 +94,7 @@ pub async fn issue_one(
     let found = caches.pool_and_org(db, org_id, pool_id).await?;
     let remote = found
         .as_ref()
-        .is_some_and(|(_, pool)| pool.source == PoolSource::Remote.as_str());
+        .is_some_and(|(_, pool)| pool.source == PoolSource::Remote);
     let run = || async {
         let (org, pool) = found.ok_or_else(|| Error::not_found("pool", pool_id))?;
         if !pool.claimed && !reaches_unclaimed {
@@ -181,7 +182,7 @@ impl Drop for Fetched {
 /// Batch issues run many issues in one transaction, which must not wait on HTTP calls; remote
 /// pools issue one request at a time.
 pub fn check_batchable(pool: &pools::Model) -> Result<()> {
-    if pool.source == PoolSource::Remote.as_str() {
+    if pool.source == PoolSource::Remote {
         return Err(Error::conflict(
             "remote_source",
             "a remote pool fetches each code from its source: issue one at a time with /issue",
@@ -203,12 +204,12 @@ pub async fn prefetch(
         pool_id: pool.id,
         codes: VecDeque::new(),
     };
-    if pool.source != PoolSource::Remote.as_str() {
+    if pool.source != PoolSource::Remote {
         return Ok(fetched);
     }
-    let rules: IssuanceRules = parse(&pool.issuance)?;
-    let ctx = read_context(db, org, pool, &rules, customer, Utc::now()).await?;
-    match issuance::decide(&rules, &ctx) {
+    let rules = &pool.issuance;
+    let ctx = read_context(db, org, pool, rules, customer, Utc::now()).await?;
+    match issuance::decide(rules, &ctx) {
         Decision::Refuse(r) => Err(Error::refused(r.code.as_str(), r.reason)),
         Decision::ReturnExisting(_) => Ok(fetched),
         Decision::IssueNew => {
@@ -228,29 +229,27 @@ pub async fn issue_in(
     now: DateTime<Utc>,
     fetched: &mut Fetched,
 ) -> Result<Issued> {
-    let rules: IssuanceRules = parse(&pool.issuance)?;
+    let rules = &pool.issuance;
     if rules.depends_on_history() {
         store::customers::lock(txn, customer.id).await?;
     }
-    let ctx = read_context(txn, org, pool, &rules, customer, now).await?;
-    match issuance::decide(&rules, &ctx) {
+    let ctx = read_context(txn, org, pool, rules, customer, now).await?;
+    match issuance::decide(rules, &ctx) {
         Decision::Refuse(r) => return Err(Error::refused(r.code.as_str(), r.reason)),
         Decision::ReturnExisting(id) => return existing(txn, id).await,
         Decision::IssueNew => {}
     }
     if let Some(max) = rules.max_total {
-        take_series_slot(txn, org, pool, &rules, max).await?;
+        take_series_slot(txn, org, pool, rules, max).await?;
     }
-    let expiry_rules: ExpiryRules = parse(&pool.expiry)?;
+    let expiry_rules = &pool.expiry;
     let stamp = Stamp {
         customer_id: customer.id,
         now,
-        expires_at: expiry::expires_at(&expiry_rules, now, ctx.tz, pool.ends_at),
-        redeemable_from: Some(expiry::redeemable_from(&expiry_rules, now, ctx.tz)),
+        expires_at: expiry::expires_at(expiry_rules, now, ctx.tz, pool.ends_at),
+        redeemable_from: Some(expiry::redeemable_from(expiry_rules, now, ctx.tz)),
     };
-    let source =
-        PoolSource::parse(&pool.source).ok_or_else(|| Error::internal("unknown pool source"))?;
-    let coupon = claim(txn, pool, source, stamp, fetched).await?;
+    let coupon = claim(txn, pool, stamp, fetched).await?;
     store::events::record(txn, &coupon, Some(customer.id), EventKind::Issue, None).await?;
     webhooks::enqueue(
         txn,
@@ -345,7 +344,7 @@ pub async fn issual_limit_near<C: ConnectionTrait>(
         data.clone(),
     )
     .await?;
-    let to: Vec<String> = serde_json::from_value(org.poc_emails.clone()).unwrap_or_default();
+    let to = &org.poc_emails.0;
     if !to.is_empty() {
         let mut email = data;
         email["template"] = json!("pool_issual_limit_near");
@@ -353,7 +352,7 @@ pub async fn issual_limit_near<C: ConnectionTrait>(
         outbox::push(
             db,
             org.id,
-            outbox::EMAIL,
+            OutboxChannel::Email,
             format!("email:{occurrence}"),
             email,
         )
@@ -381,10 +380,10 @@ pub fn context(
     IssueContext {
         now,
         tz,
-        pool_active: pool.state == PoolState::Active.as_str(),
+        pool_active: pool.state == PoolState::Active,
         pool_starts_at: pool.starts_at,
         pool_ends_at: pool.ends_at,
-        is_common: pool.source == PoolSource::Common.as_str(),
+        is_common: pool.source == PoolSource::Common,
         customer_level: facts.customer.level.clone(),
         on_allow_list: facts.on_allow_list,
         customer_issued_count: facts.history.issued_count,
@@ -399,11 +398,10 @@ pub fn context(
 async fn claim(
     txn: &DatabaseTransaction,
     pool: &pools::Model,
-    source: PoolSource,
     stamp: Stamp,
     fetched: &mut Fetched,
 ) -> Result<coupons::Model> {
-    match source {
+    match pool.source {
         PoolSource::Common => {
             let code = pool_pattern(pool)?
                 .common_code()
@@ -432,7 +430,7 @@ async fn claim(
             if let Some(c) = store::issuance::claim_available(txn, pool.id, stamp).await? {
                 return Ok(c);
             }
-            if source.mints_on_issue() {
+            if pool.source.mints_on_issue() {
                 return mint(txn, pool, stamp).await;
             }
             Err(exhausted())

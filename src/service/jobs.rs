@@ -4,8 +4,8 @@
 
 use std::{future::Future, time::Duration};
 
+use crate::store::entity::imports;
 use chrono::Utc;
-use entity::imports;
 use sea_orm::DatabaseConnection;
 use tokio_util::sync::CancellationToken;
 

@@ -4,17 +4,14 @@
 //! is the code itself (available, so it can be invalidated for everyone but not unassigned or
 //! transferred); customers' copies follow its status.
 
+use crate::store::entity::{coupons, customers};
 use chrono::{DateTime, Utc};
-use entity::{coupons, customers};
 use sea_orm::{DatabaseConnection, Set, TransactionTrait};
 
 use crate::{
     domain::coupon::{Change, CouponStatus},
     service::{Error, Result},
-    service::{
-        redemption::{invalid_transition, status_of},
-        webhooks,
-    },
+    service::{redemption::invalid_transition, webhooks},
     store::{self, events::EventKind},
 };
 
@@ -31,7 +28,7 @@ fn with_status(
 ) -> coupons::ActiveModel {
     coupons::ActiveModel {
         id: Set(c.id),
-        status: Set(status.as_i16()),
+        status: Set(status),
         last_status_change_at: Set(now),
         ..Default::default()
     }
@@ -117,7 +114,7 @@ async fn change(
         .await?
         .ok_or_else(|| Error::internal("coupon vanished"))?;
     change
-        .check_at(status_of(&current)?, current.expires_at, now)
+        .check_at(current.status, current.expires_at, now)
         .map_err(invalid_transition)?;
     let Edit { row, events } = edit(&current, now)?;
     let saved = store::coupons::save(&txn, row).await?;

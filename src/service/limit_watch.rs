@@ -4,13 +4,16 @@
 //! row in `pool_limit_alerts` flips to `below` (one replica wins the flip) and back when codes
 //! are added above the threshold again.
 
+use crate::store::entity::pools;
 use chrono::{DateTime, Utc};
-use entity::pools;
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use serde_json::json;
 
 use crate::{
-    domain::{issuance::IssuanceRules, message, webhook::WebhookEvent},
+    domain::{
+        message::{self, OutboxChannel},
+        webhook::WebhookEvent,
+    },
     service::{Error, Result, webhooks},
     store,
 };
@@ -19,8 +22,7 @@ use crate::{
 pub async fn check(db: &DatabaseConnection, _now: DateTime<Utc>) -> Result<u64> {
     let mut notified = 0;
     for pool in store::notifications::pools_with_codes(db).await? {
-        let rules: IssuanceRules = serde_json::from_value(pool.issuance.clone())
-            .map_err(|e| Error::internal(format!("pool {} issuance rules: {e}", pool.id)))?;
+        let rules = &pool.issuance;
         let (Some(max_total), Some(threshold)) = (rules.max_total, rules.notify_remaining_at)
         else {
             continue;
@@ -69,12 +71,12 @@ async fn notify(
         data,
     )
     .await?;
-    let to: Vec<String> = serde_json::from_value(org.poc_emails.clone()).unwrap_or_default();
+    let to = &org.poc_emails.0;
     if !to.is_empty() {
         let (subject, text) = message::codes_left_notice(&pool.name, codes_left);
         let email = json!({"to": to, "subject": subject, "text": text});
         let key = format!("email:{occurrence}");
-        store::outbox::push(&txn, org.id, store::outbox::EMAIL, key, email).await?;
+        store::outbox::push(&txn, org.id, OutboxChannel::Email, key, email).await?;
     }
     txn.commit().await?;
     Ok(true)

@@ -5,8 +5,8 @@ pub mod exchange;
 
 use std::collections::HashMap;
 
+use crate::store::entity::{market_products, pools};
 use chrono::{DateTime, Utc};
-use entity::{market_products, pools};
 use sea_orm::{ActiveValue::Set, DatabaseConnection, TransactionTrait};
 
 use super::{Error, Result};
@@ -14,7 +14,6 @@ use crate::{
     domain::{
         access::PoolAccess,
         discount::DiscountType,
-        issuance::IssuanceRules,
         market::{self, Terms},
         pool::{self, PoolSource, PoolState},
     },
@@ -90,7 +89,7 @@ pub async fn create(
             value,
             currency,
         } => {
-            pool::validate_value(discount_type.as_str(), value, currency.as_deref())?;
+            pool::validate_value(discount_type, value, currency.as_deref())?;
             if codes.is_empty() {
                 return Err(Error::invalid("codes", "give at least one code"));
             }
@@ -148,8 +147,7 @@ async fn sellable_pool(db: &DatabaseConnection, org_id: i64, id: i64) -> Result<
     let pool = store::pools::get(db, org_id, id)
         .await?
         .ok_or_else(|| Error::not_found("pool", id))?;
-    let source = PoolSource::parse(&pool.source);
-    if matches!(source, Some(PoolSource::Common | PoolSource::Remote) | None) {
+    if matches!(pool.source, PoolSource::Common | PoolSource::Remote) {
         return Err(Error::invalid(
             "pool_id",
             "a product sells unique codes: use an uploaded, generated or bulk pool",
@@ -165,28 +163,20 @@ fn uploaded_pool(
     value: Option<i64>,
     currency: Option<String>,
 ) -> Result<pools::ActiveModel> {
-    let json = |v: serde_json::Value| Set(v);
-    let defaults = |v: std::result::Result<serde_json::Value, serde_json::Error>| {
-        v.map(json).map_err(Error::internal)
-    };
     Ok(pools::ActiveModel {
         org_id: Set(org_id),
         name: Set(name.trim().to_string()),
-        source: Set(PoolSource::Uploaded.as_str().into()),
+        source: Set(PoolSource::Uploaded),
         pattern: Set(None),
-        discount_type: Set(discount_type.as_str().into()),
+        discount_type: Set(discount_type),
         value: Set(value),
         currency: Set(currency),
-        state: Set(PoolState::Active.as_str().into()),
-        code_options: json(serde_json::json!({})),
-        issuance: defaults(serde_json::to_value(IssuanceRules::default()))?,
-        redemption: defaults(serde_json::to_value(
-            crate::domain::redemption::RedemptionRules::default(),
-        ))?,
-        expiry: defaults(serde_json::to_value(
-            crate::domain::expiry::ExpiryRules::default(),
-        ))?,
-        reminders: json(serde_json::json!([])),
+        state: Set(PoolState::Active),
+        code_options: Set(Default::default()),
+        issuance: Set(Default::default()),
+        redemption: Set(Default::default()),
+        expiry: Set(Default::default()),
+        reminders: Set(Default::default()),
         claimed: Set(false),
         generated_count: Set(0),
         ..Default::default()
@@ -379,13 +369,12 @@ async fn view(db: &DatabaseConnection, rows: Vec<market_products::Model>) -> Res
 /// mints on issue, capped by its total issual limit.
 fn stock(pool: &pools::Model, available: i64) -> Result<i64> {
     let mut stock = available;
-    if PoolSource::parse(&pool.source).is_some_and(PoolSource::mints_on_issue) {
+    if pool.source.mints_on_issue() {
         let space = super::generation::pool_pattern(pool)?.combinations();
         let mintable = space.saturating_sub(pool.generated_count.max(0) as u128);
         stock = stock.saturating_add(i64::try_from(mintable).unwrap_or(i64::MAX));
     }
-    let rules: IssuanceRules = super::stored(&pool.issuance)?;
-    if let Some(max) = rules.max_total {
+    if let Some(max) = pool.issuance.max_total {
         let left = i64::try_from(max).unwrap_or(i64::MAX) - pool.issued_count;
         stock = stock.min(left.max(0));
     }

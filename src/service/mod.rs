@@ -40,12 +40,6 @@ pub mod workflow;
 
 pub use error::{Error, Result};
 
-/// Reads a settings object stored as JSON on a row. Stored JSON that no longer parses is a
-/// server fault, not the caller's.
-pub fn stored<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> crate::service::Result<T> {
-    serde_json::from_value(v.clone()).map_err(crate::service::Error::internal)
-}
-
 /// An org's stored time zone. It was checked when written, so one that no longer parses is a
 /// server fault, never silently UTC.
 pub fn org_tz(name: &str) -> Result<chrono_tz::Tz> {

@@ -2,9 +2,9 @@
 //! email/SMS outbox. Customer messages are rendered when they are queued, so what goes out is
 //! what the template said at that moment.
 
+use crate::store::entity::{coupons, customers, outbox, pool_messages, pool_reminders, pools};
 use chrono::Utc;
 use chrono_tz::Tz;
-use entity::{coupons, customers, outbox, pool_messages, pool_reminders, pools};
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use serde_json::{Value, json};
 
@@ -104,7 +104,7 @@ fn check_reminder(i: usize, spec: ReminderSpec) -> Result<store::notifications::
     Ok(store::notifications::NewReminder {
         days_before: spec.days_before as i32,
         at_time: at.format("%H:%M").to_string(),
-        channel: spec.channel.as_str().to_string(),
+        channel: spec.channel,
         subject: spec.subject,
         template: spec.template,
         allow_unicode: spec.allow_unicode,
@@ -210,7 +210,7 @@ pub async fn queue_resend<C: ConnectionTrait>(
     asked: Option<Channel>,
     dedup_key: String,
 ) -> Result<Resent> {
-    if CouponStatus::from_i16(coupon.status) != Some(CouponStatus::Issued) {
+    if coupon.status != CouponStatus::Issued {
         return Err(Error::conflict(
             "coupon_not_active",
             "only an issued coupon that is not used up, expired or withdrawn can be resent",
@@ -240,7 +240,7 @@ pub async fn queue_resend<C: ConnectionTrait>(
         customer,
         tz,
     })?;
-    store::outbox::push(db, pool.org_id, channel.as_str(), dedup_key, payload).await?;
+    store::outbox::push(db, pool.org_id, channel.into(), dedup_key, payload).await?;
     Ok(Resent { channel, to })
 }
 
@@ -312,7 +312,7 @@ pub fn expiry_and_value(coupon: &coupons::Model, pool: &pools::Model, tz: Tz) ->
         .map(|t| t.with_timezone(&tz).format("%Y-%m-%d").to_string())
         .unwrap_or_default();
     let value = message::display_value(
-        &pool.discount_type,
+        pool.discount_type,
         coupon.value.or(pool.value),
         pool.currency.as_deref(),
     );

@@ -2,8 +2,8 @@
 //! in one transaction, through [`apply_in`]. The points endpoint, the workflow `credit_points`
 //! action, market exchanges and their refunds all come through here.
 
+use crate::store::entity::{customers, points_ledger};
 use chrono::{DateTime, Utc};
-use entity::{customers, points_ledger};
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use serde::{Deserialize, Serialize};
 

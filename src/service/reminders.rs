@@ -3,13 +3,13 @@
 //! never after it expired. A coupon that had a reminder has a `reminder_deliveries` row, written
 //! in the transaction that queues the message, so replicas and reruns queue it once.
 
+use crate::store::entity::{coupons, orgs, pool_reminders, pools};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use entity::{coupons, orgs, pool_reminders, pools};
 use sea_orm::{DatabaseConnection, TransactionTrait};
 
 use crate::{
-    domain::message::{self, Channel},
+    domain::message::{self, Channel, ReminderOutcome},
     service::{
         Error, Result,
         notifications::{Draft, Facts, reminder_subject},
@@ -89,13 +89,17 @@ async fn queue_one(
         return Ok(false);
     };
     let customer = super::customers::holder(db, org.id, customer_id).await?;
-    let channel = Channel::parse(&reminder.channel).unwrap_or(Channel::Sms);
+    let channel = reminder.channel;
     let to = match channel {
         Channel::Sms => customer.mobile.clone(),
         Channel::Email => customer.email.clone(),
     };
     let txn = db.begin().await?;
-    let outcome = if to.is_some() { "queued" } else { "no_address" };
+    let outcome = if to.is_some() {
+        ReminderOutcome::Queued
+    } else {
+        ReminderOutcome::NoAddress
+    };
     let first =
         store::notifications::record_delivery(&txn, reminder.id, coupon.id, outcome).await?;
     let Some(to) = to.filter(|_| first) else {
@@ -116,7 +120,7 @@ async fn queue_one(
         tz,
     })?;
     let dedup_key = format!("reminder:{}:{}", reminder.id, coupon.id);
-    store::outbox::push(&txn, org.id, channel.as_str(), dedup_key, payload).await?;
+    store::outbox::push(&txn, org.id, channel.into(), dedup_key, payload).await?;
     txn.commit().await?;
     Ok(true)
 }

@@ -9,8 +9,8 @@
 //! transaction that issues the code, and looked up again under the customer's row lock, so
 //! concurrent retries also end with one code.
 
+use crate::store::entity::{api_keys, customers, orgs, pools};
 use chrono::{DateTime, TimeDelta, Utc};
-use entity::{api_keys, customers, orgs, pools};
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 
 use crate::{
@@ -47,7 +47,7 @@ pub async fn serve(db: &DatabaseConnection, call: Call<'_>) -> Result<String> {
     if let Some(secret) = &key.signing_secret {
         signed::verify(&call.headers, secret, call.body)?;
     }
-    remote_call::check_agrees(request, &pool.discount_type, pool.value).map_err(mismatch)?;
+    remote_call::check_agrees(request, pool.discount_type, pool.value).map_err(mismatch)?;
     let org = store::orgs::get(db, key.org_id)
         .await?
         .ok_or_else(|| Error::internal("a key's org vanished"))?;
@@ -113,7 +113,7 @@ async fn code_for(
 ) -> Result<String> {
     // A retry must not cost a remote pool a fetch from its source; other pools check only
     // under the lock below.
-    if pool.source == PoolSource::Remote.as_str() {
+    if pool.source == PoolSource::Remote {
         let txn = db.begin().await?;
         let answer = earlier.answer(&txn).await?;
         txn.commit().await?;
@@ -149,7 +149,7 @@ async fn authenticate(
     let unauthorized = || Error::unauthorized("unauthorized", "api_key is not a valid remote key");
     let key = store::api_keys::find_by_secret(db, api_key)
         .await?
-        .filter(|k| Scope::granted(&store::api_keys::scopes_of(k), Scope::Remote))
+        .filter(|k| Scope::granted(&k.scopes.0, Scope::Remote))
         .ok_or_else(unauthorized)?;
     let pool_id = key.pool_id.ok_or_else(unauthorized)?;
     let pool = store::pools::get(db, key.org_id, pool_id)

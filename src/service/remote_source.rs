@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use entity::{customers, pools};
+use crate::store::entity::{customers, pools};
 use rand::{Rng, distr::Alphanumeric};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -15,10 +15,11 @@ use serde_json::Value;
 use crate::{
     domain::{
         coupon::check_uploaded_code,
+        discount::DiscountType,
         remote::{RemoteCodeRequest, parse_code_response, percent_text},
         signature,
     },
-    service::{Error, Result, outbound, pools::StoredRemote, stored},
+    service::{Error, Result, outbound, pools::StoredRemote},
 };
 
 /// Pause before the first retry; doubled for each further one.
@@ -30,8 +31,8 @@ pub async fn fetch(
     customer: &customers::Model,
     count: u32,
 ) -> Result<Vec<String>> {
-    let remote: StoredRemote = match &pool.remote {
-        Some(settings) => stored(settings)?,
+    let remote = match &pool.remote {
+        Some(settings) => settings,
         None => {
             return Err(Error::conflict(
                 "remote_not_configured",
@@ -39,12 +40,12 @@ pub async fn fetch(
             ));
         }
     };
-    let body = request_body(pool, &remote, customer)
+    let body = request_body(pool, remote, customer)
         .to_string()
         .into_bytes();
     let mut codes = Vec::with_capacity(count as usize);
     for _ in 0..count {
-        codes.push(fetch_one(&remote, &body).await?);
+        codes.push(fetch_one(remote, &body).await?);
     }
     Ok(codes)
 }
@@ -64,9 +65,9 @@ pub fn request_body(
             .clone()
             .unwrap_or_else(|| format!("pool-{}", pool.id)),
         customer: customer.external_id.clone(),
-        kind: Some(pool.discount_type.clone()),
+        kind: Some(pool.discount_type.as_str().to_string()),
         value: pool.value.map(|v| v.to_string()),
-        coupon_percentage: (pool.discount_type == "percentage")
+        coupon_percentage: (pool.discount_type == DiscountType::Percentage)
             .then_some(pool.value)
             .flatten()
             .map(percent_text),

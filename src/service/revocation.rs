@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 
+use crate::store::entity::{coupons, imports, pools};
 use chrono::Utc;
-use entity::{coupons, imports, pools};
 use poem_openapi::Enum;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
 
 use crate::{
-    domain::coupon::CouponStatus,
+    domain::{coupon::CouponStatus, job::JobKind},
     service::{
         Result,
         customer_lists::{self, CHUNK, Row},
@@ -113,7 +113,7 @@ pub async fn revoke_listed(
     file: Vec<u8>,
 ) -> Result<imports::Model> {
     let owner = jobs::new_owner();
-    let job = customer_lists::create_job(db, pool, "revocation", file, Some(&owner)).await?;
+    let job = customer_lists::create_job(db, pool, JobKind::Revocation, file, Some(&owner)).await?;
     jobs::run_inline(db, job, owner, |run| async move { revoke_list(&run).await }).await
 }
 

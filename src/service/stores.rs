@@ -1,7 +1,7 @@
 //! Stores and where a checkout happens: the registered store fills in the zone, concept and
 //! currency a till does not send.
 
-use entity::stores;
+use crate::store::entity::stores;
 use sea_orm::ConnectionTrait;
 
 use crate::{

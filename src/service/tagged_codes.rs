@@ -8,8 +8,8 @@
 //! rules run row by row in memory (so a file's later rows see its earlier ones), and the
 //! codes go in with one statement.
 
+use crate::store::entity::{orgs, pools};
 use chrono::Utc;
-use entity::{orgs, pools};
 use sea_orm::DatabaseTransaction;
 
 use super::{
@@ -18,14 +18,14 @@ use super::{
     codes::{DUPLICATE, Report, new_codes},
     customers::{ambiguous_row, not_found_row},
     issuance::{CustomerFacts, context},
-    org_tz, stored,
+    org_tz,
 };
 use crate::{
     domain::{
         code_file::Holder,
         customer::CustomerIdentifier,
-        expiry::{self, ExpiryRules},
-        issuance::{self, Decision, IssuanceRules, RefusalCode},
+        expiry,
+        issuance::{self, Decision, RefusalCode},
     },
     store::{self, issuance::Stamp},
 };
@@ -60,11 +60,11 @@ pub async fn issue(
         return Ok(());
     }
     let now = Utc::now();
-    let rules: IssuanceRules = stored(&pool.issuance)?;
-    let expiry_rules: ExpiryRules = stored(&pool.expiry)?;
+    let rules = &pool.issuance;
+    let expiry_rules = &pool.expiry;
     let tz = org_tz(&org.timezone)?;
     let identifiers: Vec<CustomerIdentifier> = named.iter().map(|(id, _)| id.clone()).collect();
-    let mut facts = read_facts(txn, pool, &rules, &identifiers, now).await?;
+    let mut facts = read_facts(txn, pool, rules, &identifiers, now).await?;
     // Read under the customers' locks: an upload giving one of these codes to one of these
     // customers has committed by now, and its code shows as taken.
     let codes: Vec<String> = named.iter().map(|(_, r)| r.code.clone()).collect();
@@ -101,7 +101,7 @@ pub async fn issue(
             excluded_recently: facts.excluded.contains(&customer.id),
         };
         let ctx = context(pool, tz, now, &customer_facts, facts.pool_issued);
-        match issuance::decide(&rules, &ctx) {
+        match issuance::decide(rules, &ctx) {
             Decision::Refuse(r) => report.reject(row.line, row.code, r.code.as_str(), r.reason),
             // The pool hands such a customer the coupon they hold; this code would be a second.
             Decision::ReturnExisting(_) => report.reject(
@@ -125,8 +125,8 @@ pub async fn issue(
     let stamp = Stamp {
         customer_id: 0,
         now,
-        expires_at: expiry::expires_at(&expiry_rules, now, tz, pool.ends_at),
-        redeemable_from: Some(expiry::redeemable_from(&expiry_rules, now, tz)),
+        expires_at: expiry::expires_at(expiry_rules, now, tz, pool.ends_at),
+        redeemable_from: Some(expiry::redeemable_from(expiry_rules, now, tz)),
     };
     let holders: Vec<(String, i64)> = wanted
         .iter()
@@ -137,7 +137,7 @@ pub async fn issue(
         store::issuance::add_to_series_counter(txn, pool.id, issued.len() as i64).await?;
     }
     store::events::record_issues(txn, &issued).await?;
-    announce(txn, org, pool, &rules, &facts, issued_before, &issued).await?;
+    announce(txn, org, pool, rules, &facts, issued_before, &issued).await?;
     report.accept(issued.len() as i64);
     if issued.len() < wanted.len() {
         // A code another upload (of codes without customers) put in meanwhile; the rules

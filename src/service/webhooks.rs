@@ -9,8 +9,8 @@ use std::{
     time::Duration,
 };
 
+use crate::store::entity::{coupons, customers, outbox, webhooks};
 use chrono::{DateTime, TimeDelta, Utc};
-use entity::{coupons, customers, outbox, webhooks};
 use rand::Rng;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 use serde_json::{Value, json};
@@ -19,11 +19,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     domain::{
-        coupon::CouponStatus,
+        message::OutboxChannel,
         signature,
         webhook::{self, MAX_ATTEMPTS, WebhookEvent},
     },
-    store::{self, events::EventKind, outbox::WEBHOOK},
+    store::{self, events::EventKind},
 };
 
 /// Rows a worker claims at once.
@@ -85,7 +85,7 @@ pub async fn enqueue_many<C: ConnectionTrait>(
             ));
         }
     }
-    store::outbox::push_many(db, org_id, WEBHOOK, messages).await
+    store::outbox::push_many(db, org_id, OutboxChannel::Webhook, messages).await
 }
 
 /// Announces a change of a coupon that subscribers may follow (redeemed, reversed,
@@ -124,7 +124,7 @@ pub fn coupon_data(coupon: &coupons::Model, customer: Option<&customers::Model>)
             "id": coupon.id,
             "code": coupon.code,
             "pool_id": coupon.pool_id,
-            "status": CouponStatus::from_i16(coupon.status).map(CouponStatus::as_str),
+            "status": coupon.status.as_str(),
             "issued_at": coupon.issued_at,
             "expires_at": coupon.expires_at,
             "redeemable_from": coupon.redeemable_from,
@@ -269,7 +269,7 @@ impl Worker {
         let claimed = store::outbox::claim(
             &self.db,
             store::outbox::Claim {
-                channel: WEBHOOK,
+                channel: OutboxChannel::Webhook,
                 now,
                 lease_until: now + LEASE,
                 max_attempts: MAX_ATTEMPTS,

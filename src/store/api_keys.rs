@@ -1,13 +1,16 @@
 //! API keys: stored as SHA-256 hashes, looked up by hash, revoked by timestamp.
 
+use crate::store::entity::api_keys;
 use chrono::Utc;
-use entity::api_keys;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     Set,
 };
 
-use crate::domain::api_key::{NewKey, Scope, hash_matches, hash_secret};
+use crate::domain::{
+    access::GroupIds,
+    api_key::{NewKey, Scope, Scopes, hash_matches, hash_secret},
+};
 
 pub struct NewApiKey {
     pub org_id: i64,
@@ -25,16 +28,15 @@ pub async fn create<C: ConnectionTrait>(
     new: NewApiKey,
 ) -> Result<(api_keys::Model, String), DbErr> {
     let key = NewKey::generate();
-    let scopes: Vec<&str> = new.scopes.iter().map(|s| s.as_str()).collect();
     let row = api_keys::ActiveModel {
         org_id: Set(new.org_id),
         name: Set(new.name),
         key_hash: Set(key.hash),
         key_hint: Set(key.hint),
-        scopes: Set(serde_json::json!(scopes)),
+        scopes: Set(Scopes(new.scopes)),
         pool_id: Set(new.pool_id),
         signing_secret: Set(new.signing_secret),
-        group_ids: Set((!new.groups.is_empty()).then(|| serde_json::json!(new.groups))),
+        group_ids: Set((!new.groups.is_empty()).then_some(GroupIds(new.groups))),
         created_at: Set(Utc::now()),
         revoked_at: Set(None),
         ..Default::default()
@@ -80,28 +82,4 @@ pub async fn revoke<C: ConnectionTrait>(db: &C, org_id: i64, id: i64) -> Result<
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)
-}
-
-/// The scopes stored on a key row; unknown names (from a newer version) are ignored.
-pub fn scopes_of(row: &api_keys::Model) -> Vec<Scope> {
-    row.scopes
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|v| v.as_str().and_then(Scope::parse))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The access groups a key is bound to; none for a key that reaches every pool. A stored
-/// list that does not parse binds the key to no group at all rather than to every pool.
-pub fn groups_of(row: &api_keys::Model) -> Option<Vec<i64>> {
-    let ids = row.group_ids.as_ref()?;
-    Some(
-        ids.as_array()
-            .map(|items| items.iter().filter_map(|v| v.as_i64()).collect())
-            .unwrap_or_default(),
-    )
 }

@@ -2,8 +2,8 @@
 
 use std::collections::HashSet;
 
+use crate::store::entity::coupons;
 use chrono::Utc;
-use entity::coupons;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
     sea_query::{OnConflict, Query},
@@ -52,7 +52,7 @@ pub async fn insert_available<C: ConnectionTrait>(
                 new.org_id.into(),
                 new.pool_id.into(),
                 code.clone().into(),
-                CouponStatus::Available.as_i16().into(),
+                CouponStatus::Available.into(),
                 new.value.into(),
                 balance.into(),
                 now.into(),
@@ -107,7 +107,7 @@ pub async fn count_by_status<C: ConnectionTrait>(
     let now = Utc::now();
     let mut counts = Vec::new();
     for (expired, when) in [(false, live(now)), (true, lapsed(now))] {
-        let rows: Vec<(i16, i64)> = coupons::Entity::find()
+        let rows: Vec<(CouponStatus, i64)> = coupons::Entity::find()
             .select_only()
             .column(coupons::Column::Status)
             .column_as(coupons::Column::Id.count(), "n")
@@ -118,13 +118,10 @@ pub async fn count_by_status<C: ConnectionTrait>(
             .all(db)
             .await?;
         for (stored, n) in rows {
-            let Some(status) = CouponStatus::from_i16(stored) else {
-                continue;
-            };
             let status = if expired {
                 CouponStatus::Expired
             } else {
-                status
+                stored
             };
             match counts.iter_mut().find(|(s, _)| *s == status) {
                 Some((_, total)) => *total += n,
@@ -136,12 +133,7 @@ pub async fn count_by_status<C: ConnectionTrait>(
 }
 
 /// Statuses that lapse into `expired` once the coupon's expiry has passed.
-fn lapsing() -> [i16; 2] {
-    [
-        CouponStatus::Available.as_i16(),
-        CouponStatus::Issued.as_i16(),
-    ]
-}
+const LAPSING: [CouponStatus; 2] = [CouponStatus::Available, CouponStatus::Issued];
 
 /// Rows whose stored status is what they are now.
 fn live(now: chrono::DateTime<Utc>) -> Condition {
@@ -151,17 +143,17 @@ fn live(now: chrono::DateTime<Utc>) -> Condition {
 /// Available or issued rows past their expiry: expired now, whatever the row says.
 fn lapsed(now: chrono::DateTime<Utc>) -> Condition {
     Condition::all()
-        .add(coupons::Column::Status.is_in(lapsing()))
+        .add(coupons::Column::Status.is_in(LAPSING))
         .add(coupons::Column::ExpiresAt.is_not_null())
         .add(coupons::Column::ExpiresAt.lt(now))
 }
 
 /// Rows with this status now.
 fn status_now(status: CouponStatus, now: chrono::DateTime<Utc>) -> Condition {
-    let stored = Condition::all().add(coupons::Column::Status.eq(status.as_i16()));
+    let stored = Condition::all().add(coupons::Column::Status.eq(status));
     match status {
         CouponStatus::Expired => Condition::any().add(stored).add(lapsed(now)),
-        s if lapsing().contains(&s.as_i16()) => stored.add(live(now)),
+        s if LAPSING.contains(&s) => stored.add(live(now)),
         _ => stored,
     }
 }
@@ -184,7 +176,7 @@ pub async fn reversed_among<C: ConnectionTrait>(
     db: &C,
     coupon_ids: Vec<i64>,
 ) -> Result<HashSet<i64>, DbErr> {
-    use entity::redemptions;
+    use crate::store::entity::redemptions;
     use sea_orm::QueryOrder;
     let mut latest: std::collections::HashMap<i64, bool> = std::collections::HashMap::new();
     for chunk in coupon_ids.chunks(1_000) {
@@ -212,14 +204,14 @@ pub async fn reversed_among<C: ConnectionTrait>(
 /// checkout needs all three for every code.
 #[derive(Debug, Clone)]
 pub struct PoolOf {
-    pub pool: entity::pools::Model,
+    pub pool: crate::store::entity::pools::Model,
     pub timezone: String,
 }
 
 impl sea_orm::FromQueryResult for PoolOf {
     fn from_query_result(row: &sea_orm::QueryResult, pre: &str) -> Result<PoolOf, DbErr> {
         Ok(PoolOf {
-            pool: entity::pools::Model::from_query_result(row, pre)?,
+            pool: crate::store::entity::pools::Model::from_query_result(row, pre)?,
             timezone: row.try_get("", ORG_TIMEZONE)?,
         })
     }
@@ -235,7 +227,7 @@ async fn with_pool<C: ConnectionTrait>(
     db: &C,
     query: sea_orm::Select<coupons::Entity>,
 ) -> Result<Vec<WithPool>, DbErr> {
-    use entity::{orgs, pools};
+    use crate::store::entity::{orgs, pools};
     use sea_orm::JoinType;
     let to_pool = coupons::Entity::belongs_to(pools::Entity)
         .from(coupons::Column::PoolId)
@@ -411,7 +403,7 @@ pub async fn list<C: ConnectionTrait>(
 }
 
 fn redeemed_at(org_id: i64, place: &RedeemedAt) -> sea_orm::sea_query::SelectStatement {
-    use entity::redemptions::Column as R;
+    use crate::store::entity::redemptions::Column as R;
     let (column, value) = match place {
         RedeemedAt::Store(v) => (R::StoreId, v),
         RedeemedAt::Zone(v) => (R::Zone, v),
@@ -419,7 +411,7 @@ fn redeemed_at(org_id: i64, place: &RedeemedAt) -> sea_orm::sea_query::SelectSta
     };
     Query::select()
         .column(R::CouponId)
-        .from(entity::redemptions::Entity)
+        .from(crate::store::entity::redemptions::Entity)
         .and_where(R::OrgId.eq(org_id))
         .and_where(column.eq(value.as_str()))
         .and_where(R::Active.eq(true))

@@ -1,23 +1,35 @@
 //! The customer's coupon history. Every state change writes its event in its own transaction.
 
+use crate::store::entity::{coupon_events, coupons};
 use chrono::Utc;
-use entity::{coupon_events, coupons};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, sea_query::Query,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, DeriveActiveEnum, EntityTrait, EnumIter,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    sea_query::{Query, StringLen},
 };
 
 /// What happened to a coupon, in the vocabulary of the customer's event history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// Stored as its name in `coupon_events.kind`: never rename a `string_value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
 pub enum EventKind {
+    #[sea_orm(string_value = "coupon_issue")]
     Issue,
+    #[sea_orm(string_value = "coupon_redeem")]
     Redeem,
+    #[sea_orm(string_value = "coupon_unredeem")]
     Unredeem,
+    #[sea_orm(string_value = "coupon_invalidate")]
     Invalidate,
+    #[sea_orm(string_value = "coupon_unassign")]
     Unassign,
+    #[sea_orm(string_value = "coupon_transfer")]
     Transfer,
+    #[sea_orm(string_value = "coupon_receive")]
     Receive,
+    #[sea_orm(string_value = "coupon_expire")]
     Expire,
+    #[sea_orm(string_value = "coupon_revoke")]
     Revoke,
 }
 
@@ -67,7 +79,7 @@ pub async fn record<C: ConnectionTrait>(
         coupon_id: Set(coupon.id),
         pool_id: Set(coupon.pool_id),
         customer_id: Set(customer_id),
-        kind: Set(kind.as_str().to_string()),
+        kind: Set(kind),
         detail: Set(detail),
         created_at: Set(Utc::now()),
         ..Default::default()
@@ -89,7 +101,7 @@ pub async fn record_issues<C: ConnectionTrait>(
             coupon_id: Set(c.id),
             pool_id: Set(c.pool_id),
             customer_id: Set(c.customer_id),
-            kind: Set(EventKind::Issue.as_str().to_string()),
+            kind: Set(EventKind::Issue),
             detail: Set(None),
             created_at: Set(now),
             ..Default::default()
@@ -135,7 +147,7 @@ pub async fn history<C: ConnectionTrait>(
         ),
     };
     if let Some(kind) = kind {
-        query = query.filter(E::Kind.eq(kind.as_str()));
+        query = query.filter(E::Kind.eq(kind));
     }
     let total = query.clone().count(db).await?;
     let events = query
@@ -163,4 +175,34 @@ pub async fn history<C: ConnectionTrait>(
         })
         .collect();
     Ok((items, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ActiveEnum, Iterable};
+
+    use super::*;
+
+    #[test]
+    fn kinds_keep_their_stored_names() {
+        let names = [
+            "coupon_issue",
+            "coupon_redeem",
+            "coupon_unredeem",
+            "coupon_invalidate",
+            "coupon_unassign",
+            "coupon_transfer",
+            "coupon_receive",
+            "coupon_expire",
+            "coupon_revoke",
+        ];
+        let kinds: Vec<EventKind> = EventKind::iter().collect();
+        assert_eq!(kinds, EventKind::ALL);
+        for (kind, name) in kinds.into_iter().zip(names) {
+            assert_eq!((kind.to_value(), kind.as_str()), (name.to_string(), name));
+            assert_eq!(EventKind::try_from_value(&name.to_string()).unwrap(), kind);
+            assert_eq!(EventKind::parse(name), Some(kind));
+        }
+        assert!(EventKind::try_from_value(&"coupon_claim".to_string()).is_err());
+    }
 }

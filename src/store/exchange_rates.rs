@@ -1,7 +1,7 @@
 //! The org's exchange rates: rows are only added, so every rate ever in force stays readable.
 
+use crate::store::entity::exchange_rates;
 use chrono::{DateTime, Utc};
-use entity::exchange_rates;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Set,

@@ -4,16 +4,16 @@
 
 use chrono::Utc;
 use sea_orm::{
-    DatabaseConnection, DbBackend, DbErr, TransactionTrait,
+    ActiveEnum, DatabaseConnection, DbBackend, DbErr, TransactionTrait,
     sqlx::{self, Postgres},
 };
 
 use crate::{
-    domain::coupon::CouponStatus,
+    domain::{coupon::CouponStatus, job::JobState},
     store::{
         self,
         coupons::NewCodes,
-        imports::{Lease, Progress, RUNNING},
+        imports::{Lease, Progress},
     },
 };
 
@@ -108,7 +108,7 @@ async fn copy_chunk(
     .bind(to as i64)
     .bind(lease.job_id)
     .bind(&lease.owner)
-    .bind(RUNNING)
+    .bind(JobState::Running.as_str())
     .execute(&mut *tx)
     .await?;
     if held.rows_affected() != 1 {
@@ -124,7 +124,7 @@ fn copy_rows(new: NewCodes, codes: &[String]) -> Vec<u8> {
     let null = |v: Option<i64>| v.map_or_else(|| "\\N".to_string(), |v| v.to_string());
     let value = null(new.value);
     let balance = null(if new.gift_card { new.value } else { None });
-    let status = CouponStatus::Available.as_i16();
+    let status = CouponStatus::Available.to_value();
     let (org, pool_id) = (new.org_id, new.pool_id);
     let mut data = String::with_capacity(codes.len() * 64);
     for code in codes {

@@ -1,7 +1,7 @@
 //! Access groups of an org, and the conditions that keep pool queries within a caller's groups.
 
+use crate::store::entity::{api_keys, groups, pools};
 use chrono::Utc;
-use entity::{api_keys, groups, pools};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
     PaginatorTrait, QueryFilter, QueryOrder, Set, sea_query::Query,
@@ -94,7 +94,7 @@ pub async fn bound_keys<C: ConnectionTrait>(
     Ok(super::api_keys::list(db, org_id)
         .await?
         .into_iter()
-        .filter(|k| super::api_keys::groups_of(k).is_some_and(|ids| ids.contains(&id)))
+        .filter(|k| k.group_ids.as_ref().is_some_and(|ids| ids.0.contains(&id)))
         .collect())
 }
 

@@ -2,8 +2,8 @@
 //! recorded in the same transaction as the change it answers, so a retry either sees the whole
 //! change or none of it.
 
+use crate::store::entity::idempotency_keys;
 use chrono::Utc;
-use entity::idempotency_keys;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set,
 };

@@ -6,8 +6,8 @@
 //! worker that lost its lease cannot commit, so a row is never worked twice.
 
 use crate::domain::text;
+use crate::store::entity::{import_issues, imports, job_files};
 use chrono::{DateTime, Utc};
-use entity::{import_issues, imports, job_files};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
     EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
@@ -15,9 +15,7 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait},
 };
 
-pub const RUNNING: &str = "running";
-pub const DONE: &str = "done";
-pub const FAILED: &str = "failed";
+use crate::domain::job::{JobKind, JobState};
 
 /// A worker's hold on a job row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +28,7 @@ pub struct Lease {
 pub struct NewJob<'a> {
     pub org_id: i64,
     pub pool_id: Option<i64>,
-    pub kind: &'a str,
+    pub kind: JobKind,
     pub total: i64,
     /// The job's input besides its file (a generation's count).
     pub params: Option<serde_json::Value>,
@@ -48,8 +46,8 @@ pub async fn create(db: &DatabaseConnection, job: NewJob<'_>) -> Result<imports:
     let row = imports::ActiveModel {
         org_id: Set(job.org_id),
         pool_id: Set(job.pool_id),
-        kind: Set(job.kind.to_string()),
-        state: Set(RUNNING.to_string()),
+        kind: Set(job.kind),
+        state: Set(JobState::Running),
         total: Set(job.total),
         done: Set(0),
         accepted: Set(0),
@@ -103,7 +101,12 @@ pub async fn claim<C: ConnectionTrait>(
     let stmt = Statement::from_sql_and_values(
         backend,
         sql,
-        [owner.into(), until.into(), RUNNING.into(), now.into()],
+        [
+            owner.into(),
+            until.into(),
+            JobState::Running.into(),
+            now.into(),
+        ],
     );
     match db.query_one_raw(stmt).await? {
         Some(row) => Ok(Some(imports::Model::from_query_result(&row, "")?)),
@@ -115,7 +118,7 @@ fn held(lease: &Lease) -> sea_orm::Condition {
     sea_orm::Condition::all()
         .add(imports::Column::Id.eq(lease.job_id))
         .add(imports::Column::LeaseOwner.eq(lease.owner.clone()))
-        .add(imports::Column::State.eq(RUNNING))
+        .add(imports::Column::State.eq(JobState::Running))
 }
 
 /// Extends a lease; false when the worker no longer holds the job.
@@ -214,8 +217,12 @@ pub async fn finish(
     outcome: Outcome<'_>,
 ) -> Result<(), DbErr> {
     let (state, code, error) = match outcome {
-        Ok(()) => (DONE, None, None),
-        Err((code, sentence)) => (FAILED, Some(code.to_string()), Some(sentence.to_string())),
+        Ok(()) => (JobState::Done, None, None),
+        Err((code, sentence)) => (
+            JobState::Failed,
+            Some(code.to_string()),
+            Some(sentence.to_string()),
+        ),
     };
     let txn = db.begin().await?;
     let mut update = imports::Entity::update_many()
@@ -224,7 +231,7 @@ pub async fn finish(
         .col_expr(imports::Column::Error, Expr::value(error))
         .col_expr(imports::Column::FinishedAt, Expr::value(Utc::now()))
         .col_expr(imports::Column::LeaseOwner, Expr::value(None::<String>));
-    if state == DONE {
+    if state == JobState::Done {
         update = update.col_expr(imports::Column::Total, Expr::col(imports::Column::Done));
     }
     let result = update.filter(held(lease)).exec(&txn).await?;
@@ -256,7 +263,7 @@ pub async fn get<C: ConnectionTrait>(
 }
 
 /// Job rows by state, for the gauges on `/metrics`.
-pub async fn count_by_state<C: ConnectionTrait>(db: &C) -> Result<Vec<(String, i64)>, DbErr> {
+pub async fn count_by_state<C: ConnectionTrait>(db: &C) -> Result<Vec<(JobState, i64)>, DbErr> {
     imports::Entity::find()
         .select_only()
         .column(imports::Column::State)

@@ -4,8 +4,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::store::entity::{coupons, pool_allowed_customers, pools};
 use chrono::{DateTime, Utc};
-use entity::{coupons, pool_allowed_customers, pools};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter,
     QueryOrder, QuerySelect, Set, Statement,
@@ -13,7 +13,7 @@ use sea_orm::{
 };
 
 use super::coupons::NewCodes;
-use crate::domain::coupon::CouponStatus;
+use crate::domain::{coupon::CouponStatus, discount::DiscountType};
 
 /// What a customer already has from a pool.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -30,7 +30,12 @@ pub async fn history<C: ConnectionTrait>(
     customer_id: i64,
     now: DateTime<Utc>,
 ) -> Result<History, DbErr> {
-    type Row = (i64, i16, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+    type Row = (
+        i64,
+        CouponStatus,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+    );
     let rows: Vec<Row> = coupons::Entity::find()
         .select_only()
         .columns([
@@ -45,7 +50,7 @@ pub async fn history<C: ConnectionTrait>(
         .into_tuple()
         .all(db)
         .await?;
-    let issued = CouponStatus::Issued.as_i16();
+    let issued = CouponStatus::Issued;
     Ok(History {
         issued_count: rows.len() as u64,
         last_issued_at: rows.iter().filter_map(|r| r.2).max(),
@@ -146,13 +151,13 @@ pub async fn claim_available<C: ConnectionTrait>(
         backend,
         sql,
         [
-            CouponStatus::Issued.as_i16().into(),
+            CouponStatus::Issued.into(),
             s.customer_id.into(),
             s.now.into(),
             s.expires_at.into(),
             s.redeemable_from.into(),
             pool_id.into(),
-            CouponStatus::Available.as_i16().into(),
+            CouponStatus::Available.into(),
         ],
     );
     match db.query_one_raw(stmt).await? {
@@ -172,7 +177,7 @@ pub async fn insert_issued<C: ConnectionTrait>(
     s: Stamp,
 ) -> Result<Option<coupons::Model>, DbErr> {
     use coupons::Column as C;
-    let balance = (pool.discount_type == crate::domain::discount::DiscountType::GiftCard.as_str())
+    let balance = (pool.discount_type == DiscountType::GiftCard)
         .then_some(pool.value)
         .flatten();
     // RETURNING in SQL on both backends: sea-orm's SQLite fallback re-reads by last insert id,
@@ -199,7 +204,7 @@ pub async fn insert_issued<C: ConnectionTrait>(
             pool.id.into(),
             code.into(),
             share_key.into(),
-            CouponStatus::Issued.as_i16().into(),
+            CouponStatus::Issued.into(),
             s.customer_id.into(),
             pool.value.into(),
             balance.into(),
@@ -254,7 +259,7 @@ pub async fn insert_issued_many<C: ConnectionTrait>(
                 new.org_id.into(),
                 new.pool_id.into(),
                 code.clone().into(),
-                CouponStatus::Issued.as_i16().into(),
+                CouponStatus::Issued.into(),
                 (*customer_id).into(),
                 new.value.into(),
                 balance.into(),
@@ -336,9 +341,15 @@ pub async fn histories<C: ConnectionTrait>(
     customer_ids: &[i64],
     now: DateTime<Utc>,
 ) -> Result<HashMap<i64, History>, DbErr> {
-    type Row = (i64, i64, i16, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+    type Row = (
+        i64,
+        i64,
+        CouponStatus,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+    );
     let mut out: HashMap<i64, History> = HashMap::new();
-    let issued = CouponStatus::Issued.as_i16();
+    let issued = CouponStatus::Issued;
     for chunk in customer_ids.chunks(5_000) {
         let rows: Vec<Row> = coupons::Entity::find()
             .select_only()
@@ -450,7 +461,7 @@ pub async fn claim_many<C: ConnectionTrait>(
          ORDER BY code LIMIT $3 FOR UPDATE SKIP LOCKED",
         [
             pool_id.into(),
-            CouponStatus::Available.as_i16().into(),
+            CouponStatus::Available.into(),
             (customer_ids.len() as i64).into(),
         ],
     );
@@ -476,7 +487,7 @@ pub async fn claim_many<C: ConnectionTrait>(
          WHERE c.id = x.id \
          RETURNING c.*, x.rn",
         [
-            CouponStatus::Issued.as_i16().into(),
+            CouponStatus::Issued.into(),
             s.now.into(),
             s.expires_at.into(),
             s.redeemable_from.into(),

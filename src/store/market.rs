@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
+use crate::store::entity::{coupons, market_exchanges, market_products};
 use chrono::{DateTime, Utc};
-use entity::{coupons, market_exchanges, market_products};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
@@ -88,7 +88,7 @@ pub async fn available_counts<C: ConnectionTrait>(
         .column(coupons::Column::PoolId)
         .column_as(coupons::Column::Id.count(), "n")
         .filter(coupons::Column::PoolId.is_in(pool_ids.iter().copied()))
-        .filter(coupons::Column::Status.eq(CouponStatus::Available.as_i16()))
+        .filter(coupons::Column::Status.eq(CouponStatus::Available))
         .group_by(coupons::Column::PoolId)
         .into_tuple()
         .all(db)

@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod coupons;
 pub mod customers;
+pub mod entity;
 pub mod events;
 pub mod exchange_rates;
 pub mod generation;

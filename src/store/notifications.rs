@@ -2,11 +2,11 @@
 //! scheduler's runs, the expiry sweep's batches, and the email/SMS side of the outbox (listing,
 //! retrying and cleaning up rows; claiming and marking live in `store::outbox`).
 
-use chrono::{DateTime, Utc};
-use entity::{
+use crate::store::entity::{
     coupon_events, coupons, idempotency_keys, outbox, pool_limit_alerts, pool_messages,
     pool_reminders, pools, redemptions, reminder_deliveries, scheduler_runs,
 };
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
     FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
@@ -16,11 +16,11 @@ use sea_orm::{
 use crate::{
     domain::{
         coupon::CouponStatus,
-        message,
+        message::{self, Channel, OutboxChannel, ReminderOutcome},
         pool::{PoolSource, PoolState},
         webhook,
     },
-    store::{events::EventKind, outbox::WEBHOOK},
+    store::events::EventKind,
 };
 
 /// A reminder as saved.
@@ -28,7 +28,7 @@ use crate::{
 pub struct NewReminder {
     pub days_before: i32,
     pub at_time: String,
-    pub channel: String,
+    pub channel: Channel,
     pub subject: Option<String>,
     pub template: String,
     pub allow_unicode: bool,
@@ -76,7 +76,7 @@ pub async fn replace_reminders<C: ConnectionTrait>(
                 pool_id: Set(pool_id),
                 days_before: Set(new.days_before),
                 at_time: Set(new.at_time.clone()),
-                channel: Set(new.channel.clone()),
+                channel: Set(new.channel),
                 created_at: Set(now),
                 ..Default::default()
             },
@@ -142,7 +142,7 @@ pub async fn reminder_candidates<C: ConnectionTrait>(
          AND NOT EXISTS (SELECT 1 FROM reminder_deliveries d \
          WHERE d.reminder_id = $6 AND d.coupon_id = c.id) ORDER BY c.id LIMIT $7",
         [
-            CouponStatus::Issued.as_i16().into(),
+            CouponStatus::Issued.into(),
             now.into(),
             window_end.into(),
             pool_id.into(),
@@ -163,12 +163,12 @@ pub async fn record_delivery<C: ConnectionTrait>(
     db: &C,
     reminder_id: i64,
     coupon_id: i64,
-    outcome: &str,
+    outcome: ReminderOutcome,
 ) -> Result<bool, DbErr> {
     let result = reminder_deliveries::Entity::insert(reminder_deliveries::ActiveModel {
         reminder_id: Set(reminder_id),
         coupon_id: Set(coupon_id),
-        outcome: Set(outcome.to_string()),
+        outcome: Set(outcome),
         created_at: Set(Utc::now()),
     })
     .on_conflict_do_nothing_on([
@@ -242,10 +242,10 @@ pub async fn expire_batch<C: ConnectionTrait>(
         backend,
         sql,
         [
-            CouponStatus::Expired.as_i16().into(),
+            CouponStatus::Expired.into(),
             now.into(),
-            CouponStatus::Available.as_i16().into(),
-            CouponStatus::Issued.as_i16().into(),
+            CouponStatus::Available.into(),
+            CouponStatus::Issued.into(),
             now.into(),
             (limit as i64).into(),
         ],
@@ -270,7 +270,7 @@ pub async fn record_expiries<C: ConnectionTrait>(
             coupon_id: Set(c.id),
             pool_id: Set(c.pool_id),
             customer_id: Set(c.customer_id),
-            kind: Set(EventKind::Expire.as_str().to_string()),
+            kind: Set(EventKind::Expire),
             detail: Set(None),
             created_at: Set(now),
             ..Default::default()
@@ -283,8 +283,8 @@ pub async fn record_expiries<C: ConnectionTrait>(
 }
 
 /// Attempts after which a row of `channel` is dead.
-fn max_attempts(channel: &str) -> i32 {
-    if channel == WEBHOOK {
+fn max_attempts(channel: OutboxChannel) -> i32 {
+    if channel == OutboxChannel::Webhook {
         webhook::MAX_ATTEMPTS
     } else {
         message::MAX_ATTEMPTS
@@ -295,7 +295,7 @@ pub fn state_of(row: &outbox::Model) -> message::OutboxState {
     message::OutboxState::of(
         row.sent_at.is_some(),
         row.attempts,
-        max_attempts(&row.channel),
+        max_attempts(row.channel),
     )
 }
 
@@ -304,10 +304,10 @@ fn dead() -> Condition {
     let channel = outbox::Column::Channel;
     let attempts = outbox::Column::Attempts;
     let webhooks = Condition::all()
-        .add(channel.eq(WEBHOOK))
+        .add(channel.eq(OutboxChannel::Webhook))
         .add(attempts.gte(webhook::MAX_ATTEMPTS));
     let messages = Condition::all()
-        .add(channel.ne(WEBHOOK))
+        .add(channel.ne(OutboxChannel::Webhook))
         .add(attempts.gte(message::MAX_ATTEMPTS));
     Condition::all()
         .add(outbox::Column::SentAt.is_null())
@@ -445,11 +445,8 @@ pub async fn run_out_holds<C: ConnectionTrait>(
 /// Active pools whose codes can run out (uploaded or generated), for the limit watch.
 pub async fn pools_with_codes<C: ConnectionTrait>(db: &C) -> Result<Vec<pools::Model>, DbErr> {
     pools::Entity::find()
-        .filter(pools::Column::State.eq(PoolState::Active.as_str()))
-        .filter(pools::Column::Source.is_in([
-            PoolSource::Uploaded.as_str(),
-            PoolSource::Generated.as_str(),
-        ]))
+        .filter(pools::Column::State.eq(PoolState::Active))
+        .filter(pools::Column::Source.is_in([PoolSource::Uploaded, PoolSource::Generated]))
         .order_by_asc(pools::Column::Id)
         .all(db)
         .await
@@ -466,7 +463,7 @@ pub async fn available_up_to<C: ConnectionTrait>(
         .select_only()
         .column(coupons::Column::Id)
         .filter(coupons::Column::PoolId.eq(pool_id))
-        .filter(coupons::Column::Status.eq(CouponStatus::Available.as_i16()))
+        .filter(coupons::Column::Status.eq(CouponStatus::Available))
         .limit(cap)
         .into_tuple()
         .all(db)

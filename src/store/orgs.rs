@@ -1,14 +1,14 @@
 //! Tenants.
 
+use crate::store::entity::orgs;
 use chrono::Utc;
-use entity::orgs;
 use sea_orm::{
     ActiveModelTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QuerySelect, Set,
     TransactionTrait,
 };
 
 use super::api_keys;
-use crate::domain::api_key::Scope;
+use crate::domain::{api_key::Scope, org::PocEmails};
 
 /// Creates an org with one admin key and returns both; the key's secret is never stored.
 pub async fn create(
@@ -20,7 +20,7 @@ pub async fn create(
     let org = orgs::ActiveModel {
         name: Set(name),
         timezone: Set(timezone),
-        poc_emails: Set(serde_json::json!([])),
+        poc_emails: Set(PocEmails::default()),
         created_at: Set(Utc::now()),
         ..Default::default()
     }
@@ -91,7 +91,7 @@ pub async fn update<C: ConnectionTrait>(
         row.code_suffix = Set(v);
     }
     if let Some(v) = changes.poc_emails {
-        row.poc_emails = Set(serde_json::json!(v));
+        row.poc_emails = Set(PocEmails(v));
     }
     row.update(db).await
 }

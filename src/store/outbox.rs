@@ -3,18 +3,15 @@
 //! (pushing their next attempt past the time a delivery can take), so replicas never send the
 //! same row at once and a worker that dies leaves its rows due again when the lease runs out.
 
+use crate::store::entity::outbox;
 use chrono::{DateTime, Utc};
-use entity::outbox;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter, Set,
     Statement,
     sea_query::{Expr, ExprTrait},
 };
 
-/// Channels a row is sent on.
-pub const WEBHOOK: &str = "webhook";
-pub const EMAIL: &str = "email";
-pub const SMS: &str = "sms";
+use crate::domain::message::OutboxChannel;
 
 /// The longest error text kept on a row.
 const MAX_ERROR_CHARS: usize = 500;
@@ -23,7 +20,7 @@ const MAX_ERROR_CHARS: usize = 500;
 pub async fn push<C: ConnectionTrait>(
     db: &C,
     org_id: i64,
-    channel: &str,
+    channel: OutboxChannel,
     dedup_key: String,
     payload: serde_json::Value,
 ) -> Result<bool, DbErr> {
@@ -39,7 +36,7 @@ pub async fn push<C: ConnectionTrait>(
 pub async fn push_many<C: ConnectionTrait>(
     db: &C,
     org_id: i64,
-    channel: &str,
+    channel: OutboxChannel,
     messages: Vec<(String, serde_json::Value)>,
 ) -> Result<(), DbErr> {
     let mut rows = messages
@@ -57,14 +54,14 @@ pub async fn push_many<C: ConnectionTrait>(
 
 fn new_row(
     org_id: i64,
-    channel: &str,
+    channel: OutboxChannel,
     dedup_key: String,
     payload: serde_json::Value,
 ) -> outbox::ActiveModel {
     let now = Utc::now();
     outbox::ActiveModel {
         org_id: Set(org_id),
-        channel: Set(channel.to_string()),
+        channel: Set(channel),
         dedup_key: Set(dedup_key),
         payload: Set(payload),
         attempts: Set(0),
@@ -78,8 +75,8 @@ fn new_row(
 
 /// What a claim asks for.
 #[derive(Debug, Clone, Copy)]
-pub struct Claim<'a> {
-    pub channel: &'a str,
+pub struct Claim {
+    pub channel: OutboxChannel,
     pub now: DateTime<Utc>,
     /// Until when the claimed rows are this worker's.
     pub lease_until: DateTime<Utc>,
@@ -91,7 +88,7 @@ pub struct Claim<'a> {
 /// Claims up to `limit` due, unsent rows of a channel in one statement, counting the attempt.
 /// PostgreSQL skips rows another worker is claiming (`FOR UPDATE SKIP LOCKED`); SQLite has one
 /// writer at a time, so the same statement without the lock clause is its twin.
-pub async fn claim<C: ConnectionTrait>(db: &C, c: Claim<'_>) -> Result<Vec<outbox::Model>, DbErr> {
+pub async fn claim<C: ConnectionTrait>(db: &C, c: Claim) -> Result<Vec<outbox::Model>, DbErr> {
     let backend = db.get_database_backend();
     let lock = if backend == DbBackend::Postgres {
         "FOR UPDATE SKIP LOCKED"

@@ -1,7 +1,9 @@
 //! Pools' wallet pass templates and logos.
 
-use entity::pool_passes;
+use crate::store::entity::pool_passes;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, sea_query::OnConflict};
+
+use crate::domain::wallet::PassTemplate;
 
 pub async fn get<C: ConnectionTrait>(
     db: &C,
@@ -15,7 +17,7 @@ pub async fn put_template<C: ConnectionTrait>(
     db: &C,
     org_id: i64,
     pool_id: i64,
-    template: serde_json::Value,
+    template: PassTemplate,
 ) -> Result<(), DbErr> {
     upsert(
         db,
@@ -35,12 +37,11 @@ pub async fn put_logo<C: ConnectionTrait>(
     pool_id: i64,
     logo: Vec<u8>,
 ) -> Result<(), DbErr> {
-    let empty = serde_json::json!({});
     upsert(
         db,
         org_id,
         pool_id,
-        empty,
+        PassTemplate::default(),
         Some(logo),
         pool_passes::Column::Logo,
     )
@@ -52,7 +53,7 @@ async fn upsert<C: ConnectionTrait>(
     db: &C,
     org_id: i64,
     pool_id: i64,
-    template: serde_json::Value,
+    template: PassTemplate,
     logo: Option<Vec<u8>>,
     column: pool_passes::Column,
 ) -> Result<(), DbErr> {

@@ -1,7 +1,7 @@
 //! The points ledger: signed entries; a customer's balance is their sum.
 
+use crate::store::entity::{points_balances, points_ledger};
 use chrono::Utc;
-use entity::{points_balances, points_ledger};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set, Statement, sea_query::Expr,

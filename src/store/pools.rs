@@ -1,7 +1,7 @@
 //! Pools: creation, look-up within an org, listing, edits and code-value updates.
 
+use crate::store::entity::{coupons, orgs, pools};
 use chrono::Utc;
-use entity::{coupons, orgs, pools};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, JoinType,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
@@ -11,7 +11,8 @@ use sea_orm::{
 use crate::domain::{
     access::PoolAccess,
     coupon::CouponStatus,
-    pool::{PoolState, UpdateCriterion},
+    discount::DiscountType,
+    pool::{PoolSource, PoolState, UpdateCriterion},
 };
 
 pub async fn insert<C: ConnectionTrait>(
@@ -59,8 +60,8 @@ pub async fn get_with_org<C: ConnectionTrait>(
 #[derive(Debug, Default, Clone)]
 pub struct ListFilter {
     pub state: Option<PoolState>,
-    pub source: Option<String>,
-    pub discount_type: Option<String>,
+    pub source: Option<PoolSource>,
+    pub discount_type: Option<DiscountType>,
     pub include_archived: bool,
     pub claimed: Option<bool>,
     /// Only pools the caller reaches.
@@ -79,17 +80,17 @@ pub async fn list<C: ConnectionTrait>(
         .add(pools::Column::OrgId.eq(org_id))
         .add(super::groups::pools_within(&filter.access));
     match filter.state {
-        Some(state) => cond = cond.add(pools::Column::State.eq(state.as_str())),
+        Some(state) => cond = cond.add(pools::Column::State.eq(state)),
         None if !filter.include_archived => {
-            cond = cond.add(pools::Column::State.ne(PoolState::Archived.as_str()))
+            cond = cond.add(pools::Column::State.ne(PoolState::Archived))
         }
         None => {}
     }
-    if let Some(source) = &filter.source {
-        cond = cond.add(pools::Column::Source.eq(source.as_str()));
+    if let Some(source) = filter.source {
+        cond = cond.add(pools::Column::Source.eq(source));
     }
-    if let Some(kind) = &filter.discount_type {
-        cond = cond.add(pools::Column::DiscountType.eq(kind.as_str()));
+    if let Some(kind) = filter.discount_type {
+        cond = cond.add(pools::Column::DiscountType.eq(kind));
     }
     if let Some(claimed) = filter.claimed {
         cond = cond.add(pools::Column::Claimed.eq(claimed));
@@ -145,7 +146,7 @@ pub async fn apply_value<C: ConnectionTrait>(
     };
     let mut cond = Condition::all()
         .add(coupons::Column::PoolId.eq(pool_id))
-        .add(coupons::Column::Status.is_in(statuses.iter().map(|s| s.as_i16())));
+        .add(coupons::Column::Status.is_in(statuses.iter().copied()));
     if let Some(old) = match_old {
         cond = cond.add(match old {
             Some(v) => coupons::Column::Value.eq(v),
@@ -271,7 +272,7 @@ pub async fn with_pattern<C: ConnectionTrait>(
     pools::Entity::find()
         .filter(pools::Column::OrgId.eq(org_id))
         .filter(pools::Column::Pattern.is_not_null())
-        .filter(pools::Column::State.ne(PoolState::Archived.as_str()))
+        .filter(pools::Column::State.ne(PoolState::Archived))
         .all(db)
         .await
 }

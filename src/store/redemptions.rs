@@ -2,8 +2,8 @@
 //! the redeeming transaction, after the locks the service takes in its fixed order (customer,
 //! pool counter, coupon rows).
 
+use crate::store::entity::{pools, redemptions};
 use chrono::{DateTime, Utc};
-use entity::{pools, redemptions};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, Set,
@@ -36,7 +36,6 @@ pub async fn insert<C: ConnectionTrait>(
     db: &C,
     new: NewRedemption<'_>,
 ) -> Result<redemptions::Model, DbErr> {
-    let detail = serde_json::to_value(new.discount).map_err(|e| DbErr::Json(e.to_string()))?;
     let conversion = new.discount.conversion.as_ref();
     redemptions::ActiveModel {
         org_id: Set(new.org_id),
@@ -55,7 +54,7 @@ pub async fn insert<C: ConnectionTrait>(
         redeemed_at: Set(new.redeemed_at),
         recorded_at: Set(Some(new.recorded_at)),
         reversed_at: Set(None),
-        detail: Set(Some(detail)),
+        detail: Set(Some(new.discount.clone())),
         coupon_currency: Set(conversion.map(|c| c.from.clone())),
         coupon_amount: Set(conversion.map(|c| c.value)),
         exchange_rate: Set(conversion.map(|c| c.rate.clone())),

@@ -1,8 +1,8 @@
 //! Revoking coupons (Capillary's "Revoke coupons"): set-based, a bounded batch per statement,
 //! each issued coupon's `coupon_revoke` event written in the same transaction.
 
+use crate::store::entity::{coupon_events, coupons};
 use chrono::{DateTime, Utc};
-use entity::{coupon_events, coupons};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, Set,
     sea_query::{Expr, ExprTrait, LockType, Order, Query},
@@ -32,7 +32,7 @@ pub async fn revoke_batch<C: ConnectionTrait>(
     pick.column(coupons::Column::Id)
         .from(coupons::Entity)
         .and_where(coupons::Column::PoolId.eq(t.pool_id))
-        .and_where(coupons::Column::Status.eq(t.status.as_i16()))
+        .and_where(coupons::Column::Status.eq(t.status))
         .order_by(coupons::Column::Id, Order::Asc)
         .limit(limit);
     if let Some(ids) = t.customers {
@@ -45,14 +45,11 @@ pub async fn revoke_batch<C: ConnectionTrait>(
     update
         .table(coupons::Entity)
         .values([
-            (
-                coupons::Column::Status,
-                CouponStatus::Revoked.as_i16().into(),
-            ),
+            (coupons::Column::Status, CouponStatus::Revoked.into()),
             (coupons::Column::LastStatusChangeAt, now.into()),
         ])
         .and_where(Expr::col(coupons::Column::Id).in_subquery(pick))
-        .and_where(coupons::Column::Status.eq(t.status.as_i16()))
+        .and_where(coupons::Column::Status.eq(t.status))
         .returning_all();
     let revoked = db
         .query_all(&update)
@@ -80,7 +77,7 @@ async fn record_events<C: ConnectionTrait>(
         coupon_id: Set(c.id),
         pool_id: Set(c.pool_id),
         customer_id: Set(c.customer_id),
-        kind: Set(EventKind::Revoke.as_str().to_string()),
+        kind: Set(EventKind::Revoke),
         detail: Set(None),
         created_at: Set(now),
         ..Default::default()

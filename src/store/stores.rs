@@ -1,7 +1,7 @@
 //! The org's stores, by the caller's id for each, with the currency their tills charge in.
 
+use crate::store::entity::stores;
 use chrono::Utc;
-use entity::stores;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Set,
     sea_query::OnConflict,

@@ -1,13 +1,13 @@
 //! Webhook subscriptions of an org.
 
+use crate::store::entity::webhooks;
 use chrono::Utc;
-use entity::webhooks;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     Set,
 };
 
-use crate::domain::webhook::WebhookEvent;
+use crate::domain::webhook::{WebhookEvent, WebhookEvents};
 
 pub async fn create<C: ConnectionTrait>(
     db: &C,
@@ -16,11 +16,10 @@ pub async fn create<C: ConnectionTrait>(
     events: &[WebhookEvent],
     secret: String,
 ) -> Result<webhooks::Model, DbErr> {
-    let names: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
     webhooks::ActiveModel {
         org_id: Set(org_id),
         url: Set(url),
-        events: Set(serde_json::json!(names)),
+        events: Set(WebhookEvents(events.to_vec())),
         secret: Set(secret),
         created_at: Set(Utc::now()),
         ..Default::default()
@@ -67,19 +66,6 @@ pub async fn subscribed<C: ConnectionTrait>(
     Ok(list(db, org_id)
         .await?
         .into_iter()
-        .filter(|w| events_of(w).contains(&event))
+        .filter(|w| w.events.0.contains(&event))
         .collect())
-}
-
-/// The events stored on a subscription; unknown names (from a newer version) are ignored.
-pub fn events_of(row: &webhooks::Model) -> Vec<WebhookEvent> {
-    row.events
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|v| v.as_str().and_then(WebhookEvent::parse))
-                .collect()
-        })
-        .unwrap_or_default()
 }

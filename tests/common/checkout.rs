@@ -80,7 +80,7 @@ pub async fn set_dates(
     from: Option<DateTime<Utc>>,
 ) {
     use sea_orm::{ActiveModelTrait, Set};
-    entity::coupons::ActiveModel {
+    coupond::store::entity::coupons::ActiveModel {
         id: Set(id),
         expires_at: Set(expires_at),
         redeemable_from: Set(from),

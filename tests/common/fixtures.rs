@@ -65,19 +65,19 @@ pub async fn issue_ok(app: &TestApp, pool_id: i64, external_id: &str) -> Value {
 
 /// Coupon events of this kind, in every org.
 pub async fn events(app: &TestApp, kind: &str) -> u64 {
-    entity::coupon_events::Entity::find()
-        .filter(entity::coupon_events::Column::Kind.eq(kind))
+    coupond::store::entity::coupon_events::Entity::find()
+        .filter(coupond::store::entity::coupon_events::Column::Kind.eq(kind))
         .count(&app.db)
         .await
         .unwrap()
 }
 
 /// Outbox rows of a channel, oldest first.
-pub async fn outbox(app: &TestApp, channel: &str) -> Vec<entity::outbox::Model> {
+pub async fn outbox(app: &TestApp, channel: &str) -> Vec<coupond::store::entity::outbox::Model> {
     use sea_orm::QueryOrder;
-    entity::outbox::Entity::find()
-        .filter(entity::outbox::Column::Channel.eq(channel))
-        .order_by_asc(entity::outbox::Column::Id)
+    coupond::store::entity::outbox::Entity::find()
+        .filter(coupond::store::entity::outbox::Column::Channel.eq(channel))
+        .order_by_asc(coupond::store::entity::outbox::Column::Id)
         .all(&app.db)
         .await
         .unwrap()

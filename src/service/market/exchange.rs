@@ -5,8 +5,8 @@
 //! Locks, in the issue path's order: customer row, balance row, pool series counter, coupon.
 //! The debit is a conditional UPDATE of the balance, so no interleaving takes it below zero.
 
+use crate::store::entity::{coupons, customers, market_products, orgs};
 use chrono::{DateTime, Utc};
-use entity::{coupons, customers, market_products, orgs};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use serde::{Deserialize, Serialize};
 
@@ -171,7 +171,7 @@ async fn check_product_limit(
 async fn claim(
     txn: &DatabaseTransaction,
     org: &orgs::Model,
-    pool: &entity::pools::Model,
+    pool: &crate::store::entity::pools::Model,
     customer: &customers::Model,
     now: DateTime<Utc>,
 ) -> Result<coupons::Model> {
@@ -200,10 +200,7 @@ pub async fn refund_withdrawn<C: ConnectionTrait>(
     db: &C,
     coupons: &[coupons::Model],
 ) -> std::result::Result<(), DbErr> {
-    let withdrawn = [
-        CouponStatus::Revoked.as_i16(),
-        CouponStatus::Invalidated.as_i16(),
-    ];
+    let withdrawn = [CouponStatus::Revoked, CouponStatus::Invalidated];
     let ids: Vec<i64> = coupons
         .iter()
         .filter(|c| c.customer_id.is_some() && withdrawn.contains(&c.status))

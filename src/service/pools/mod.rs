@@ -3,11 +3,10 @@
 
 mod settings;
 
-use entity::pools;
+use crate::store::entity::pools;
 use sea_orm::{
     ActiveValue::Set, DatabaseConnection, DatabaseTransaction, IntoActiveModel, TransactionTrait,
 };
-use serde::Serialize;
 
 pub use settings::{CodeOptions, CreatePool, PoolStats, RemoteSource, StoredRemote, UpdatePool};
 
@@ -16,25 +15,15 @@ use crate::{
         access::PoolAccess,
         coupon::CouponStatus,
         discount::DiscountType,
-        expiry::ExpiryRules,
         generator::Generator,
         issuance::IssuanceRules,
         pattern::{self, Pattern, PatternSpec},
-        pool::{self, PoolSource, PoolState},
+        pool::{self, PoolSource, PoolState, Reminders},
         signature,
     },
     service::{Error, Result},
     store,
 };
-
-/// A pool's stored code options.
-pub fn code_options(pool: &pools::Model) -> Result<CodeOptions> {
-    super::stored(&pool.code_options)
-}
-
-fn json<T: Serialize>(value: &T) -> Result<serde_json::Value> {
-    serde_json::to_value(value).map_err(Error::internal)
-}
 
 pub async fn create(
     db: &DatabaseConnection,
@@ -93,9 +82,9 @@ pub async fn create(
     let row = pools::ActiveModel {
         org_id: Set(org_id),
         name: Set(input.name.trim().to_string()),
-        source: Set(input.source.as_str().into()),
+        source: Set(input.source),
         pattern: Set(pattern_text),
-        discount_type: Set(input.discount_type.as_str().into()),
+        discount_type: Set(input.discount_type),
         value: Set(input.value),
         currency: Set(input.currency.clone()),
         gift_card_min_value: Set(input.gift_card_min_value),
@@ -103,14 +92,14 @@ pub async fn create(
         purchase_min: Set(input.purchase_min),
         starts_at: Set(input.starts_at),
         ends_at: Set(input.ends_at),
-        state: Set(input.state.unwrap_or_default().as_str().into()),
+        state: Set(input.state.unwrap_or_default()),
         group_id: Set(input.group_id),
-        code_options: Set(json(&codes)?),
-        issuance: Set(json(&input.issuance)?),
-        redemption: Set(json(&input.redemption)?),
-        expiry: Set(json(&input.expiry)?),
-        reminders: Set(json(&input.reminders)?),
-        remote: Set(remote.as_ref().map(json).transpose()?),
+        code_options: Set(codes),
+        issuance: Set(input.issuance),
+        redemption: Set(input.redemption),
+        expiry: Set(input.expiry),
+        reminders: Set(Reminders(input.reminders)),
+        remote: Set(remote),
         claimed: Set(false),
         generation_key: Set(parsed
             .as_ref()
@@ -152,18 +141,14 @@ pub async fn create(
 }
 
 fn validate_settings(input: &CreatePool) -> Result<()> {
-    pool::validate_value(
-        input.discount_type.as_str(),
-        input.value,
-        input.currency.as_deref(),
-    )?;
+    pool::validate_value(input.discount_type, input.value, input.currency.as_deref())?;
     pool::validate_window(input.starts_at, input.ends_at)?;
     pool::validate_reminders(&input.reminders)?;
     pool::validate_reminders_reach(&input.reminders, input.expiry.coupons_expire(input.ends_at))?;
     input.issuance.validate()?;
     input.redemption.validate()?;
     input.expiry.validate_with_offer_end(input.ends_at)?;
-    pool::validate_redemption_for_source(input.source.as_str(), &input.redemption)?;
+    pool::validate_redemption_for_source(input.source, &input.redemption)?;
     let gift_card = input.discount_type == DiscountType::GiftCard;
     if gift_card {
         pool::validate_gift_card(
@@ -221,9 +206,9 @@ async fn check_shape_free(
         let Some(theirs) = other.pattern.as_deref() else {
             continue;
         };
-        let theirs = parse_pattern(theirs, &code_options(&other)?)?;
+        let theirs = parse_pattern(theirs, &other.code_options)?;
         let same_fixed_part = source == PoolSource::RandomizedCommon
-            && PoolSource::parse(&other.source) == Some(PoolSource::RandomizedCommon)
+            && other.source == PoolSource::RandomizedCommon
             && parsed.fixed_start() == theirs.fixed_start();
         if same_fixed_part || parsed.overlaps(&theirs) {
             return Err(Error::conflict(
@@ -346,26 +331,23 @@ pub async fn update(
     }
     let old_value = pool.value;
     let org_id = pool.org_id;
-    let discount_type = pool.discount_type.clone();
+    let discount_type = pool.discount_type;
     let mut row = pool.into_active_model();
     if let Some(v) = input.name {
         row.name = Set(v.trim().to_string());
     }
     if let Some(v) = input.state {
-        row.state = Set(v.as_str().into());
+        row.state = Set(v);
     }
     if !input.group_id.is_undefined() {
         row.group_id = Set(input.group_id.value().copied());
     }
     if let Some(v) = input.source {
-        row.source = Set(v.as_str().into());
+        row.source = Set(v);
     }
     if let Some(v) = input.pattern {
-        let source = input
-            .source
-            .or_else(|| PoolSource::parse(row.source.as_ref()));
-        let parsed = parse_pattern(&v, &super::stored(row.code_options.as_ref())?)?;
-        let source = source.ok_or_else(|| Error::internal("a pool's stored source is unknown"))?;
+        let source = *row.source.as_ref();
+        let parsed = parse_pattern(&v, row.code_options.as_ref())?;
         check_source(source, Some(&parsed))?;
         check_shape_free(
             &txn,
@@ -384,7 +366,7 @@ pub async fn update(
         new_value != old_value,
     )?;
     let currency = input.currency.clone().or(row.currency.clone().unwrap());
-    pool::validate_value(&discount_type, new_value, currency.as_deref())?;
+    pool::validate_value(discount_type, new_value, currency.as_deref())?;
     row.value = Set(new_value);
     row.currency = Set(currency);
     if input.gift_card_min_value.is_some() {
@@ -393,7 +375,7 @@ pub async fn update(
     if input.gift_card_min_redemption.is_some() {
         row.gift_card_min_redemption = Set(input.gift_card_min_redemption);
     }
-    if discount_type == "gift_card" {
+    if discount_type == DiscountType::GiftCard {
         pool::validate_gift_card(
             new_value,
             row.gift_card_min_value.clone().unwrap(),
@@ -414,11 +396,10 @@ pub async fn update(
     if let Some(v) = input.issuance {
         v.validate()?;
         check_excluded_pools(&txn, (org_id, access), &v).await?;
-        let old: IssuanceRules = super::stored(row.issuance.as_ref())?;
         // The series counter is kept only while a total limit exists; a new limit starts from
         // what was really issued.
-        recount = v.max_total.is_some() && old.max_total.is_none();
-        row.issuance = Set(json(&v)?);
+        recount = v.max_total.is_some() && row.issuance.as_ref().max_total.is_none();
+        row.issuance = Set(v);
     }
     let series_limited = input
         .redemption
@@ -426,22 +407,22 @@ pub async fn update(
         .is_some_and(|r| r.max_total.is_some());
     if let Some(v) = input.redemption {
         v.validate()?;
-        pool::validate_redemption_for_source(row.source.as_ref(), &v)?;
-        row.redemption = Set(json(&v)?);
+        pool::validate_redemption_for_source(*row.source.as_ref(), &v)?;
+        row.redemption = Set(v);
     }
     if let Some(v) = input.expiry {
         v.validate_with_offer_end(row.ends_at.clone().unwrap())?;
-        row.expiry = Set(json(&v)?);
+        row.expiry = Set(v);
     }
     if let Some(v) = input.reminders {
         pool::validate_reminders(&v)?;
-        row.reminders = Set(json(&v)?);
+        row.reminders = Set(Reminders(v));
     }
-    let expiry: ExpiryRules = super::stored(row.expiry.as_ref())?;
-    let reminders: Vec<pool::Reminder> = super::stored(row.reminders.as_ref())?;
     pool::validate_reminders_reach(
-        &reminders,
-        expiry.coupons_expire(row.ends_at.clone().unwrap()),
+        row.reminders.as_ref(),
+        row.expiry
+            .as_ref()
+            .coupons_expire(row.ends_at.clone().unwrap()),
     )?;
     let saved = store::pools::save(&txn, row).await?;
     if recount {
@@ -456,7 +437,7 @@ pub async fn update(
     }
     if new_value != old_value {
         let match_old = input.match_value.then_some(old_value);
-        let gift_card = discount_type == DiscountType::GiftCard.as_str();
+        let gift_card = discount_type == DiscountType::GiftCard;
         store::pools::apply_value(
             &txn,
             saved.id,
@@ -473,16 +454,16 @@ pub async fn update(
 
 /// Refuses uploads into pools whose codes come from elsewhere.
 pub fn check_uploadable(pool: &pools::Model) -> Result<()> {
-    if pool.source != PoolSource::Uploaded.as_str() {
+    if pool.source != PoolSource::Uploaded {
         return Err(Error::conflict(
             "wrong_source",
             format!(
                 "codes can be uploaded only into `uploaded` pools; this one is `{}`",
-                pool.source
+                pool.source.as_str()
             ),
         ));
     }
-    if pool.state == PoolState::Archived.as_str() {
+    if pool.state == PoolState::Archived {
         return Err(Error::conflict("pool_archived", "the pool is archived"));
     }
     Ok(())
@@ -501,24 +482,21 @@ pub async fn stats(db: &DatabaseConnection, pool: &pools::Model) -> Result<PoolS
         revoked: count(CouponStatus::Revoked),
         remaining: None,
     };
-    let source =
-        PoolSource::parse(&pool.source).ok_or_else(|| Error::internal("unknown pool source"))?;
+    let source = pool.source;
     let mut mintable = 0;
-    if source.mints_on_issue() {
-        let codes: CodeOptions = super::stored(&pool.code_options)?;
-        if let Some(p) = pool.pattern.as_deref() {
-            let space = parse_pattern(p, &codes)?.combinations();
-            mintable = space.saturating_sub(pool.generated_count as u128);
-        }
+    if source.mints_on_issue()
+        && let Some(p) = pool.pattern.as_deref()
+    {
+        let space = parse_pattern(p, &pool.code_options)?.combinations();
+        mintable = space.saturating_sub(pool.generated_count as u128);
     }
-    let rules: IssuanceRules = super::stored(&pool.issuance)?;
     stats.remaining = pool::remaining(&pool::Stock {
         source,
-        ended: pool.state == PoolState::Archived.as_str()
+        ended: pool.state == PoolState::Archived
             || pool.ends_at.is_some_and(|end| end <= chrono::Utc::now()),
         available: stats.available,
         mintable,
-        max_total: rules.max_total,
+        max_total: pool.issuance.max_total,
         issued_ever: stats.issued + stats.redeemed + stats.expired,
     });
     Ok(stats)

@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, Utc};
 use poem_openapi::{Object, types::MaybeUndefined};
-use serde::{Deserialize, Serialize};
 
 use crate::domain::{
     discount::DiscountType,
@@ -12,53 +11,7 @@ use crate::domain::{
     pool::{PoolSource, PoolState, Reminder, UpdateCriterion},
     redemption::RedemptionRules,
 };
-
-/// How a pool's codes are made and matched (flat in the pool's JSON).
-#[derive(Object, Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
-#[serde(default)]
-pub struct CodeOptions {
-    /// Characters never used at placeholder positions, e.g. ["O", "0", "I", "1"]. List lower-
-    /// and upper-case letters separately.
-    #[oai(default)]
-    pub exclude_chars: Vec<String>,
-    /// Phrases that never appear anywhere in a code (case-insensitive).
-    #[oai(default)]
-    pub exclude_phrases: Vec<String>,
-    /// Whether codes carry a prefix. `false` wins over every other prefix setting.
-    pub prefix_enabled: Option<bool>,
-    /// Custom prefix (at most 10 of A-Z a-z 0-9 _ -, case-sensitive). Shown resolved.
-    pub prefix: Option<String>,
-    /// Use the org's default prefix instead of a custom one (422 if the org has none).
-    #[oai(default)]
-    pub use_org_prefix: bool,
-    /// Whether codes carry a suffix. `false` wins over every other suffix setting.
-    pub suffix_enabled: Option<bool>,
-    /// Custom suffix (same rules as the prefix). Shown resolved.
-    pub suffix: Option<String>,
-    /// Use the org's default suffix.
-    #[oai(default)]
-    pub use_org_suffix: bool,
-    /// Append a check character so a mistyped code is refused without a database look-up.
-    #[oai(default)]
-    pub check_char: bool,
-    /// Forgiving entry: match codes ignoring case and separators (`abcd-1234` finds `ABCD1234`).
-    #[oai(default)]
-    pub case_insensitive: bool,
-    /// randomized_common: a 5 to 10 character sample the pattern is derived from; its first
-    /// half is kept, the rest randomised.
-    pub sample_code: Option<String>,
-}
-
-/// What is stored of a remote source (the secret stays server-side).
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-pub struct StoredRemote {
-    pub url: String,
-    pub secret: Option<String>,
-    #[serde(default)]
-    pub api_key: Option<String>,
-    pub timeout_ms: u32,
-    pub retries: u32,
-}
+pub use crate::domain::{pool::CodeOptions, remote::StoredRemote};
 
 /// Where a `remote` pool fetches codes from at issue time.
 #[derive(Object, Clone)]

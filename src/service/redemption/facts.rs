@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::store::entity::{coupons, pools, redemptions};
 use chrono::{DateTime, Utc};
-use entity::{coupons, pools, redemptions};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 
 use super::{Located, Purchase};
@@ -138,7 +138,7 @@ pub async fn give_back(
     if closed.is_empty() {
         return Ok(());
     }
-    if pool.discount_type == DiscountType::GiftCard.as_str() {
+    if pool.discount_type == DiscountType::GiftCard {
         let mut per_coupon: BTreeMap<i64, i64> = BTreeMap::new();
         for r in closed {
             *per_coupon.entry(r.coupon_id).or_default() += store::redemptions::card_debit(r);
@@ -221,8 +221,7 @@ async fn exchange<C: ConnectionTrait>(
     let (Some(from), Some(to)) = (&pool.currency, &purchase.basket.currency) else {
         return Ok(None);
     };
-    let discount_type = DiscountType::parse(&pool.discount_type)
-        .ok_or_else(|| Error::internal("unknown discount type"))?;
+    let discount_type = pool.discount_type;
     if from == to || !redemption::converts(&located.rules, discount_type, pool.purchase_min) {
         return Ok(None);
     }
@@ -310,7 +309,7 @@ fn verdict(
 
 /// A draft pool is still being set up: its codes are not redeemable yet.
 fn pool_failures(pool: &pools::Model) -> Vec<Failure> {
-    if pool.state == PoolState::Draft.as_str() {
+    if pool.state == PoolState::Draft {
         return vec![Failure {
             code: "pool_inactive",
             detail: "The offer is still a draft.".into(),
@@ -337,7 +336,7 @@ fn context(
         now: purchase.at,
         clock: now,
         tz: located.tz,
-        coupon_status: located.status()?,
+        coupon_status: located.status(),
         // An unissued code carries no dates of its own; the offer's window bounds it.
         expires_at: earliest(target.expires_at, pool.ends_at),
         redeemable_from: latest(target.redeemable_from, pool.starts_at),
@@ -350,8 +349,7 @@ fn context(
         customer_registered_at: customer.and_then(|c| c.registered_at),
         customer_transactions: customer.map(|c| u32::try_from(c.transaction_count).unwrap_or(0)),
         is_common: located.is_common,
-        discount_type: DiscountType::parse(&pool.discount_type)
-            .ok_or_else(|| Error::internal("unknown discount type"))?,
+        discount_type: pool.discount_type,
         value: target.value,
         currency: pool.currency.clone(),
         exchange,

@@ -2,8 +2,8 @@
 //! it. Both are safe to repeat: confirming a confirmed hold or releasing a released one answers
 //! with it as it is.
 
+use crate::store::entity::{coupons, redemptions};
 use chrono::Utc;
-use entity::{coupons, redemptions};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 
 use super::{Located, coupon_by_id, facts, invalid_transition, locate_by_id, settle, state_of};
@@ -30,7 +30,7 @@ pub async fn confirm(db: &DatabaseConnection, org_id: i64, id: i64) -> Result<Se
     }
     let target = locked.located.target();
     Change::Confirm
-        .check_at(locked.located.status()?, target.expires_at, now)
+        .check_at(locked.located.status(), target.expires_at, now)
         .map_err(invalid_transition)?;
     let row = store::redemptions::confirm(&txn, id).await?;
     let coupon = settle::settle(&txn, &locked.located, &row, settle::Spent::Held, now).await?;

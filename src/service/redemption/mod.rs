@@ -22,8 +22,8 @@ mod sweep;
 
 use std::collections::HashSet;
 
+use crate::store::entity::{coupons, customers, pools, redemptions};
 use chrono::{DateTime, Utc};
-use entity::{coupons, customers, pools, redemptions};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
 
 pub use holds::{confirm, release};
@@ -42,8 +42,6 @@ use crate::{
         Error, Result,
         error::{self, Refusal},
         idempotency,
-        pools::code_options,
-        stored as parse,
     },
     store::{
         self,
@@ -95,18 +93,18 @@ impl Located {
     }
 
     fn is_gift_card(&self) -> bool {
-        self.pool.discount_type == crate::domain::discount::DiscountType::GiftCard.as_str()
+        self.pool.discount_type == DiscountType::GiftCard
     }
 
     /// The status the rules see. A common code withdrawn or used up as a whole (its own row)
     /// is so for every copy.
-    fn status(&self) -> Result<CouponStatus> {
-        let code = status_of(&self.code_row)?;
+    fn status(&self) -> CouponStatus {
+        let code = self.code_row.status;
         match &self.copy {
             Some(copy) if matches!(code, CouponStatus::Available | CouponStatus::Issued) => {
-                status_of(copy)
+                copy.status
             }
-            _ => Ok(code),
+            _ => code,
         }
     }
 
@@ -118,10 +116,6 @@ impl Located {
             store::redemptions::Scope::Coupon(self.target().id)
         }
     }
-}
-
-pub fn status_of(row: &coupons::Model) -> Result<CouponStatus> {
-    CouponStatus::from_i16(row.status).ok_or_else(|| Error::internal("unknown coupon status"))
 }
 
 /// Finds the coupon a typed code names: the exact code first (one indexed look-up), then, if
@@ -188,12 +182,8 @@ fn located(code_row: coupons::Model, copy: Option<coupons::Model>, of: PoolOf) -
     let pool = of.pool;
     Ok(Located {
         tz: crate::service::org_tz(&of.timezone)?,
-        rules: RedemptionRules::for_type(
-            parse(&pool.redemption)?,
-            DiscountType::parse(&pool.discount_type)
-                .ok_or_else(|| Error::internal("unknown discount type"))?,
-        ),
-        is_common: pool.source == PoolSource::Common.as_str(),
+        rules: RedemptionRules::for_type(pool.redemption.clone(), pool.discount_type),
+        is_common: pool.source == PoolSource::Common,
         pool,
         code_row,
         copy,
@@ -216,7 +206,7 @@ async fn forgiving<C: ConnectionTrait>(
     for (row, of) in store::coupons::by_lookup_key(db, org_id, &key, share_keys).await? {
         // The database upper-cases by its locale; only what the Rust key agrees with counts.
         let same_key = coupon::lookup_key(&row.code).as_deref() == Some(key.as_str());
-        if same_key && code_options(&of.pool)?.case_insensitive {
+        if same_key && of.pool.code_options.case_insensitive {
             kept.push((row, of));
         }
     }
@@ -427,13 +417,13 @@ pub fn invalid_transition(detail: String) -> Error {
 }
 
 /// The discount a redemption row recorded.
-pub fn recorded_discount(row: &redemptions::Model) -> Result<Discount> {
+pub fn recorded_discount(row: &redemptions::Model) -> Discount {
     match &row.detail {
-        Some(detail) => parse(detail),
-        None => Ok(Discount {
+        Some(detail) => detail.clone(),
+        None => Discount {
             amount: row.discount,
             ..Discount::default()
-        }),
+        },
     }
 }
 

@@ -38,7 +38,7 @@ pub async fn reverse(db: &DatabaseConnection, org_id: i64, id: i64) -> Result<Se
     }
     let located = &locked.located;
     Change::Reverse
-        .check_at(located.status()?, located.target().expires_at, now)
+        .check_at(located.status(), located.target().expires_at, now)
         .map_err(invalid_transition)?;
     let closed = store::redemptions::close(&txn, id, now).await?;
     let coupon = settle::unsettle(&txn, located, &closed, now).await?;

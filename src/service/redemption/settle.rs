@@ -1,11 +1,11 @@
 //! What a redemption does to the coupon rows: counts, gift card balance, status, assignment and
 //! the customer's event, written under the coupon's lock.
 
+use crate::store::entity::{coupons, redemptions};
 use chrono::{DateTime, Utc};
-use entity::{coupons, redemptions};
 use sea_orm::{DatabaseTransaction, Set};
 
-use super::{Located, status_of};
+use super::Located;
 use crate::service::webhooks;
 use crate::{
     domain::{
@@ -54,7 +54,7 @@ pub async fn settle(
         });
     let used_up =
         card_done || redemption::limit_reached(&located.rules, located.is_common, confirmed);
-    let before = status_of(target)?;
+    let before = target.status;
     let assign = before == CouponStatus::Available && !located.is_common && redeemer.is_some();
     let after = match (used_up, assign) {
         (true, _) => CouponStatus::Redeemed,
@@ -112,7 +112,7 @@ async fn close_common_code(
         .rules
         .code_limit(true)
         .is_some_and(|max| code_confirmed >= max);
-    let before = status_of(&located.code_row)?;
+    let before = located.code_row.status;
     if reached && before != CouponStatus::Redeemed {
         let mut row = coupons::ActiveModel {
             id: Set(located.code_row.id),
@@ -152,7 +152,7 @@ pub async fn unsettle(
     now: DateTime<Utc>,
 ) -> Result<coupons::Model> {
     let target = located.target();
-    let before = status_of(target)?;
+    let before = target.status;
     let after = coupon::status_after_reversal(before, target.customer_id);
     let mut row = coupons::ActiveModel {
         id: Set(target.id),
@@ -167,7 +167,7 @@ pub async fn unsettle(
     set_status(&mut row, before, after, now);
     let coupon = store::coupons::save(txn, row).await?;
     if located.copy.is_some() {
-        let code_before = status_of(&located.code_row)?;
+        let code_before = located.code_row.status;
         let code_after = coupon::status_after_reversal(code_before, None);
         if code_after != code_before {
             let mut code_row = coupons::ActiveModel {
@@ -188,7 +188,7 @@ fn set_status(
     now: DateTime<Utc>,
 ) {
     if after != before {
-        row.status = Set(after.as_i16());
+        row.status = Set(after);
         row.last_status_change_at = Set(now);
     }
 }

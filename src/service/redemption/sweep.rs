@@ -6,8 +6,7 @@ use sea_orm::{DatabaseConnection, TransactionTrait};
 
 use super::facts::give_back;
 use crate::{
-    domain::redemption::RedemptionRules,
-    service::{Error, Result},
+    service::Result,
     store::{self, redemptions::Scope},
 };
 
@@ -22,9 +21,7 @@ pub async fn close_run_out(
     let Some(pool) = store::notifications::pool_by_id(&txn, pool_id).await? else {
         return Ok(0);
     };
-    let rules: RedemptionRules = serde_json::from_value(pool.redemption.clone())
-        .map_err(|e| Error::internal(format!("pool {pool_id} redemption rules: {e}")))?;
-    let counted = rules.max_total.is_some();
+    let counted = pool.redemption.max_total.is_some();
     if counted {
         store::redemptions::lock_counter(&txn, pool.id).await?;
     }

@@ -51,9 +51,7 @@ async fn saved(db: &DatabaseConnection, pool_id: i64) -> Result<(PassTemplate, O
     let Some(row) = store::passes::get(db, pool_id).await? else {
         return Ok((PassTemplate::default(), None));
     };
-    let template = serde_json::from_value(row.template)
-        .map_err(|e| Error::internal(format!("stored pass template: {e}")))?;
-    Ok((template, row.logo))
+    Ok((row.template, row.logo))
 }
 
 /// Saves the pool's pass template; a template that would make a broken pass changes nothing.
@@ -67,8 +65,7 @@ pub async fn set_template(
         .check()
         .map_err(|e| Error::invalid(e.field, e.reason))?;
     check_pool(db, org_id, pool_id).await?;
-    let doc = serde_json::to_value(&wanted).map_err(Error::internal)?;
-    store::passes::put_template(db, org_id, pool_id, doc).await?;
+    store::passes::put_template(db, org_id, pool_id, wanted).await?;
     template(db, org_id, pool_id).await
 }
 
@@ -170,7 +167,7 @@ async fn pass_facts(
         None => String::new(),
     };
     let (expires_on, value) = notifications::expiry_and_value(row, pool, located.tz);
-    let stored = redemption::status_of(row)?;
+    let stored = row.status;
     let (template, logo) = saved(db, pool.id).await?;
     let facts = PassFacts {
         org_id,

@@ -5,8 +5,8 @@
 
 mod io;
 
+use crate::store::entity::{coupons, customers, orgs, pools};
 use chrono::Utc;
-use entity::{coupons, customers, orgs, pools};
 use poem_openapi::types::{ParseFromJSON, ToJSON};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use serde_json::Value;
@@ -98,7 +98,7 @@ async fn issue_many(
             }
             Ok(issued) => {
                 savepoint.commit().await?;
-                result.coupons.push(view(issued.coupon, issued.existing)?);
+                result.coupons.push(view(issued.coupon, issued.existing));
                 // The same coupon would come back again.
                 if issued.existing {
                     break;
@@ -132,10 +132,7 @@ pub async fn revoke_coupons(
                 "the customer holds no active coupon of this pool",
             ));
         }
-        let coupons = revoked
-            .into_iter()
-            .map(|c| view(c, true))
-            .collect::<Result<_>>()?;
+        let coupons = revoked.into_iter().map(|c| view(c, true)).collect();
         let result = ActionResult::done(ActionStatus::Revoked, coupons);
         record(&txn, step, &result).await?;
         txn.commit().await?;
@@ -177,7 +174,7 @@ pub async fn resend_coupon(
             dedup_key,
         )
         .await?;
-        let result = ActionResult::done(ActionStatus::Resent, vec![view(coupon, true)?]);
+        let result = ActionResult::done(ActionStatus::Resent, vec![view(coupon, true)]);
         record(&txn, step, &result).await?;
         txn.commit().await?;
         Ok(result)
@@ -306,6 +303,6 @@ fn address(customer: &customers::Model, asked: Option<ResendChannel>) -> Option<
     }
 }
 
-fn view(coupon: coupons::Model, existing: bool) -> Result<IssuedCoupon> {
+fn view(coupon: coupons::Model, existing: bool) -> IssuedCoupon {
     IssuedCoupon::new(coupon, existing)
 }

@@ -1,12 +1,14 @@
 use sea_orm::entity::prelude::*;
 
+use crate::domain::message::OutboxChannel;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "outbox")]
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
     pub org_id: i64,
-    pub channel: String,
+    pub channel: OutboxChannel,
     #[sea_orm(unique)]
     pub dedup_key: String,
     pub payload: Json,

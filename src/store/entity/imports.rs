@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::domain::job::{JobKind, JobState};
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "imports")]
 pub struct Model {
@@ -7,8 +9,8 @@ pub struct Model {
     pub id: i64,
     pub org_id: i64,
     pub pool_id: Option<i64>,
-    pub kind: String,
-    pub state: String,
+    pub kind: JobKind,
+    pub state: JobState,
     pub total: i64,
     pub done: i64,
     pub accepted: i64,

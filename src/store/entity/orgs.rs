@@ -1,16 +1,17 @@
 use sea_orm::entity::prelude::*;
 
+use crate::domain::org::PocEmails;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-#[sea_orm(table_name = "coupon_events")]
+#[sea_orm(table_name = "orgs")]
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
-    pub org_id: i64,
-    pub coupon_id: i64,
-    pub pool_id: i64,
-    pub customer_id: Option<i64>,
-    pub kind: String,
-    pub detail: Option<Json>,
+    pub name: String,
+    pub timezone: String,
+    pub code_prefix: Option<String>,
+    pub code_suffix: Option<String>,
+    pub poc_emails: PocEmails,
     pub created_at: DateTimeUtc,
 }
 

@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::domain::{access::GroupIds, api_key::Scopes};
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "api_keys")]
 pub struct Model {
@@ -10,12 +12,11 @@ pub struct Model {
     #[sea_orm(unique)]
     pub key_hash: String,
     pub key_hint: String,
-    pub scopes: Json,
+    pub scopes: Scopes,
     pub pool_id: Option<i64>,
     pub signing_secret: Option<String>,
-    /// The access groups an admin key is limited to (a JSON list of ids); none for a key
-    /// that reaches every pool.
-    pub group_ids: Option<Json>,
+    /// The access groups an admin key is limited to; none for a key that reaches every pool.
+    pub group_ids: Option<GroupIds>,
     pub created_at: DateTimeUtc,
     pub revoked_at: Option<DateTimeUtc>,
 }

@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::domain::message::Channel;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "pool_reminders")]
 pub struct Model {
@@ -10,8 +12,7 @@ pub struct Model {
     pub days_before: i32,
     /// `HH:MM` in the org's time zone.
     pub at_time: String,
-    /// `sms` or `email`.
-    pub channel: String,
+    pub channel: Channel,
     pub subject: Option<String>,
     #[sea_orm(column_type = "Text")]
     pub template: String,

@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::domain::coupon::CouponStatus;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "coupons")]
 pub struct Model {
@@ -9,7 +11,7 @@ pub struct Model {
     pub pool_id: i64,
     pub code: String,
     pub share_key: i64,
-    pub status: i16,
+    pub status: CouponStatus,
     pub customer_id: Option<i64>,
     pub value: Option<i64>,
     pub balance: Option<i64>,

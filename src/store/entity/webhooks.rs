@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::domain::webhook::WebhookEvents;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "webhooks")]
 pub struct Model {
@@ -7,7 +9,7 @@ pub struct Model {
     pub id: i64,
     pub org_id: i64,
     pub url: String,
-    pub events: Json,
+    pub events: WebhookEvents,
     pub secret: String,
     pub created_at: DateTimeUtc,
 }

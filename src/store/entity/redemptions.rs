@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::domain::discount::Discount;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "redemptions")]
 pub struct Model {
@@ -24,7 +26,7 @@ pub struct Model {
     pub recorded_at: Option<DateTimeUtc>,
     pub reversed_at: Option<DateTimeUtc>,
     /// The discount as the checkout was told it (lines, free shipping, gift card balance).
-    pub detail: Option<Json>,
+    pub detail: Option<Discount>,
     /// Set when the coupon's currency differs from the basket's (`currency`): the coupon's.
     pub coupon_currency: Option<String>,
     /// With `coupon_currency`: the coupon's value in it, or for a gift card what came off the

@@ -1,5 +1,14 @@
 use sea_orm::entity::prelude::*;
 
+use crate::domain::{
+    discount::DiscountType,
+    expiry::ExpiryRules,
+    issuance::IssuanceRules,
+    pool::{CodeOptions, PoolSource, PoolState, Reminders},
+    redemption::RedemptionRules,
+    remote::StoredRemote,
+};
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "pools")]
 pub struct Model {
@@ -7,9 +16,9 @@ pub struct Model {
     pub id: i64,
     pub org_id: i64,
     pub name: String,
-    pub source: String,
+    pub source: PoolSource,
     pub pattern: Option<String>,
-    pub discount_type: String,
+    pub discount_type: DiscountType,
     pub value: Option<i64>,
     pub currency: Option<String>,
     pub gift_card_min_value: Option<i64>,
@@ -17,15 +26,15 @@ pub struct Model {
     pub purchase_min: Option<i64>,
     pub starts_at: Option<DateTimeUtc>,
     pub ends_at: Option<DateTimeUtc>,
-    pub state: String,
+    pub state: PoolState,
     /// The access group the pool belongs to; none for an ungrouped pool.
     pub group_id: Option<i64>,
-    pub code_options: Json,
-    pub issuance: Json,
-    pub redemption: Json,
-    pub expiry: Json,
-    pub reminders: Json,
-    pub remote: Option<Json>,
+    pub code_options: CodeOptions,
+    pub issuance: IssuanceRules,
+    pub redemption: RedemptionRules,
+    pub expiry: ExpiryRules,
+    pub reminders: Reminders,
+    pub remote: Option<StoredRemote>,
     pub claimed: bool,
     pub generation_key: Option<String>,
     pub generated_count: i64,

@@ -220,14 +220,43 @@ pub async fn issue_in(
     if rules.depends_on_history() {
         store::customers::lock(txn, customer.id).await?;
     }
-    let ctx = read_context(txn, org, pool, &rules, customer, now).await?;
-    match issuance::decide(&rules, &ctx) {
+    let issued = take_in(txn, org, pool, &rules, customer, now, fetched).await?;
+    if !issued.existing {
+        store::events::record(
+            txn,
+            &issued.coupon,
+            Some(customer.id),
+            EventKind::Issue,
+            None,
+        )
+        .await?;
+        let subscribed = webhooks::subscribed(txn, org.id, WebhookEvent::CouponIssued).await?;
+        announce_issued(txn, &issued.coupon, customer, &subscribed).await?;
+    }
+    Ok(issued)
+}
+
+/// [`issue_in`] without its records: decides under the pool's `rules` and takes the code, but
+/// writes neither the `coupon_issue` event nor the `coupon.issued` webhook (the caller writes
+/// them with its own rows: see [`announce_issued`]). The caller holds the customer's row lock
+/// when the rules depend on the customer's history.
+pub async fn take_in(
+    txn: &DatabaseTransaction,
+    org: &orgs::Model,
+    pool: &pools::Model,
+    rules: &IssuanceRules,
+    customer: &customers::Model,
+    now: DateTime<Utc>,
+    fetched: &mut Fetched,
+) -> Result<Issued> {
+    let ctx = read_context(txn, org, pool, rules, customer, now).await?;
+    match issuance::decide(rules, &ctx) {
         Decision::Refuse(r) => return Err(Error::refused(r.code.as_str(), r.reason)),
         Decision::ReturnExisting(id) => return existing(txn, id).await,
         Decision::IssueNew => {}
     }
     if let Some(max) = rules.max_total {
-        take_series_slot(txn, org, pool, &rules, max).await?;
+        take_series_slot(txn, org, pool, rules, max).await?;
     }
     let expiry_rules: ExpiryRules = parse(&pool.expiry)?;
     let stamp = Stamp {
@@ -239,19 +268,30 @@ pub async fn issue_in(
     let source =
         PoolSource::parse(&pool.source).ok_or_else(|| Error::internal("unknown pool source"))?;
     let coupon = claim(txn, pool, source, stamp, fetched).await?;
-    store::events::record(txn, &coupon, Some(customer.id), EventKind::Issue, None).await?;
-    webhooks::enqueue(
-        txn,
-        org.id,
-        WebhookEvent::CouponIssued,
-        &webhooks::issue_occurrence(&coupon),
-        webhooks::coupon_data(&coupon, Some(customer)),
-    )
-    .await?;
     Ok(Issued {
         coupon,
         existing: false,
     })
+}
+
+/// Queues the `coupon.issued` webhook of a new coupon for these subscriptions of its org.
+pub async fn announce_issued<C: ConnectionTrait>(
+    db: &C,
+    coupon: &coupons::Model,
+    customer: &customers::Model,
+    subscribed: &[i64],
+) -> Result<(), DbErr> {
+    webhooks::enqueue_to(
+        db,
+        coupon.org_id,
+        subscribed,
+        WebhookEvent::CouponIssued,
+        vec![(
+            webhooks::issue_occurrence(coupon),
+            webhooks::coupon_data(coupon, Some(customer)),
+        )],
+    )
+    .await
 }
 
 /// The rules' view of an issue as `db` sees it now; the customer's history is read only when

@@ -1,6 +1,8 @@
 //! Customers' points: every change is a ledger entry plus the same move of the cached balance,
-//! in one transaction, through [`apply_in`]. The points endpoint, the workflow `credit_points`
-//! action, market exchanges and their refunds all come through here.
+//! in one transaction. The points endpoint, the workflow `credit_points` action and refunds of
+//! market exchanges come through [`apply_in`]; an exchange pays with [`debit_in`] and writes its
+//! ledger entry with its other rows (`store::market::record_exchange`), in the same
+//! transaction.
 
 use chrono::{DateTime, Utc};
 use entity::{customers, points_ledger};
@@ -63,10 +65,7 @@ pub async fn apply_in<C: ConnectionTrait>(db: &C, c: Change<'_>) -> Result<Appli
     market::validate_delta(c.delta)?;
     let Some(balance) = store::points::move_balance(db, c.org_id, c.customer_id, c.delta).await?
     else {
-        return Err(Error::conflict(
-            INSUFFICIENT_POINTS,
-            format!("the balance is too low to take {} points", -c.delta),
-        ));
+        return Err(insufficient(-c.delta));
     };
     let entry = store::points::Entry {
         org_id: c.org_id,
@@ -87,6 +86,29 @@ pub async fn apply_in<C: ConnectionTrait>(db: &C, c: Change<'_>) -> Result<Appli
         entry: entry.into(),
         balance,
     })
+}
+
+/// Takes `points` off the customer's cached balance inside the caller's transaction, whose
+/// caller writes the matching ledger entry: the balance after it, or 409 `insufficient_points`
+/// (the conditional update changed nothing). Concurrent debits of one customer queue on the
+/// balance row, so none can overdraw.
+pub async fn debit_in<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    customer_id: i64,
+    points: i64,
+) -> Result<i64> {
+    market::validate_delta(-points)?;
+    store::points::move_balance(db, org_id, customer_id, -points)
+        .await?
+        .ok_or_else(|| insufficient(points))
+}
+
+fn insufficient(points: i64) -> Error {
+    Error::conflict(
+        INSUFFICIENT_POINTS,
+        format!("the balance is too low to take {points} points"),
+    )
 }
 
 /// `POST /v1/customers/{external_id}/points`.

@@ -436,4 +436,31 @@ both_databases! {
         assert_eq!(get_product(&app, q).await["stock"], 9);
         assert_balances_are_ledger_sums(&app).await;
     }
+
+    async fn a_total_limit_sells_exactly_its_slots(app) {
+        let pool = uploaded_pool(&app, 6, json!({"max_total": 3})).await;
+        let p = product(&app, json!({"name": "Few", "price_points": 10, "visible": true, "pool_id": pool})).await["id"].as_i64().unwrap();
+        // A buyer without the points takes no slot.
+        customer(&app, "poor", json!({})).await;
+        expect_problem(exchange(&app, p, "poor", "poor-1").await, 409, "insufficient_points").await;
+        assert_eq!(get_product(&app, p).await["stock"], 3);
+        let names: Vec<String> = (0..8).map(|i| format!("slot-{i}")).collect();
+        for c in &names {
+            customer(&app, c, json!({})).await;
+            credit(&app, c, 10, &format!("seed-{c}")).await;
+        }
+        let results = race(names.iter().map(|c| {
+            let app = &app;
+            move || async move { exchange(app, p, c, &format!("buy-{c}")).await }
+        }).collect()).await;
+        assert_eq!(results.iter().filter(|(s, _)| *s == 201).count(), 3, "{results:?}");
+        assert!(results.iter().filter(|(s, _)| *s != 201).all(|(s, b)| *s == 422 && b["code"] == "series_limit"), "{results:?}");
+        let mut kept = 0;
+        for c in &names {
+            kept += balance(&app, c).await;
+        }
+        assert_eq!(kept, 5 * 10, "the refused keep their points");
+        assert_eq!(get_product(&app, p).await["stock"], 0);
+        assert_balances_are_ledger_sums(&app).await;
+    }
 }

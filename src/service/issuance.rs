@@ -249,29 +249,59 @@ pub async fn take_in(
     now: DateTime<Utc>,
     fetched: &mut Fetched,
 ) -> Result<Issued> {
+    match decide_in(txn, org, pool, rules, customer, now).await? {
+        Verdict::Existing(id) => existing(txn, id).await,
+        Verdict::New(stamp) => {
+            let coupon = claim(txn, pool, source_of(pool)?, stamp, fetched).await?;
+            Ok(Issued {
+                coupon,
+                existing: false,
+            })
+        }
+    }
+}
+
+/// What the rules said about an issue.
+#[derive(Debug, Clone, Copy)]
+pub enum Verdict {
+    /// Hand back the coupon with this id, which the customer holds.
+    Existing(i64),
+    /// Issue a new coupon stamped so; a slot of the pool's total issual limit is taken.
+    New(Stamp),
+}
+
+/// The rules' decision for an issue of `pool` to `customer`, inside the issuing transaction:
+/// a refusal is an error; a new coupon takes its slot of the pool's total issual limit here (the
+/// pool's series counter, locked to the end of the transaction). The caller holds the
+/// customer's row lock when the rules depend on the customer's history.
+pub async fn decide_in(
+    txn: &DatabaseTransaction,
+    org: &orgs::Model,
+    pool: &pools::Model,
+    rules: &IssuanceRules,
+    customer: &customers::Model,
+    now: DateTime<Utc>,
+) -> Result<Verdict> {
     let ctx = read_context(txn, org, pool, rules, customer, now).await?;
     match issuance::decide(rules, &ctx) {
         Decision::Refuse(r) => return Err(Error::refused(r.code.as_str(), r.reason)),
-        Decision::ReturnExisting(id) => return existing(txn, id).await,
+        Decision::ReturnExisting(id) => return Ok(Verdict::Existing(id)),
         Decision::IssueNew => {}
     }
     if let Some(max) = rules.max_total {
         take_series_slot(txn, org, pool, rules, max).await?;
     }
     let expiry_rules: ExpiryRules = parse(&pool.expiry)?;
-    let stamp = Stamp {
+    Ok(Verdict::New(Stamp {
         customer_id: customer.id,
         now,
         expires_at: expiry::expires_at(&expiry_rules, now, ctx.tz, pool.ends_at),
         redeemable_from: Some(expiry::redeemable_from(&expiry_rules, now, ctx.tz)),
-    };
-    let source =
-        PoolSource::parse(&pool.source).ok_or_else(|| Error::internal("unknown pool source"))?;
-    let coupon = claim(txn, pool, source, stamp, fetched).await?;
-    Ok(Issued {
-        coupon,
-        existing: false,
-    })
+    }))
+}
+
+fn source_of(pool: &pools::Model) -> Result<PoolSource> {
+    PoolSource::parse(&pool.source).ok_or_else(|| Error::internal("unknown pool source"))
 }
 
 /// Queues the `coupon.issued` webhook of a new coupon for these subscriptions of its org.
@@ -460,11 +490,22 @@ async fn claim(
             if let Some(c) = store::issuance::claim_available(txn, pool.id, stamp).await? {
                 return Ok(c);
             }
-            if source.mints_on_issue() {
-                return mint(txn, pool, stamp).await;
-            }
-            Err(exhausted())
+            mint_or_exhausted(txn, pool, stamp).await
         }
+    }
+}
+
+/// When a pool of unique codes has none available: a new code, if the pool makes codes on
+/// issue, or `pool_exhausted`.
+pub async fn mint_or_exhausted(
+    txn: &DatabaseTransaction,
+    pool: &pools::Model,
+    stamp: Stamp,
+) -> Result<coupons::Model> {
+    if source_of(pool)?.mints_on_issue() {
+        mint(txn, pool, stamp).await
+    } else {
+        Err(exhausted())
     }
 }
 

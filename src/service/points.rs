@@ -1,8 +1,8 @@
 //! Customers' points: every change is a ledger entry plus the same move of the cached balance,
 //! in one transaction. The points endpoint, the workflow `credit_points` action and refunds of
-//! market exchanges come through [`apply_in`]; an exchange pays with [`debit_in`] and writes its
-//! ledger entry with its other rows (`store::market::record_exchange`), in the same
-//! transaction.
+//! market exchanges come through [`apply_in`]; an exchange debits its balance with its claim
+//! (`store::market::pay_and_claim`) and writes its ledger entry with its other rows
+//! (`store::market::record_exchange`), in the same transaction.
 
 use chrono::{DateTime, Utc};
 use entity::{customers, points_ledger};
@@ -88,23 +88,8 @@ pub async fn apply_in<C: ConnectionTrait>(db: &C, c: Change<'_>) -> Result<Appli
     })
 }
 
-/// Takes `points` off the customer's cached balance inside the caller's transaction, whose
-/// caller writes the matching ledger entry: the balance after it, or 409 `insufficient_points`
-/// (the conditional update changed nothing). Concurrent debits of one customer queue on the
-/// balance row, so none can overdraw.
-pub async fn debit_in<C: ConnectionTrait>(
-    db: &C,
-    org_id: i64,
-    customer_id: i64,
-    points: i64,
-) -> Result<i64> {
-    market::validate_delta(-points)?;
-    store::points::move_balance(db, org_id, customer_id, -points)
-        .await?
-        .ok_or_else(|| insufficient(points))
-}
-
-fn insufficient(points: i64) -> Error {
+/// The refusal of a debit beyond the balance: 409 `insufficient_points`.
+pub fn insufficient(points: i64) -> Error {
     Error::conflict(
         INSUFFICIENT_POINTS,
         format!("the balance is too low to take {points} points"),

@@ -11,7 +11,7 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait, Query},
 };
 
-use super::{events::EventKind, idempotency::Keyed};
+use super::{events::EventKind, idempotency::Keyed, issuance::Stamp};
 use crate::domain::{access::PoolAccess, coupon::CouponStatus, webhook::WebhookEvent};
 
 pub async fn insert_product<C: ConnectionTrait>(
@@ -95,6 +95,79 @@ pub async fn available_counts<C: ConnectionTrait>(
         .all(db)
         .await?;
     Ok(rows.into_iter().collect())
+}
+
+/// What [`pay_and_claim`] did.
+#[derive(Debug, Clone)]
+pub enum Payment {
+    /// The balance is below the price (or the customer never had points): nothing changed.
+    Refused,
+    /// The price was debited: the balance after it, and the code claimed, or None when the pool
+    /// had no code available (the caller mints one or rolls back).
+    Debited {
+        balance: i64,
+        coupon: Option<coupons::Model>,
+    },
+}
+
+/// Debits `price` from the customer's balance, unless that would take it below zero, and then
+/// hands the pool's next available code to the customer, as
+/// [`super::issuance::claim_available`] does. On PostgreSQL one statement: the claim's locking
+/// subquery reads the debit's result, so no code is locked before the debit is done (one
+/// customer's concurrent exchanges queue on their balance row holding no code) and none when it
+/// is refused. SQLite runs the two statements in turn.
+pub async fn pay_and_claim<C: ConnectionTrait>(
+    db: &C,
+    (org_id, customer_id): (i64, i64),
+    price: i64,
+    pool_id: i64,
+    s: Stamp,
+) -> Result<Payment, DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        let Some(balance) = super::points::move_balance(db, org_id, customer_id, -price).await?
+        else {
+            return Ok(Payment::Refused);
+        };
+        let coupon = super::issuance::claim_available(db, pool_id, s).await?;
+        return Ok(Payment::Debited { balance, coupon });
+    }
+    let sql = "WITH d AS ( \
+            UPDATE points_balances SET balance = balance - $1 \
+            WHERE customer_id = $2 AND balance >= $1 RETURNING balance \
+        ), c AS ( \
+            UPDATE coupons SET status = $3, customer_id = $2, issued_at = $4, expires_at = $5, \
+                redeemable_from = $6, last_status_change_at = $4 \
+            WHERE id = (SELECT id FROM coupons \
+                WHERE pool_id = $7 AND status = $8 AND EXISTS (SELECT 1 FROM d) \
+                ORDER BY code LIMIT 1 FOR UPDATE SKIP LOCKED) \
+            RETURNING coupons.* \
+        ) \
+        SELECT d.balance AS paid_balance, c.* FROM d LEFT JOIN c ON true";
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        sql,
+        [
+            price.into(),
+            customer_id.into(),
+            CouponStatus::Issued.as_i16().into(),
+            s.now.into(),
+            s.expires_at.into(),
+            s.redeemable_from.into(),
+            pool_id.into(),
+            CouponStatus::Available.as_i16().into(),
+        ],
+    );
+    let Some(row) = db.query_one_raw(stmt).await? else {
+        return Ok(Payment::Refused);
+    };
+    let coupon = match row.try_get::<Option<i64>>("", "id")? {
+        Some(_) => Some(coupons::Model::from_query_result(&row, "")?),
+        None => None,
+    };
+    Ok(Payment::Debited {
+        balance: row.try_get("", "paid_balance")?,
+        coupon,
+    })
 }
 
 /// The rows of one exchange, written together once its code is claimed and its price debited:

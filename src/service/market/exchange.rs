@@ -1,16 +1,17 @@
 //! Exchanging points for a coupon product's code, in one transaction: the product's terms, the
-//! customer's limit on it, the debit, the pool's issuance rules and the claim of a code (shared
-//! with `/issue`), then the exchange's rows. Any refusal rolls all of it back.
+//! customer's limit on it, the pool's issuance rules (shared with `/issue`), the debit and the
+//! claim of a code, then the exchange's rows. Any refusal rolls all of it back.
 //!
 //! Locks, in the issue path's order: customer row (only when a per-customer limit is counted),
-//! balance row, pool series counter, coupon. The debit comes before the claim: it is a
-//! conditional UPDATE of the balance, so no interleaving takes it below zero, and one
-//! customer's concurrent exchanges queue on their balance row instead of each holding a code
-//! (which other buyers' claims would skip) while they wait to pay.
+//! pool series counter (pools with a total limit), balance row, coupon. The debit and the claim
+//! are one statement on PostgreSQL, the claim reading the debit's result: the debit is a
+//! conditional UPDATE of the balance, so no interleaving takes it below zero, and one customer's
+//! concurrent exchanges queue on their balance row holding no code (which other buyers' claims
+//! would skip) while they wait to pay.
 //!
-//! On PostgreSQL a steady exchange is six statements: the customer, BEGIN, the debit, the claim,
-//! the exchange's rows with the idempotency key (one statement), COMMIT. The API key, the
-//! product and its pool with the org come from [`Caches`].
+//! On PostgreSQL a steady exchange is five statements: the customer, BEGIN, the debit with the
+//! claim, the exchange's rows with the idempotency key (one statement), COMMIT. The API key,
+//! the product and its pool with the org come from [`Caches`].
 
 use chrono::{DateTime, Utc};
 use entity::{coupons, customers, market_products, orgs, pools};
@@ -29,10 +30,15 @@ use crate::{
         Error, Result,
         cache::Caches,
         idempotency,
-        issuance::{self, Fetched},
+        issuance::{self, Verdict},
         points, stored,
     },
-    store::{self, idempotency::Keyed, market::NewExchange},
+    store::{
+        self,
+        idempotency::Keyed,
+        issuance::Stamp,
+        market::{NewExchange, Payment},
+    },
 };
 
 /// What a customer got for their points.
@@ -112,8 +118,16 @@ async fn exchange_in(
         store::customers::lock(txn, customer.id).await?;
         check_product_limit(txn, product, customer.id).await?;
     }
-    let balance = points::debit_in(txn, org.id, customer.id, product.price_points).await?;
-    let coupon = claim(txn, org, pool, &rules, customer, now).await?;
+    let stamp = match issuance::decide_in(txn, org, pool, &rules, customer, now).await? {
+        Verdict::New(stamp) => stamp,
+        Verdict::Existing(_) => {
+            return Err(Error::conflict(
+                "coupon_already_held",
+                "the pool's rules hand this customer the coupon they already hold",
+            ));
+        }
+    };
+    let (coupon, balance) = pay_and_claim(txn, org, pool, customer, product, stamp).await?;
     let mut receipt = Receipt {
         exchange_id: 0,
         product_id: product.id,
@@ -146,6 +160,45 @@ async fn exchange_in(
     Ok(receipt)
 }
 
+/// Debits the price and claims a code of the pool ([`store::market::pay_and_claim`]); a pool
+/// that makes codes on issue mints one when none is available. A balance below the price is
+/// 409 `insufficient_points`, a pool without codes 409 `out_of_stock`.
+async fn pay_and_claim(
+    txn: &DatabaseTransaction,
+    org: &orgs::Model,
+    pool: &pools::Model,
+    customer: &customers::Model,
+    product: &market_products::Model,
+    stamp: Stamp,
+) -> Result<(coupons::Model, i64)> {
+    let price = product.price_points;
+    market::validate_delta(-price)?;
+    let payment =
+        store::market::pay_and_claim(txn, (org.id, customer.id), price, pool.id, stamp).await?;
+    match payment {
+        Payment::Refused => Err(points::insufficient(price)),
+        Payment::Debited {
+            balance,
+            coupon: Some(coupon),
+        } => Ok((coupon, balance)),
+        Payment::Debited {
+            balance,
+            coupon: None,
+        } => {
+            let coupon = issuance::mint_or_exhausted(txn, pool, stamp)
+                .await
+                .map_err(|e| {
+                    if e.code() == RefusalCode::PoolExhausted.as_str() {
+                        Error::conflict("out_of_stock", "the product has no codes left")
+                    } else {
+                        e
+                    }
+                })?;
+            Ok((coupon, balance))
+        }
+    }
+}
+
 /// The product's own per-customer maximum, counted under the customer's row lock.
 async fn check_product_limit(
     txn: &DatabaseTransaction,
@@ -163,44 +216,6 @@ async fn check_product_limit(
         ));
     }
     Ok(())
-}
-
-/// A new code of the pool for the customer, through the issue path: its rules and the claim
-/// (one `FOR UPDATE SKIP LOCKED` statement on PostgreSQL); the `coupon_issue` event and the
-/// `coupon.issued` webhook are written with the exchange's rows. An empty pool is
-/// `out_of_stock`; a coupon the rules would hand back again is not something to pay for.
-async fn claim(
-    txn: &DatabaseTransaction,
-    org: &orgs::Model,
-    pool: &pools::Model,
-    rules: &IssuanceRules,
-    customer: &customers::Model,
-    now: DateTime<Utc>,
-) -> Result<coupons::Model> {
-    let issued = issuance::take_in(
-        txn,
-        org,
-        pool,
-        rules,
-        customer,
-        now,
-        &mut Fetched::default(),
-    )
-    .await
-    .map_err(|e| {
-        if e.code() == RefusalCode::PoolExhausted.as_str() {
-            Error::conflict("out_of_stock", "the product has no codes left")
-        } else {
-            e
-        }
-    })?;
-    if issued.existing {
-        return Err(Error::conflict(
-            "coupon_already_held",
-            "the pool's rules hand this customer the coupon they already hold",
-        ));
-    }
-    Ok(issued.coupon)
 }
 
 /// Gives the points back, once, for exchanged coupons that were revoked or invalidated, when

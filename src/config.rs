@@ -122,9 +122,9 @@ pub struct ServeConfig {
     #[arg(long, env = "COUPOND_WEBHOOK_CONCURRENCY", default_value_t = 256)]
     pub webhook_concurrency: usize,
 
-    /// Milliseconds this process keeps API keys, pools and orgs it read. A change made through
-    /// its own API takes effect here at once and on other replicas within this time; 0 turns
-    /// caching off.
+    /// Milliseconds this process keeps API keys, pools, orgs and market products it read. A
+    /// change made through its own API takes effect here at once and on other replicas within
+    /// this time; 0 turns caching off.
     #[arg(long, env = "COUPOND_CACHE_TTL_MS", default_value_t = 5000)]
     pub cache_ttl_ms: u64,
 

@@ -283,7 +283,7 @@ both_databases! {
         assert_eq!(stats(&app, p).await["issued"], 1);
     }
 
-    async fn a_wrong_check_character_is_refused_before_any_look_up(app) {
+    async fn a_wrong_check_character_is_refused_as_mistyped(app) {
         pool(&app, json!({"name": "K", "source": "generated", "pattern": "CK-####", "discount_type": "free_shipping",
                           "check_char": true})).await;
         let mut not_found = 0;

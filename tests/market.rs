@@ -5,7 +5,11 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{TestApp, expect_problem, fixtures::customer, json};
+use common::{
+    TestApp, expect_problem,
+    fixtures::{customer, outbox, uploaded_pool},
+    json,
+};
 use futures_util::future::join_all;
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
@@ -374,6 +378,89 @@ both_databases! {
         let refs: Vec<&str> = entries["entries"].as_array().unwrap().iter().filter(|e| e["delta"] == 30)
             .map(|e| e["reference"].as_str().unwrap()).collect();
         assert_eq!(refs, vec![format!("exchange:{}", b["exchange_id"]), format!("exchange:{}", a["exchange_id"])]);
+        assert_balances_are_ledger_sums(&app).await;
+    }
+
+    async fn an_exchange_records_its_event_and_its_webhook_once(app) {
+        let issued = json(app.post("/v1/webhooks", json!({"url": "https://example.com/issued", "events": ["coupon.issued"]})).await).await;
+        app.post("/v1/webhooks", json!({"url": "https://example.com/redeemed", "events": ["coupon.redeemed"]})).await;
+        let both = json(app.post("/v1/webhooks", json!({"url": "https://example.com/both", "events": ["coupon.redeemed", "coupon.issued"]})).await).await;
+        customer(&app, "fay", json!({})).await;
+        credit(&app, "fay", 100, "seed").await;
+        let p = coupon_product(&app, 3, 40, json!({})).await;
+        let first = json(exchange(&app, p, "fay", "w1").await).await;
+        assert_eq!(json(exchange(&app, p, "fay", "w1").await).await, first, "a replay answers as the first");
+        let rows = outbox(&app, "webhook").await;
+        let mut to: Vec<i64> = rows.iter().map(|r| r.payload["webhook_id"].as_i64().unwrap()).collect();
+        to.sort_unstable();
+        assert_eq!(to, vec![issued["id"].as_i64().unwrap(), both["id"].as_i64().unwrap()], "once per subscriber: {rows:?}");
+        for row in &rows {
+            let body = &row.payload["body"];
+            assert_eq!(body["type"], "coupon.issued");
+            assert_eq!(body["data"]["coupon"]["code"], first["code"]);
+            assert_eq!(body["data"]["customer"]["external_id"], "fay");
+        }
+        let code = first["code"].as_str().unwrap();
+        let events = json(app.get(&format!("/v1/coupons/{code}/events")).await).await;
+        let kinds: Vec<&str> = events["items"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["coupon_issue"]);
+        let entries = json(app.get("/v1/customers/fay/points").await).await;
+        let debit = &entries["entries"][0];
+        assert_eq!((debit["delta"].as_i64(), debit["reference"].as_str()), (Some(-40), Some(format!("exchange:{}", first["exchange_id"]).as_str())));
+        assert_eq!((first["balance"].as_i64(), balance(&app, "fay").await), (Some(60), 60));
+        assert_balances_are_ledger_sums(&app).await;
+    }
+
+    async fn per_customer_limits_hold_under_concurrent_exchanges(app) {
+        customer(&app, "gus", json!({})).await;
+        credit(&app, "gus", 1000, "seed").await;
+        // The product's own limit.
+        let p = coupon_product(&app, 10, 10, json!({"max_per_customer": 2})).await;
+        let results = race((0..12).map(|i| {
+            let app = &app;
+            move || async move { exchange(app, p, "gus", &format!("p-{i}")).await }
+        }).collect()).await;
+        assert_eq!(results.iter().filter(|(s, _)| *s == 201).count(), 2, "{results:?}");
+        assert!(results.iter().filter(|(s, _)| *s != 201).all(|(s, b)| *s == 422 && b["code"] == "product_limit"), "{results:?}");
+        assert_eq!(balance(&app, "gus").await, 980);
+        // The pool's issuance rule, on a product without a limit of its own.
+        let pool = uploaded_pool(&app, 10, json!({"max_per_customer": 1})).await;
+        let q = product(&app, json!({"name": "Once", "price_points": 10, "visible": true, "pool_id": pool})).await["id"].as_i64().unwrap();
+        let results = race((0..12).map(|i| {
+            let app = &app;
+            move || async move { exchange(app, q, "gus", &format!("q-{i}")).await }
+        }).collect()).await;
+        assert_eq!(results.iter().filter(|(s, _)| *s == 201).count(), 1, "{results:?}");
+        assert!(results.iter().filter(|(s, _)| *s != 201).all(|(s, b)| *s == 422 && b["code"] == "customer_limit"), "{results:?}");
+        assert_eq!(balance(&app, "gus").await, 970);
+        assert_eq!(get_product(&app, q).await["stock"], 9);
+        assert_balances_are_ledger_sums(&app).await;
+    }
+
+    async fn a_total_limit_sells_exactly_its_slots(app) {
+        let pool = uploaded_pool(&app, 6, json!({"max_total": 3})).await;
+        let p = product(&app, json!({"name": "Few", "price_points": 10, "visible": true, "pool_id": pool})).await["id"].as_i64().unwrap();
+        // A buyer without the points takes no slot.
+        customer(&app, "poor", json!({})).await;
+        expect_problem(exchange(&app, p, "poor", "poor-1").await, 409, "insufficient_points").await;
+        assert_eq!(get_product(&app, p).await["stock"], 3);
+        let names: Vec<String> = (0..8).map(|i| format!("slot-{i}")).collect();
+        for c in &names {
+            customer(&app, c, json!({})).await;
+            credit(&app, c, 10, &format!("seed-{c}")).await;
+        }
+        let results = race(names.iter().map(|c| {
+            let app = &app;
+            move || async move { exchange(app, p, c, &format!("buy-{c}")).await }
+        }).collect()).await;
+        assert_eq!(results.iter().filter(|(s, _)| *s == 201).count(), 3, "{results:?}");
+        assert!(results.iter().filter(|(s, _)| *s != 201).all(|(s, b)| *s == 422 && b["code"] == "series_limit"), "{results:?}");
+        let mut kept = 0;
+        for c in &names {
+            kept += balance(&app, c).await;
+        }
+        assert_eq!(kept, 5 * 10, "the refused keep their points");
+        assert_eq!(get_product(&app, p).await["stock"], 0);
         assert_balances_are_ledger_sums(&app).await;
     }
 }

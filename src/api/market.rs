@@ -384,6 +384,7 @@ impl MarketApi {
             archived: b.archived,
         };
         let product = service::market::update(&state.db, auth.0.org_id, id.0, changes).await?;
+        state.caches.forget_product(auth.0.org_id, id.0);
         Ok(Json(product.into()))
     }
 
@@ -412,7 +413,7 @@ impl MarketApi {
             customer: &customer,
             idempotency_key: key.0.0,
         };
-        let r = exchange::exchange(&state.db, request).await?;
+        let r = exchange::exchange(&state.db, &state.caches, request).await?;
         Ok(Exchanged::Created(Json(ExchangeReceipt {
             exchange_id: r.exchange_id,
             product_id: r.product_id,

@@ -453,6 +453,9 @@ fn keyed(
     key.map(|key| Keyed::new(caller.org_id, operation, key, fingerprint))
 }
 
+/// Every effect of a redemption is in the transaction that records its key, so the key is not
+/// looked up first (as keyed issues do): a retry loses on the key's row and rolls back, or is
+/// refused by what its first call changed, and then answers as the first call did.
 async fn consume(
     state: &AppState,
     caller: &Caller,
@@ -461,23 +464,34 @@ async fn consume(
     mode: Mode,
     keyed: Option<Keyed>,
 ) -> ApiResult<Redeemed> {
-    if let Some(k) = &keyed
-        && let Some(done) = service::redemption::replay(&state.db, caller.org_id, k).await?
-    {
-        return Ok(Redeemed::Replayed(Json(consumed_view(&done)?)));
-    }
-    let org_id = caller.org_id;
-    let purchase = purchase(state, org_id, body).await?;
-    let located = service::redemption::locate(&state.db, org_id, code, purchase.redeemer()).await?;
-    let done =
-        service::redemption::consume(&state.db, org_id, &located, &purchase, mode, keyed.as_ref())
-            .await?;
+    let done = match consume_once(state, caller.org_id, code, body, mode, keyed.as_ref()).await {
+        Ok(done) => done,
+        Err(e) => match &keyed {
+            Some(k) => service::redemption::replay(&state.db, caller.org_id, k)
+                .await?
+                .ok_or(e)?,
+            None => return Err(e),
+        },
+    };
     let view = Json(consumed_view(&done)?);
     Ok(if done.replayed {
         Redeemed::Replayed(view)
     } else {
         Redeemed::Created(view)
     })
+}
+
+async fn consume_once(
+    state: &AppState,
+    org_id: i64,
+    code: &str,
+    body: &RedeemRequest,
+    mode: Mode,
+    keyed: Option<&Keyed>,
+) -> ApiResult<Consumed> {
+    let purchase = purchase(state, org_id, body).await?;
+    let located = service::redemption::locate(&state.db, org_id, code, purchase.redeemer()).await?;
+    Ok(service::redemption::consume(&state.db, org_id, &located, &purchase, mode, keyed).await?)
 }
 
 fn consumed_view(done: &Consumed) -> ApiResult<Redemption> {

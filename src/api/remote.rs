@@ -154,7 +154,7 @@ impl RemoteApi {
             body: &body.0,
             retry_window: state.remote_retry_window,
         };
-        match remote_callback::serve(&state.db, call).await {
+        match remote_callback::serve(&state.db, &state.caches, call).await {
             Ok(code) => RemoteCodeResponse::Code(Json(RemoteCode { code })),
             Err(e) => ApiError::from(e).into(),
         }

@@ -170,7 +170,8 @@ pub struct CodeOptions {
     /// Use the org's default suffix.
     #[oai(default)]
     pub use_org_suffix: bool,
-    /// Append a check character so a mistyped code is refused without a database look-up.
+    /// Append a check character so a mistyped code is refused as mistyped (422
+    /// `invalid_check_character`) instead of being looked for any further.
     #[oai(default)]
     pub check_char: bool,
     /// Forgiving entry: match codes ignoring case and separators (`abcd-1234` finds `ABCD1234`).

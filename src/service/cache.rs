@@ -1,5 +1,6 @@
 //! Short-lived copies of what every keyed request reads and an operator rarely changes: an API
-//! key (its org and scopes) and a pool with its org (rules, time zone). A change made through
+//! key (its org and scopes), a pool with its org (rules, time zone) and a market product (price,
+//! visibility, levels, window). A change made through
 //! this process's API forgets its copy at once; other replicas keep theirs for at most the TTL
 //! (`COUPOND_CACHE_TTL_MS`), so the change reaches them within it.
 
@@ -10,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::store::entity::{api_keys, orgs, pools};
+use crate::store::entity::{api_keys, market_products, orgs, pools};
 use sea_orm::{ConnectionTrait, DbErr};
 
 use crate::{domain::api_key::hash_secret, store};
@@ -68,6 +69,8 @@ pub struct Caches {
     keys: Arc<Ttl<String, api_keys::Model>>,
     /// (org, pool) to the pool and its org.
     pools: Arc<Ttl<(i64, i64), (orgs::Model, pools::Model)>>,
+    /// (org, product) to the product's terms (never its stock, which is read from its pool).
+    products: Arc<Ttl<(i64, i64), market_products::Model>>,
 }
 
 impl Caches {
@@ -76,6 +79,7 @@ impl Caches {
         Caches {
             keys: Arc::new(Ttl::new(ttl)),
             pools: Arc::new(Ttl::new(ttl)),
+            products: Arc::new(Ttl::new(ttl)),
         }
     }
 
@@ -132,5 +136,28 @@ impl Caches {
     /// The org (its time zone, its contacts) changed here.
     pub fn forget_org(&self, org_id: i64) {
         self.pools.forget(|(org, _)| *org != org_id);
+    }
+
+    /// The org's market product ([`store::market::product`]). Missing products are not
+    /// remembered, so a product made on another replica sells at once.
+    pub async fn product<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        org_id: i64,
+        product_id: i64,
+    ) -> Result<Option<market_products::Model>, DbErr> {
+        if let Some(found) = self.products.get(&(org_id, product_id)) {
+            return Ok(Some(found));
+        }
+        let found = store::market::product(db, org_id, product_id).await?;
+        if let Some(product) = &found {
+            self.products.put((org_id, product_id), product.clone());
+        }
+        Ok(found)
+    }
+
+    /// The product changed here (price, visibility, levels, window, archived).
+    pub fn forget_product(&self, org_id: i64, product_id: i64) {
+        self.products.forget(|key| *key != (org_id, product_id));
     }
 }

@@ -233,36 +233,104 @@ pub async fn issue_in(
     if rules.depends_on_history() {
         store::customers::lock(txn, customer.id).await?;
     }
+    let issued = take_in(txn, org, pool, rules, customer, now, fetched).await?;
+    if !issued.existing {
+        store::events::record(
+            txn,
+            &issued.coupon,
+            Some(customer.id),
+            EventKind::Issue,
+            None,
+        )
+        .await?;
+        let subscribed = webhooks::subscribed(txn, org.id, WebhookEvent::CouponIssued).await?;
+        announce_issued(txn, &issued.coupon, customer, &subscribed).await?;
+    }
+    Ok(issued)
+}
+
+/// [`issue_in`] without its records: decides under the pool's `rules` and takes the code, but
+/// writes neither the `coupon_issue` event nor the `coupon.issued` webhook (the caller writes
+/// them with its own rows: see [`announce_issued`]). The caller holds the customer's row lock
+/// when the rules depend on the customer's history.
+pub async fn take_in(
+    txn: &DatabaseTransaction,
+    org: &orgs::Model,
+    pool: &pools::Model,
+    rules: &IssuanceRules,
+    customer: &customers::Model,
+    now: DateTime<Utc>,
+    fetched: &mut Fetched,
+) -> Result<Issued> {
+    match decide_in(txn, org, pool, rules, customer, now).await? {
+        Verdict::Existing(id) => existing(txn, id).await,
+        Verdict::New(stamp) => {
+            let coupon = claim(txn, pool, stamp, fetched).await?;
+            Ok(Issued {
+                coupon,
+                existing: false,
+            })
+        }
+    }
+}
+
+/// What the rules said about an issue.
+#[derive(Debug, Clone, Copy)]
+pub enum Verdict {
+    /// Hand back the coupon with this id, which the customer holds.
+    Existing(i64),
+    /// Issue a new coupon stamped so; a slot of the pool's total issual limit is taken.
+    New(Stamp),
+}
+
+/// The rules' decision for an issue of `pool` to `customer`, inside the issuing transaction:
+/// a refusal is an error; a new coupon takes its slot of the pool's total issual limit here (the
+/// pool's series counter, locked to the end of the transaction). The caller holds the
+/// customer's row lock when the rules depend on the customer's history.
+pub async fn decide_in(
+    txn: &DatabaseTransaction,
+    org: &orgs::Model,
+    pool: &pools::Model,
+    rules: &IssuanceRules,
+    customer: &customers::Model,
+    now: DateTime<Utc>,
+) -> Result<Verdict> {
     let ctx = read_context(txn, org, pool, rules, customer, now).await?;
     match issuance::decide(rules, &ctx) {
         Decision::Refuse(r) => return Err(Error::refused(r.code.as_str(), r.reason)),
-        Decision::ReturnExisting(id) => return existing(txn, id).await,
+        Decision::ReturnExisting(id) => return Ok(Verdict::Existing(id)),
         Decision::IssueNew => {}
     }
     if let Some(max) = rules.max_total {
         take_series_slot(txn, org, pool, rules, max).await?;
     }
     let expiry_rules = &pool.expiry;
-    let stamp = Stamp {
+    Ok(Verdict::New(Stamp {
         customer_id: customer.id,
         now,
         expires_at: expiry::expires_at(expiry_rules, now, ctx.tz, pool.ends_at),
         redeemable_from: Some(expiry::redeemable_from(expiry_rules, now, ctx.tz)),
-    };
-    let coupon = claim(txn, pool, stamp, fetched).await?;
-    store::events::record(txn, &coupon, Some(customer.id), EventKind::Issue, None).await?;
-    webhooks::enqueue(
-        txn,
-        org.id,
+    }))
+}
+
+/// Queues the `coupon.issued` webhook of a new coupon for these subscriptions of its org.
+pub async fn announce_issued<C: ConnectionTrait>(
+    db: &C,
+    coupon: &coupons::Model,
+    customer: &customers::Model,
+    subscribed: &[i64],
+) -> Result<(), DbErr> {
+    webhooks::enqueue_to(
+        db,
+        coupon.org_id,
+        subscribed,
         WebhookEvent::CouponIssued,
-        &webhooks::issue_occurrence(&coupon),
-        webhooks::coupon_data(&coupon, Some(customer)),
+        vec![(
+            webhooks::issue_occurrence(coupon),
+            webhooks::coupon_data(coupon, Some(customer)),
+        )],
     )
-    .await?;
-    Ok(Issued {
-        coupon,
-        existing: false,
-    })
+    .await
 }
 
 /// The rules' view of an issue as `db` sees it now; the customer's history is read only when
@@ -430,11 +498,22 @@ async fn claim(
             if let Some(c) = store::issuance::claim_available(txn, pool.id, stamp).await? {
                 return Ok(c);
             }
-            if pool.source.mints_on_issue() {
-                return mint(txn, pool, stamp).await;
-            }
-            Err(exhausted())
+            mint_or_exhausted(txn, pool, stamp).await
         }
+    }
+}
+
+/// When a pool of unique codes has none available: a new code, if the pool makes codes on
+/// issue, or `pool_exhausted`.
+pub async fn mint_or_exhausted(
+    txn: &DatabaseTransaction,
+    pool: &pools::Model,
+    stamp: Stamp,
+) -> Result<coupons::Model> {
+    if pool.source.mints_on_issue() {
+        mint(txn, pool, stamp).await
+    } else {
+        Err(exhausted())
     }
 }
 

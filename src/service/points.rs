@@ -1,6 +1,8 @@
 //! Customers' points: every change is a ledger entry plus the same move of the cached balance,
-//! in one transaction, through [`apply_in`]. The points endpoint, the workflow `credit_points`
-//! action, market exchanges and their refunds all come through here.
+//! in one transaction. The points endpoint, the workflow `credit_points` action and refunds of
+//! market exchanges come through [`apply_in`]; an exchange debits its balance with its claim
+//! (`store::market::pay_and_claim`) and writes its ledger entry with its other rows
+//! (`store::market::record_exchange`), in the same transaction.
 
 use crate::store::entity::{customers, points_ledger};
 use chrono::{DateTime, Utc};
@@ -63,10 +65,7 @@ pub async fn apply_in<C: ConnectionTrait>(db: &C, c: Change<'_>) -> Result<Appli
     market::validate_delta(c.delta)?;
     let Some(balance) = store::points::move_balance(db, c.org_id, c.customer_id, c.delta).await?
     else {
-        return Err(Error::conflict(
-            INSUFFICIENT_POINTS,
-            format!("the balance is too low to take {} points", -c.delta),
-        ));
+        return Err(insufficient(-c.delta));
     };
     let entry = store::points::Entry {
         org_id: c.org_id,
@@ -87,6 +86,14 @@ pub async fn apply_in<C: ConnectionTrait>(db: &C, c: Change<'_>) -> Result<Appli
         entry: entry.into(),
         balance,
     })
+}
+
+/// The refusal of a debit beyond the balance: 409 `insufficient_points`.
+pub fn insufficient(points: i64) -> Error {
+    Error::conflict(
+        INSUFFICIENT_POINTS,
+        format!("the balance is too low to take {points} points"),
+    )
 }
 
 /// `POST /v1/customers/{external_id}/points`.

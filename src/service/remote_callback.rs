@@ -22,7 +22,9 @@ use crate::{
         remote_call::{self, Mismatch, RemoteCall},
     },
     service::{
-        Error, Result, issuance,
+        Error, Result,
+        cache::Caches,
+        issuance,
         signed::{self, SignedHeaders},
     },
     store::{self, idempotency::Keyed},
@@ -38,19 +40,17 @@ pub struct Call<'a> {
     pub retry_window: TimeDelta,
 }
 
-/// The code for the customer the request names.
-pub async fn serve(db: &DatabaseConnection, call: Call<'_>) -> Result<String> {
+/// The code for the customer the request names. The key and its pool with the org come from
+/// the caches the bearer-key paths use, so a steady stream of calls reads neither.
+pub async fn serve(db: &DatabaseConnection, caches: &Caches, call: Call<'_>) -> Result<String> {
     let marked = call.idempotency_key.or(call.headers.id);
     let parsed = RemoteCall::parse(call.content_type, call.body, marked).map_err(bad_body)?;
     let request = &parsed.request;
-    let (key, pool) = authenticate(db, &request.api_key).await?;
+    let (key, org, pool) = authenticate(db, caches, &request.api_key).await?;
     if let Some(secret) = &key.signing_secret {
         signed::verify(&call.headers, secret, call.body)?;
     }
     remote_call::check_agrees(request, pool.discount_type, pool.value).map_err(mismatch)?;
-    let org = store::orgs::get(db, key.org_id)
-        .await?
-        .ok_or_else(|| Error::internal("a key's org vanished"))?;
     let external_id = match CustomerIdentifier::from_column("external_id", &request.customer) {
         Ok(CustomerIdentifier::ExternalId(id)) => id,
         Ok(_) => {
@@ -140,22 +140,25 @@ async fn code_for(
     Ok(code)
 }
 
-/// The remote key and its pool. Every failure is the same 401, so a caller learns nothing about
-/// which keys or pools exist.
+/// The remote key, its org and its pool. Every failure is the same 401, so a caller learns
+/// nothing about which keys or pools exist.
 async fn authenticate(
     db: &DatabaseConnection,
+    caches: &Caches,
     api_key: &str,
-) -> Result<(api_keys::Model, pools::Model)> {
+) -> Result<(api_keys::Model, orgs::Model, pools::Model)> {
     let unauthorized = || Error::unauthorized("unauthorized", "api_key is not a valid remote key");
-    let key = store::api_keys::find_by_secret(db, api_key)
+    let key = caches
+        .api_key(db, api_key)
         .await?
         .filter(|k| Scope::granted(&k.scopes.0, Scope::Remote))
         .ok_or_else(unauthorized)?;
     let pool_id = key.pool_id.ok_or_else(unauthorized)?;
-    let pool = store::pools::get(db, key.org_id, pool_id)
+    let (org, pool) = caches
+        .pool_and_org(db, key.org_id, pool_id)
         .await?
         .ok_or_else(unauthorized)?;
-    Ok((key, pool))
+    Ok((key, org, pool))
 }
 
 fn bad_body(e: RemoteBodyError) -> Error {

@@ -66,22 +66,43 @@ pub async fn enqueue_many<C: ConnectionTrait>(
     event: WebhookEvent,
     occurrences: Vec<(String, Value)>,
 ) -> Result<(), DbErr> {
+    let subscribed = subscribed(db, org_id, event).await?;
+    enqueue_to(db, org_id, &subscribed, event, occurrences).await
+}
+
+/// The ids of the org's subscriptions to `event`.
+pub async fn subscribed<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    event: WebhookEvent,
+) -> Result<Vec<i64>, DbErr> {
     let subscriptions = store::webhooks::subscribed(db, org_id, event).await?;
-    if subscriptions.is_empty() || occurrences.is_empty() {
+    Ok(subscriptions.into_iter().map(|w| w.id).collect())
+}
+
+/// [`enqueue_many`] for subscriptions the caller read (with other rows, in one statement).
+pub async fn enqueue_to<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    subscribed: &[i64],
+    event: WebhookEvent,
+    occurrences: Vec<(String, Value)>,
+) -> Result<(), DbErr> {
+    if subscribed.is_empty() || occurrences.is_empty() {
         return Ok(());
     }
     let now = Utc::now();
-    let mut messages = Vec::with_capacity(subscriptions.len() * occurrences.len());
+    let mut messages = Vec::with_capacity(subscribed.len() * occurrences.len());
     for (occurrence, data) in occurrences {
         let body = webhook::envelope(event, now, data);
-        for sub in &subscriptions {
-            let dedup_key = format!("webhook:{}:{}:{occurrence}", sub.id, event.as_str());
+        for id in subscribed {
+            let dedup_key = format!("webhook:{id}:{}:{occurrence}", event.as_str());
             // Generated here, not from the row id, so it is unique across databases and
             // stays the same for every retry of this message.
             let message_id = format!("msg_{}", uuid::Uuid::now_v7());
             messages.push((
                 dedup_key,
-                json!({"webhook_id": sub.id, "message_id": message_id, "body": body}),
+                json!({"webhook_id": id, "message_id": message_id, "body": body}),
             ));
         }
     }

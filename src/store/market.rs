@@ -6,12 +6,13 @@ use std::collections::HashMap;
 use crate::store::entity::{coupons, market_exchanges, market_products};
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
     sea_query::{Expr, ExprTrait, Query},
 };
 
-use crate::domain::{access::PoolAccess, coupon::CouponStatus};
+use super::{events::EventKind, idempotency::Keyed, issuance::Stamp};
+use crate::domain::{access::PoolAccess, coupon::CouponStatus, webhook::WebhookEvent};
 
 pub async fn insert_product<C: ConnectionTrait>(
     db: &C,
@@ -96,31 +97,204 @@ pub async fn available_counts<C: ConnectionTrait>(
     Ok(rows.into_iter().collect())
 }
 
-pub struct NewExchange {
+/// What [`pay_and_claim`] did.
+#[derive(Debug, Clone)]
+pub enum Payment {
+    /// The balance is below the price (or the customer never had points): nothing changed.
+    Refused,
+    /// The price was debited: the balance after it, and the code claimed, or None when the pool
+    /// had no code available (the caller mints one or rolls back).
+    Debited {
+        balance: i64,
+        coupon: Option<coupons::Model>,
+    },
+}
+
+/// Debits `price` from the customer's balance, unless that would take it below zero, and then
+/// hands the pool's next available code to the customer, as
+/// [`super::issuance::claim_available`] does. On PostgreSQL one statement: the claim's locking
+/// subquery reads the debit's result, so no code is locked before the debit is done (one
+/// customer's concurrent exchanges queue on their balance row holding no code) and none when it
+/// is refused. SQLite runs the two statements in turn.
+pub async fn pay_and_claim<C: ConnectionTrait>(
+    db: &C,
+    (org_id, customer_id): (i64, i64),
+    price: i64,
+    pool_id: i64,
+    s: Stamp,
+) -> Result<Payment, DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        let Some(balance) = super::points::move_balance(db, org_id, customer_id, -price).await?
+        else {
+            return Ok(Payment::Refused);
+        };
+        let coupon = super::issuance::claim_available(db, pool_id, s).await?;
+        return Ok(Payment::Debited { balance, coupon });
+    }
+    let sql = "WITH d AS ( \
+            UPDATE points_balances SET balance = balance - $1 \
+            WHERE customer_id = $2 AND balance >= $1 RETURNING balance \
+        ), c AS ( \
+            UPDATE coupons SET status = $3, customer_id = $2, issued_at = $4, expires_at = $5, \
+                redeemable_from = $6, last_status_change_at = $4 \
+            WHERE id = (SELECT id FROM coupons \
+                WHERE pool_id = $7 AND status = $8 AND EXISTS (SELECT 1 FROM d) \
+                ORDER BY code LIMIT 1 FOR UPDATE SKIP LOCKED) \
+            RETURNING coupons.* \
+        ) \
+        SELECT d.balance AS paid_balance, c.* FROM d LEFT JOIN c ON true";
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        sql,
+        [
+            price.into(),
+            customer_id.into(),
+            CouponStatus::Issued.into(),
+            s.now.into(),
+            s.expires_at.into(),
+            s.redeemable_from.into(),
+            pool_id.into(),
+            CouponStatus::Available.into(),
+        ],
+    );
+    let Some(row) = db.query_one_raw(stmt).await? else {
+        return Ok(Payment::Refused);
+    };
+    let coupon = match row.try_get::<Option<i64>>("", "id")? {
+        Some(_) => Some(coupons::Model::from_query_result(&row, "")?),
+        None => None,
+    };
+    Ok(Payment::Debited {
+        balance: row.try_get("", "paid_balance")?,
+        coupon,
+    })
+}
+
+/// The rows of one exchange, written together once its code is claimed and its price debited:
+/// the exchange, its ledger entry, the coupon's `coupon_issue` event and the idempotency key
+/// with the receipt.
+pub struct NewExchange<'a> {
     pub org_id: i64,
     pub product_id: i64,
     pub customer_id: i64,
-    pub coupon_id: i64,
+    pub coupon: &'a coupons::Model,
     pub points: i64,
+    /// The ledger entry's reason.
+    pub reason: &'a str,
     pub now: DateTime<Utc>,
+    pub keyed: &'a Keyed,
+    /// The receipt stored for retries; its `exchange_id` is set to the new row's id.
+    pub receipt: serde_json::Value,
+    /// The webhook event whose subscriptions are read with the rows.
+    pub event: WebhookEvent,
 }
 
-pub async fn insert_exchange<C: ConnectionTrait>(
+/// What [`record_exchange`] wrote and read.
+#[derive(Debug, Clone)]
+pub struct RecordedExchange {
+    pub exchange_id: i64,
+    /// The org's subscriptions to the event.
+    pub subscribed: Vec<i64>,
+}
+
+/// Writes an exchange's rows and reads the org's subscriptions to its event: one statement on
+/// PostgreSQL (data-modifying CTEs), five on SQLite, which has none. The ledger entry's
+/// reference and key are `exchange:<id>`. A unique violation means the idempotency key was
+/// recorded first by another request.
+pub async fn record_exchange<C: ConnectionTrait>(
     db: &C,
-    e: NewExchange,
-) -> Result<market_exchanges::Model, DbErr> {
-    market_exchanges::ActiveModel {
+    e: NewExchange<'_>,
+) -> Result<RecordedExchange, DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return record_exchange_stepwise(db, e).await;
+    }
+    let sql = "WITH x AS ( \
+            INSERT INTO market_exchanges (org_id, product_id, customer_id, coupon_id, points, created_at) \
+            VALUES ($1, $2, $3, $4, $5, $6) RETURNING id \
+        ), l AS ( \
+            INSERT INTO points_ledger (org_id, customer_id, delta, reason, idempotency_key, reference, created_at) \
+            SELECT $1, $3, $7, $8, 'exchange:' || x.id, 'exchange:' || x.id, $6 FROM x \
+        ), e AS ( \
+            INSERT INTO coupon_events (org_id, coupon_id, pool_id, customer_id, kind, created_at) \
+            VALUES ($1, $4, $9, $3, $10, $6) \
+        ), k AS ( \
+            INSERT INTO idempotency_keys (org_id, operation, key, request_hash, status, response, created_at) \
+            SELECT $1, $11, $12, $13, 201, \
+                CAST(CAST($14 AS jsonb) || jsonb_build_object('exchange_id', x.id) AS json), $6 FROM x \
+        ) \
+        SELECT x.id, w.id AS webhook_id FROM x \
+        LEFT JOIN webhooks w ON w.org_id = $1 \
+            AND CAST(w.events AS jsonb) @> jsonb_build_array(CAST($15 AS text)) \
+        ORDER BY w.id";
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        sql,
+        [
+            e.org_id.into(),
+            e.product_id.into(),
+            e.customer_id.into(),
+            e.coupon.id.into(),
+            e.points.into(),
+            e.now.into(),
+            (-e.points).into(),
+            e.reason.into(),
+            e.coupon.pool_id.into(),
+            EventKind::Issue.as_str().into(),
+            e.keyed.operation.into(),
+            e.keyed.key.as_str().into(),
+            e.keyed.request_hash.as_str().into(),
+            e.receipt.into(),
+            e.event.as_str().into(),
+        ],
+    );
+    let rows = db.query_all_raw(stmt).await?;
+    let first = rows.first().ok_or_else(|| DbErr::RecordNotInserted)?;
+    let mut subscribed = Vec::new();
+    for row in &rows {
+        if let Some(id) = row.try_get::<Option<i64>>("", "webhook_id")? {
+            subscribed.push(id);
+        }
+    }
+    Ok(RecordedExchange {
+        exchange_id: first.try_get("", "id")?,
+        subscribed,
+    })
+}
+
+async fn record_exchange_stepwise<C: ConnectionTrait>(
+    db: &C,
+    mut e: NewExchange<'_>,
+) -> Result<RecordedExchange, DbErr> {
+    let exchange = market_exchanges::ActiveModel {
         org_id: Set(e.org_id),
         product_id: Set(e.product_id),
         customer_id: Set(e.customer_id),
-        coupon_id: Set(e.coupon_id),
+        coupon_id: Set(e.coupon.id),
         points: Set(e.points),
         refunded_at: Set(None),
         created_at: Set(e.now),
         ..Default::default()
     }
     .insert(db)
-    .await
+    .await?;
+    let reference = format!("exchange:{}", exchange.id);
+    let entry = super::points::Entry {
+        org_id: e.org_id,
+        customer_id: e.customer_id,
+        delta: -e.points,
+        reason: e.reason,
+        reference: Some(&reference),
+        idempotency_key: &reference,
+    };
+    super::points::append(db, entry).await?;
+    super::events::record(db, e.coupon, Some(e.customer_id), EventKind::Issue, None).await?;
+    e.receipt["exchange_id"] = exchange.id.into();
+    super::idempotency::record(db, e.keyed, 201, e.receipt).await?;
+    let subscribed = super::webhooks::subscribed(db, e.org_id, e.event).await?;
+    Ok(RecordedExchange {
+        exchange_id: exchange.id,
+        subscribed: subscribed.into_iter().map(|w| w.id).collect(),
+    })
 }
 
 /// How many of the product the customer holds from exchanges not refunded.

@@ -1,23 +1,41 @@
 //! Exchanging points for a coupon product's code, in one transaction: the product's terms, the
-//! customer's limit on it, the pool's issuance rules and the claim of a code (shared with
-//! `/issue`), the debit, and the exchange row. Any refusal rolls all of it back.
+//! customer's limit on it, the pool's issuance rules (shared with `/issue`), the debit and the
+//! claim of a code, then the exchange's rows. Any refusal rolls all of it back.
 //!
-//! Locks, in the issue path's order: customer row, balance row, pool series counter, coupon.
-//! The debit is a conditional UPDATE of the balance, so no interleaving takes it below zero.
+//! Locks, in the issue path's order: customer row (only when a per-customer limit is counted),
+//! pool series counter (pools with a total limit), balance row, coupon. The debit and the claim
+//! are one statement on PostgreSQL, the claim reading the debit's result: the debit is a
+//! conditional UPDATE of the balance, so no interleaving takes it below zero, and one customer's
+//! concurrent exchanges queue on their balance row holding no code (which other buyers' claims
+//! would skip) while they wait to pay.
+//!
+//! On PostgreSQL a steady exchange is five statements: the customer, BEGIN, the debit with the
+//! claim, the exchange's rows with the idempotency key (one statement), COMMIT. The API key,
+//! the product and its pool with the org come from [`Caches`].
 
-use crate::store::entity::{coupons, customers, market_products, orgs};
+use crate::store::entity::{coupons, customers, market_products, orgs, pools};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    domain::{coupon::CouponStatus, customer::CustomerIdentifier, issuance::RefusalCode, market},
+    domain::{
+        coupon::CouponStatus, customer::CustomerIdentifier, issuance::RefusalCode, market,
+        webhook::WebhookEvent,
+    },
     service::{
-        Error, Result, idempotency,
-        issuance::{self, Fetched},
+        Error, Result,
+        cache::Caches,
+        idempotency,
+        issuance::{self, Verdict},
         points,
     },
-    store::{self, idempotency::Keyed, market::NewExchange},
+    store::{
+        self,
+        idempotency::Keyed,
+        issuance::Stamp,
+        market::{NewExchange, Payment},
+    },
 };
 
 /// What a customer got for their points.
@@ -43,106 +61,139 @@ pub struct Request<'a> {
 }
 
 /// Exchanges once per Idempotency-Key: a retry, even a concurrent one, gets the first receipt
-/// and is charged nothing more.
-pub async fn exchange(db: &DatabaseConnection, r: Request<'_>) -> Result<Receipt> {
+/// and is charged nothing more. Every effect is in the transaction that records the key, so
+/// the key is not looked up first ([`idempotency::once_then_check`]): a retry loses on the
+/// key's unique row and rolls back, or is refused, and then finds the first receipt.
+pub async fn exchange(db: &DatabaseConnection, caches: &Caches, r: Request<'_>) -> Result<Receipt> {
     let fingerprint = serde_json::json!({
         "product": r.product_id, "customer": format!("{:?}", r.customer),
     });
     let keyed = Keyed::new(r.org_id, "exchangeProduct", r.idempotency_key, &fingerprint);
-    if let Some(first) = replay(db, &keyed).await? {
-        return Ok(first);
-    }
-    let org = store::orgs::get(db, r.org_id)
-        .await?
-        .ok_or_else(|| Error::not_found("org", r.org_id))?;
-    let customer = crate::service::customers::resolve(db, r.org_id, r.customer).await?;
-    let result = async {
+    let replay = |first: serde_json::Value| async move {
+        serde_json::from_value::<Receipt>(first).map_err(Error::internal)
+    };
+    let run = || async {
+        let customer = crate::service::customers::resolve(db, r.org_id, r.customer).await?;
+        let product = caches
+            .product(db, r.org_id, r.product_id)
+            .await?
+            .ok_or_else(|| Error::not_found("product", r.product_id))?;
+        let levels = super::levels_of(&product);
+        market::check_purchase(
+            &super::terms_of(&product, &levels),
+            customer.level.as_deref(),
+            Utc::now(),
+        )
+        .map_err(|b| match b {
+            market::Blocked::LevelNotAllowed => Error::forbidden(b.code(), b.detail()),
+            _ => Error::conflict(b.code(), b.detail()),
+        })?;
+        let (org, pool) = caches
+            .pool_and_org(db, r.org_id, product.pool_id)
+            .await?
+            .ok_or_else(|| Error::internal("product without its pool"))?;
         let txn = db.begin().await?;
-        let receipt = exchange_in(&txn, &org, r.product_id, &customer).await?;
-        let response = serde_json::to_value(&receipt).map_err(Error::internal)?;
-        idempotency::record(&txn, &keyed, 201, response).await?;
+        let receipt = exchange_in(&txn, (&org, &pool), &product, &customer, &keyed).await?;
         txn.commit().await?;
         Ok(receipt)
-    }
-    .await;
-    match result {
-        // A concurrent request with the same key may have committed first (this one then
-        // lost the key, or was refused by the state the winner left): answer as it did.
-        Err(e) => replay(db, &keyed).await?.ok_or(e),
-        ok => ok,
-    }
-}
-
-async fn replay(db: &DatabaseConnection, keyed: &Keyed) -> Result<Option<Receipt>> {
-    let Some(saved) = idempotency::stored_response(db, keyed).await? else {
-        return Ok(None);
     };
-    serde_json::from_value(saved)
-        .map(Some)
-        .map_err(Error::internal)
+    idempotency::once_then_check(db, Some(&keyed), replay, run)
+        .await
+        .map(idempotency::Outcome::into_inner)
 }
 
 async fn exchange_in(
     txn: &DatabaseTransaction,
-    org: &orgs::Model,
-    product_id: i64,
+    (org, pool): (&orgs::Model, &pools::Model),
+    product: &market_products::Model,
     customer: &customers::Model,
+    keyed: &Keyed,
 ) -> Result<Receipt> {
     let now = Utc::now();
-    let product = store::market::product(txn, org.id, product_id)
-        .await?
-        .ok_or_else(|| Error::not_found("product", product_id))?;
-    let levels = super::levels_of(&product);
-    market::check_purchase(
-        &super::terms_of(&product, &levels),
-        customer.level.as_deref(),
-        now,
-    )
-    .map_err(|b| match b {
-        market::Blocked::LevelNotAllowed => Error::forbidden(b.code(), b.detail()),
-        _ => Error::conflict(b.code(), b.detail()),
-    })?;
-    store::customers::lock(txn, customer.id).await?;
-    check_product_limit(txn, &product, customer.id).await?;
-    let pool = store::pools::get(txn, org.id, product.pool_id)
-        .await?
-        .ok_or_else(|| Error::internal("product without its pool"))?;
-    let coupon = claim(txn, org, &pool, customer, now).await?;
-    let exchange = store::market::insert_exchange(
+    let rules = &pool.issuance;
+    if product.max_per_customer.is_some() || rules.depends_on_history() {
+        store::customers::lock(txn, customer.id).await?;
+        check_product_limit(txn, product, customer.id).await?;
+    }
+    let stamp = match issuance::decide_in(txn, org, pool, rules, customer, now).await? {
+        Verdict::New(stamp) => stamp,
+        Verdict::Existing(_) => {
+            return Err(Error::conflict(
+                "coupon_already_held",
+                "the pool's rules hand this customer the coupon they already hold",
+            ));
+        }
+    };
+    let (coupon, balance) = pay_and_claim(txn, org, pool, customer, product, stamp).await?;
+    let mut receipt = Receipt {
+        exchange_id: 0,
+        product_id: product.id,
+        coupon_id: coupon.id,
+        code: coupon.code.clone(),
+        expires_at: coupon.expires_at,
+        points: product.price_points,
+        balance,
+        created_at: now,
+    };
+    let recorded = store::market::record_exchange(
         txn,
         NewExchange {
             org_id: org.id,
             product_id: product.id,
             customer_id: customer.id,
-            coupon_id: coupon.id,
+            coupon: &coupon,
             points: product.price_points,
-            now,
-        },
-    )
-    .await?;
-    let reference = format!("exchange:{}", exchange.id);
-    let paid = points::apply_in(
-        txn,
-        points::Change {
-            org_id: org.id,
-            customer_id: customer.id,
-            delta: -product.price_points,
             reason: &format!("market: {}", product.name),
-            reference: Some(&reference),
-            ledger_key: &reference,
+            now,
+            keyed,
+            receipt: serde_json::to_value(&receipt).map_err(Error::internal)?,
+            event: WebhookEvent::CouponIssued,
         },
     )
-    .await?;
-    Ok(Receipt {
-        exchange_id: exchange.id,
-        product_id: product.id,
-        coupon_id: coupon.id,
-        code: coupon.code,
-        expires_at: coupon.expires_at,
-        points: product.price_points,
-        balance: paid.balance,
-        created_at: now,
-    })
+    .await
+    .map_err(idempotency::race_or)?;
+    receipt.exchange_id = recorded.exchange_id;
+    issuance::announce_issued(txn, &coupon, customer, &recorded.subscribed).await?;
+    Ok(receipt)
+}
+
+/// Debits the price and claims a code of the pool ([`store::market::pay_and_claim`]); a pool
+/// that makes codes on issue mints one when none is available. A balance below the price is
+/// 409 `insufficient_points`, a pool without codes 409 `out_of_stock`.
+async fn pay_and_claim(
+    txn: &DatabaseTransaction,
+    org: &orgs::Model,
+    pool: &pools::Model,
+    customer: &customers::Model,
+    product: &market_products::Model,
+    stamp: Stamp,
+) -> Result<(coupons::Model, i64)> {
+    let price = product.price_points;
+    market::validate_delta(-price)?;
+    let payment =
+        store::market::pay_and_claim(txn, (org.id, customer.id), price, pool.id, stamp).await?;
+    match payment {
+        Payment::Refused => Err(points::insufficient(price)),
+        Payment::Debited {
+            balance,
+            coupon: Some(coupon),
+        } => Ok((coupon, balance)),
+        Payment::Debited {
+            balance,
+            coupon: None,
+        } => {
+            let coupon = issuance::mint_or_exhausted(txn, pool, stamp)
+                .await
+                .map_err(|e| {
+                    if e.code() == RefusalCode::PoolExhausted.as_str() {
+                        Error::conflict("out_of_stock", "the product has no codes left")
+                    } else {
+                        e
+                    }
+                })?;
+            Ok((coupon, balance))
+        }
+    }
 }
 
 /// The product's own per-customer maximum, counted under the customer's row lock.
@@ -162,35 +213,6 @@ async fn check_product_limit(
         ));
     }
     Ok(())
-}
-
-/// A new code of the pool for the customer, through the issue path: its rules, the claim
-/// (one `FOR UPDATE SKIP LOCKED` statement on PostgreSQL), the `coupon_issue` event and the
-/// `coupon.issued` webhook. An empty pool is `out_of_stock`; a coupon the rules would hand
-/// back again is not something to pay for.
-async fn claim(
-    txn: &DatabaseTransaction,
-    org: &orgs::Model,
-    pool: &crate::store::entity::pools::Model,
-    customer: &customers::Model,
-    now: DateTime<Utc>,
-) -> Result<coupons::Model> {
-    let issued = issuance::issue_in(txn, org, pool, customer, now, &mut Fetched::default())
-        .await
-        .map_err(|e| {
-            if e.code() == RefusalCode::PoolExhausted.as_str() {
-                Error::conflict("out_of_stock", "the product has no codes left")
-            } else {
-                e
-            }
-        })?;
-    if issued.existing {
-        return Err(Error::conflict(
-            "coupon_already_held",
-            "the pool's rules hand this customer the coupon they already hold",
-        ));
-    }
-    Ok(issued.coupon)
 }
 
 /// Gives the points back, once, for exchanged coupons that were revoked or invalidated, when

@@ -119,18 +119,21 @@ impl Located {
 }
 
 /// Finds the coupon a typed code names: the exact code first (one indexed look-up), then, if
-/// there is none, the forgiving-entry key for pools that allow it. A common code resolves to
-/// the redeemer's copy when they hold one.
+/// there is none, the forgiving-entry key for pools that allow it. A code not stored as typed
+/// whose check character is wrong for one of the org's patterns is a 422
+/// `invalid_check_character` before the forgiving look-up; a stored code is never refused as
+/// mistyped, and the common path (a stored code) does not read the org's patterns. A common
+/// code resolves to the redeemer's copy when they hold one.
 pub async fn locate<C: ConnectionTrait>(
     db: &C,
     org_id: i64,
     code: &str,
     redeemer: Option<i64>,
 ) -> Result<Located> {
-    crate::service::check_char::refuse_mistyped(db, org_id, code).await?;
     let share_keys: Vec<i64> = std::iter::once(0).chain(redeemer).collect();
     let mut rows = store::coupons::by_code(db, org_id, code, &share_keys).await?;
     if rows.is_empty() {
+        crate::service::check_char::refuse_mistyped(db, org_id, code).await?;
         rows = forgiving(db, org_id, code, &share_keys).await?;
     }
     let (code_row, pool) = rows

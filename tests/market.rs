@@ -381,6 +381,21 @@ both_databases! {
         assert_balances_are_ledger_sums(&app).await;
     }
 
+    async fn an_exchanged_coupon_is_not_put_back_on_sale(app) {
+        customer(&app, "una", json!({})).await;
+        credit(&app, "una", 50, "seed").await;
+        let p = coupon_product(&app, 2, 10, json!({})).await;
+        let bought = json(exchange(&app, p, "una", "x1").await).await;
+        let code = bought["code"].as_str().unwrap();
+        let resp = app.post(&format!("/v1/coupons/{code}/unassign"), json!({})).await;
+        expect_problem(resp, 409, "exchanged_coupon").await;
+        assert_eq!(json(app.get(&format!("/v1/coupons/{code}")).await).await["status"], "issued");
+        // The product sells its other code, and then is out of stock, never a 500.
+        assert_eq!(exchange(&app, p, "una", "x2").await.status(), 201);
+        expect_problem(exchange(&app, p, "una", "x3").await, 409, "out_of_stock").await;
+        assert_eq!(balance(&app, "una").await, 30);
+    }
+
     async fn an_exchange_records_its_event_and_its_webhook_once(app) {
         let issued = json(app.post("/v1/webhooks", json!({"url": "https://example.com/issued", "events": ["coupon.issued"]})).await).await;
         app.post("/v1/webhooks", json!({"url": "https://example.com/redeemed", "events": ["coupon.redeemed"]})).await;

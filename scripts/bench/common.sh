@@ -32,11 +32,12 @@ add_customers() {
         SELECT $BENCH_ORG_ID, 'c' || g, 0, now(), now() FROM generate_series(1, $1) g" >/dev/null
 }
 
-# stock_pool NAME COUNT: a bulk pool with COUNT generated codes; prints its id.
+# stock_pool NAME COUNT [DISCOUNT]: a bulk pool with COUNT generated codes; prints its id.
+# DISCOUNT is the pool's discount fields as JSON members (default free shipping).
 stock_pool() {
-    local pool job
+    local pool job discount=${3:-'"discount_type": "free_shipping"'}
     pool=$(api POST /v1/pools -H 'content-type: application/json' \
-        -d "{\"name\": \"$1\", \"source\": \"bulk\", \"pattern\": \"$1-\$\$\$\$\$\$\$\$\$\$\", \"discount_type\": \"free_shipping\"}" |
+        -d "{\"name\": \"$1\", \"source\": \"bulk\", \"pattern\": \"$1-\$\$\$\$\$\$\$\$\$\$\", $discount}" |
         json_field id)
     local left=$2 batch
     while [ "$left" -gt 0 ]; do

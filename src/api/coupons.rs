@@ -149,7 +149,8 @@ impl CouponsApi {
     }
 
     /// Takes an issued coupon back from its holder: available again, holder and dates cleared,
-    /// `coupon_unassign` for the holder. Any other status is a 409 `invalid_transition`.
+    /// `coupon_unassign` for the holder. Any other status is a 409 `invalid_transition`; a
+    /// coupon bought with points is a 409 `exchanged_coupon` (invalidate or revoke it instead).
     #[oai(
         path = "/:code/unassign",
         method = "post",

@@ -49,7 +49,8 @@ pub async fn invalidate(
 }
 
 /// Issued only: back to available, holder and dates cleared (the next issue stamps them
-/// afresh); the old holder gets `coupon_unassign`.
+/// afresh); the old holder gets `coupon_unassign`. A coupon bought with points is the buyer's:
+/// it is invalidated or revoked (refunded as its product says), never put back on sale.
 pub async fn unassign(db: &DatabaseConnection, coupon: &coupons::Model) -> Result<coupons::Model> {
     change(db, coupon.id, Change::Unassign, |c, now| {
         let mut row = with_status(c, CouponStatus::Available, now);
@@ -116,6 +117,12 @@ async fn change(
     change
         .check_at(current.status, current.expires_at, now)
         .map_err(invalid_transition)?;
+    if change == Change::Unassign && store::market::sold(&txn, id).await? {
+        return Err(Error::conflict(
+            "exchanged_coupon",
+            "the coupon was bought with points; invalidate or revoke it instead",
+        ));
+    }
     let Edit { row, events } = edit(&current, now)?;
     let saved = store::coupons::save(&txn, row).await?;
     super::market::exchange::refund_withdrawn(&txn, std::slice::from_ref(&saved)).await?;

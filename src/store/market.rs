@@ -311,6 +311,15 @@ pub async fn exchanges_held<C: ConnectionTrait>(
         .await
 }
 
+/// Whether the coupon was bought in the market.
+pub async fn sold<C: ConnectionTrait>(db: &C, coupon_id: i64) -> Result<bool, DbErr> {
+    let found = market_exchanges::Entity::find()
+        .filter(market_exchanges::Column::CouponId.eq(coupon_id))
+        .count(db)
+        .await?;
+    Ok(found > 0)
+}
+
 /// An exchange with the product's name and the coupon's code, for a customer's history.
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct ExchangeLine {

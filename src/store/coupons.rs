@@ -373,7 +373,7 @@ pub async fn list<C: ConnectionTrait>(
     page: u64,
     per_page: u64,
 ) -> Result<(Vec<coupons::Model>, u64), DbErr> {
-    use sea_orm::{PaginatorTrait, QueryOrder};
+    use sea_orm::QueryOrder;
     let mut query = coupons::Entity::find()
         .filter(coupons::Column::OrgId.eq(org_id))
         .filter(super::groups::rows_within(
@@ -392,14 +392,8 @@ pub async fn list<C: ConnectionTrait>(
     if let Some(place) = &filter.redeemed_at {
         query = query.filter(coupons::Column::Id.in_subquery(redeemed_at(org_id, place)));
     }
-    let total = query.clone().count(db).await?;
-    let items = query
-        .order_by_desc(coupons::Column::Id)
-        .offset(page.saturating_sub(1) * per_page)
-        .limit(per_page)
-        .all(db)
-        .await?;
-    Ok((items, total))
+    let query = query.order_by_desc(coupons::Column::Id);
+    super::page_of(db, query, page, per_page).await
 }
 
 fn redeemed_at(org_id: i64, place: &RedeemedAt) -> sea_orm::sea_query::SelectStatement {

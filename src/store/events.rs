@@ -4,7 +4,7 @@ use crate::store::entity::{coupon_events, coupons};
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, DeriveActiveEnum, EntityTrait, EnumIter,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    QueryFilter, QueryOrder, QuerySelect, Set,
     sea_query::{Query, StringLen},
 };
 
@@ -149,13 +149,7 @@ pub async fn history<C: ConnectionTrait>(
     if let Some(kind) = kind {
         query = query.filter(E::Kind.eq(kind));
     }
-    let total = query.clone().count(db).await?;
-    let events = query
-        .order_by_desc(E::Id)
-        .offset(page.saturating_sub(1) * per_page)
-        .limit(per_page)
-        .all(db)
-        .await?;
+    let (events, total) = super::page_of(db, query.order_by_desc(E::Id), page, per_page).await?;
     let ids: Vec<i64> = events.iter().map(|e| e.coupon_id).collect();
     let codes: std::collections::HashMap<i64, String> = coupons::Entity::find()
         .select_only()

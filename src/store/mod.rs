@@ -29,8 +29,8 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr,
-    SqlErr, Statement, Value,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    PaginatorTrait, RuntimeErr, Select, SqlErr, Statement, Value,
     sea_query::{ArrayType, Expr, ExprTrait, IntoColumnRef, extension::postgres::PgFunc},
 };
 
@@ -134,4 +134,23 @@ pub fn any_of<V: Into<Value>>(
     } else {
         Expr::col(column).is_in(values)
     }
+}
+
+/// Page `page` (from 1) of an ordered query and the number of rows it matches, through
+/// sea-orm's paginator.
+pub async fn page_of<C, E>(
+    db: &C,
+    query: Select<E>,
+    page: u64,
+    per_page: u64,
+) -> Result<(Vec<E::Model>, u64), DbErr>
+where
+    C: ConnectionTrait,
+    E: EntityTrait,
+    E::Model: Sync,
+{
+    let pages = query.paginate(db, per_page);
+    let total = pages.num_items().await?;
+    let items = pages.fetch_page(page.saturating_sub(1)).await?;
+    Ok((items, total))
 }

@@ -95,15 +95,10 @@ pub async fn list<C: ConnectionTrait>(
     if let Some(claimed) = filter.claimed {
         cond = cond.add(pools::Column::Claimed.eq(claimed));
     }
-    let query = pools::Entity::find().filter(cond);
-    let total = query.clone().count(db).await?;
-    let items = query
-        .order_by_desc(pools::Column::Id)
-        .offset(page.saturating_sub(1) * per_page)
-        .limit(per_page)
-        .all(db)
-        .await?;
-    Ok((items, total))
+    let query = pools::Entity::find()
+        .filter(cond)
+        .order_by_desc(pools::Column::Id);
+    super::page_of(db, query, page, per_page).await
 }
 
 pub async fn save<C: ConnectionTrait>(

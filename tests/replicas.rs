@@ -1,5 +1,5 @@
 //! Chaos with several replicas: three `coupond serve` processes on one PostgreSQL database take
-//! issues, market exchanges, redemptions, reversals and customer-list issue jobs for 20 s from
+//! issues, market exchanges, redemptions, reversals and customer-list issue jobs for 30 s from
 //! a client-side round-robin (a connection refused moves on to the next replica, as a load
 //! balancer's health check would), while one replica is `kill -9`ed and restarted. Then SQL
 //! checks that no code is held twice, no limit is exceeded, every points balance is its ledger's
@@ -25,9 +25,9 @@ use sea_orm::{ActiveEnum, ConnectionTrait, Database, DatabaseConnection, Stateme
 use serde_json::{Value, json};
 
 const REPLICAS: usize = 3;
-const RUN: Duration = Duration::from_secs(20);
-const KILL_AT: Duration = Duration::from_secs(6);
-const RESTART_AT: Duration = Duration::from_secs(10);
+const RUN: Duration = Duration::from_secs(30);
+const KILL_AT: Duration = Duration::from_secs(8);
+const RESTART_AT: Duration = Duration::from_secs(13);
 const CLIENTS: usize = 8;
 const CUSTOMERS: usize = 60;
 const PER_CUSTOMER: i64 = 2;

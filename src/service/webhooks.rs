@@ -31,7 +31,7 @@ const BATCH: u64 = 200;
 /// Rows an endpoint may have queued per delivery slot before more are handed back.
 const QUEUE_PER_SLOT: usize = 4;
 /// How long a row handed back (its endpoint's queue was full) waits before it is due again.
-const DEFER: TimeDelta = TimeDelta::seconds(1);
+const DEFER: TimeDelta = TimeDelta::milliseconds(100);
 /// How long finished deliveries wait for others to be recorded with them.
 const SETTLE_WINDOW: Duration = Duration::from_millis(10);
 /// How long one delivery may take.

@@ -157,6 +157,16 @@ both_databases! {
         assert_eq!(json(app.get("/v1/stores").await).await["items"].as_array().unwrap().len(), 2);
     }
 
+    async fn a_store_registered_after_a_checkout_named_it_counts_at_once(app) {
+        let code = coupon_of(&app, "amount", 500, Some("EUR")).await;
+        let body = checkout(json!({"total": 2000}), Some("lisbon-01"), None);
+        let resp = app.post(&format!("/v1/coupons/{code}/validate"), body.clone()).await;
+        assert_eq!(expect_problem(resp, 422, "validation_failed").await["field"], "basket.currency");
+        put_ok(&app, "/v1/stores/lisbon-01", json!({"currency": "EUR"})).await;
+        let resp = app.post(&format!("/v1/coupons/{code}/validate"), body).await;
+        assert_eq!(json(resp).await["redeemable"], true);
+    }
+
     async fn exchange_rates_keep_their_history(app) {
         let now = Utc::now();
         rates(&app, &[("EUR", "USD", "1.08", now - Duration::hours(2)), ("EUR", "JPY", "162.5", now - Duration::hours(2))]).await;

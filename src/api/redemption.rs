@@ -415,9 +415,14 @@ async fn purchase(state: &AppState, org_id: i64, body: &RedeemRequest) -> ApiRes
         Some(r) => Some(service::customers::resolve(&state.db, org_id, &r.identifier()?).await?),
         None => None,
     };
-    let (store, basket) =
-        service::stores::checkout_place(&state.db, org_id, body.store.clone(), body.basket.clone())
-            .await?;
+    let (store, basket) = service::stores::checkout_place(
+        &state.db,
+        &state.caches,
+        org_id,
+        body.store.clone(),
+        body.basket.clone(),
+    )
+    .await?;
     Ok(Purchase {
         customer,
         basket,

@@ -65,7 +65,8 @@ impl StoresApi {
         body: Json<StoreSettings>,
     ) -> ApiResult<Json<Store>> {
         auth.0.require(Scope::Admin)?;
-        let row = service::stores::put(&state.db, auth.0.org_id, &id.0, body.0).await?;
+        let row =
+            service::stores::put(&state.db, &state.caches, auth.0.org_id, &id.0, body.0).await?;
         Ok(Json(row.into()))
     }
 

@@ -1,6 +1,6 @@
 //! Short-lived copies of what every keyed request reads and an operator rarely changes: an API
-//! key (its org and scopes), a pool with its org (rules, time zone) and a market product (price,
-//! visibility, levels, window). A change made through
+//! key (its org and scopes), a pool with its org (rules, time zone), a market product (price,
+//! visibility, levels, window) and a store's settings. A change made through
 //! this process's API forgets its copy at once; other replicas keep theirs for at most the TTL
 //! (`COUPOND_CACHE_TTL_MS`), so the change reaches them within it.
 
@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::store::entity::{api_keys, market_products, orgs, pools};
+use crate::store::entity::{api_keys, market_products, orgs, pools, stores};
 use sea_orm::{ConnectionTrait, DbErr};
 
 use crate::{domain::api_key::hash_secret, store};
@@ -71,6 +71,9 @@ pub struct Caches {
     pools: Arc<Ttl<(i64, i64), (orgs::Model, pools::Model)>>,
     /// (org, product) to the product's terms (never its stock, which is read from its pool).
     products: Arc<Ttl<(i64, i64), market_products::Model>>,
+    /// (org, store id) to the registered store, or to none: a till's unregistered store is
+    /// looked for once per TTL, not on every checkout.
+    stores: Arc<Ttl<(i64, String), Option<stores::Model>>>,
 }
 
 impl Caches {
@@ -80,6 +83,7 @@ impl Caches {
             keys: Arc::new(Ttl::new(ttl)),
             pools: Arc::new(Ttl::new(ttl)),
             products: Arc::new(Ttl::new(ttl)),
+            stores: Arc::new(Ttl::new(ttl)),
         }
     }
 
@@ -159,5 +163,27 @@ impl Caches {
     /// The product changed here (price, visibility, levels, window, archived).
     pub fn forget_product(&self, org_id: i64, product_id: i64) {
         self.products.forget(|key| *key != (org_id, product_id));
+    }
+
+    /// The org's registered store `id` ([`store::stores::get`]), or none.
+    pub async fn store<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        org_id: i64,
+        id: &str,
+    ) -> Result<Option<stores::Model>, DbErr> {
+        let key = (org_id, id.to_string());
+        if let Some(found) = self.stores.get(&key) {
+            return Ok(found);
+        }
+        let found = store::stores::get(db, org_id, id).await?;
+        self.stores.put(key, found.clone());
+        Ok(found)
+    }
+
+    /// The store was registered or changed here.
+    pub fn forget_store(&self, org_id: i64, id: &str) {
+        self.stores
+            .forget(|(org, store)| *org != org_id || store != id);
     }
 }

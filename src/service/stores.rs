@@ -10,13 +10,14 @@ use crate::{
         redemption::StoreFacts,
         stores::{self as rules, StoreSettings},
     },
-    service::{Error, Result},
+    service::{Error, Result, cache::Caches},
     store::{self, stores::StoreFields},
 };
 
 /// Registers the store `id` or replaces its settings.
 pub async fn put<C: ConnectionTrait>(
     db: &C,
+    caches: &Caches,
     org_id: i64,
     id: &str,
     settings: StoreSettings,
@@ -29,7 +30,9 @@ pub async fn put<C: ConnectionTrait>(
         zone: settings.zone,
         concept: settings.concept,
     };
-    Ok(store::stores::upsert(db, org_id, id, fields).await?)
+    let row = store::stores::upsert(db, org_id, id, fields).await?;
+    caches.forget_store(org_id, id);
+    Ok(row)
 }
 
 pub async fn get<C: ConnectionTrait>(db: &C, org_id: i64, id: &str) -> Result<stores::Model> {
@@ -48,12 +51,13 @@ pub async fn list<C: ConnectionTrait>(db: &C, org_id: i64) -> Result<Vec<stores:
 /// refused: its amounts mean nothing without one.
 pub async fn checkout_place<C: ConnectionTrait>(
     db: &C,
+    caches: &Caches,
     org_id: i64,
     facts: StoreFacts,
     mut basket: Basket,
 ) -> Result<(StoreFacts, Basket)> {
     let registered = match &facts.id {
-        Some(id) => store::stores::get(db, org_id, id).await?,
+        Some(id) => caches.store(db, org_id, id).await?,
         None => None,
     };
     let Some(registered) = registered else {

@@ -18,3 +18,15 @@ function request()
     local k = math.random(1, customers)
     return wrk.format(nil, string.format("/v1/coupons/RDM-c%d/validate", k), nil, string.format(body, k))
 end
+
+-- BENCH_RATE (requests a second over all connections, BENCH_CONNECTIONS of them) paces each
+-- connection with a pause before every request, to read latencies at an offered rate.
+local rate = tonumber(os.getenv("BENCH_RATE") or "0")
+local connections = tonumber(os.getenv("BENCH_CONNECTIONS") or "32")
+
+function delay()
+    if rate > 0 then
+        return math.floor(connections * 1000 / rate)
+    end
+    return 0
+end

@@ -182,6 +182,28 @@ pub(super) struct ChunkFacts {
     pub(super) pool_issued: u64,
 }
 
+impl ChunkFacts {
+    /// Counts an issue the chunk decided on, so later rows of the same customer, and the pool's
+    /// total, see it; its coupon id is not known yet, and only its existence matters to the rules.
+    pub(super) fn count_issue(&mut self, customer_id: i64, now: DateTime<Utc>) {
+        let history = self.histories.entry(customer_id).or_default();
+        history.issued_count += 1;
+        history.last_issued_at = Some(now);
+        history.valid_coupon = history.valid_coupon.or(Some(0));
+        self.pool_issued += 1;
+    }
+}
+
+/// The dates every coupon of a chunk issued at `now` gets (the holder is set per coupon).
+pub(super) fn chunk_stamp(pool: &pools::Model, tz: chrono_tz::Tz, now: DateTime<Utc>) -> Stamp {
+    Stamp {
+        customer_id: 0,
+        now,
+        expires_at: expiry::expires_at(&pool.expiry, now, tz, pool.ends_at),
+        redeemable_from: Some(expiry::redeemable_from(&pool.expiry, now, tz)),
+    }
+}
+
 /// Finds and locks the customers these identifiers name, then reads their facts; with a total
 /// limit, also locks the pool's series counter (the lock order of every issue).
 pub(super) async fn read_facts(
@@ -227,7 +249,6 @@ async fn issue_chunk_in_bulk(
 ) -> Result<(Progress, Vec<Issue>)> {
     let now = Utc::now();
     let rules = &pool.issuance;
-    let expiry_rules = &pool.expiry;
     let tz = crate::service::org_tz(&org.timezone)?;
     let identifiers: Vec<CustomerIdentifier> = rows
         .iter()
@@ -274,22 +295,13 @@ async fn issue_chunk_in_bulk(
             }
             Decision::ReturnExisting(_) => progress.accepted += 1,
             Decision::IssueNew => {
-                // Later rows of the same customer see this issue; its coupon id is not known
-                // yet, and only its existence matters to the rules.
-                history.issued_count += 1;
-                history.last_issued_at = Some(now);
-                history.valid_coupon = history.valid_coupon.or(Some(0));
-                facts.pool_issued += 1;
-                wanted.push((row, customer.id));
+                let customer_id = customer.id;
+                facts.count_issue(customer_id, now);
+                wanted.push((row, customer_id));
             }
         }
     }
-    let stamp = Stamp {
-        customer_id: 0,
-        now,
-        expires_at: expiry::expires_at(expiry_rules, now, tz, pool.ends_at),
-        redeemable_from: Some(expiry::redeemable_from(expiry_rules, now, tz)),
-    };
+    let stamp = chunk_stamp(pool, tz, now);
     let customer_ids: Vec<i64> = wanted.iter().map(|(_, c)| *c).collect();
     let claimed = store::issuance::claim_many(txn, pool.id, &customer_ids, stamp).await?;
     if rules.max_total.is_some() {

@@ -14,7 +14,7 @@ use sea_orm::DatabaseTransaction;
 
 use super::{
     Result,
-    batch_issue::{announce, read_facts},
+    batch_issue::{announce, chunk_stamp, read_facts},
     codes::{DUPLICATE, Report, new_codes},
     customers::{ambiguous_row, not_found_row},
     issuance::{CustomerFacts, context},
@@ -24,10 +24,9 @@ use crate::{
     domain::{
         code_file::Holder,
         customer::CustomerIdentifier,
-        expiry,
         issuance::{self, Decision, RefusalCode},
     },
-    store::{self, issuance::Stamp},
+    store,
 };
 
 /// A well-formed code of the file and the customer its row names.
@@ -61,7 +60,6 @@ pub async fn issue(
     }
     let now = Utc::now();
     let rules = &pool.issuance;
-    let expiry_rules = &pool.expiry;
     let tz = org_tz(&org.timezone)?;
     let identifiers: Vec<CustomerIdentifier> = named.iter().map(|(id, _)| id.clone()).collect();
     let mut facts = read_facts(txn, pool, rules, &identifiers, now).await?;
@@ -113,21 +111,13 @@ pub async fn issue(
                     .into(),
             ),
             Decision::IssueNew => {
-                // Later rows of the same customer see this issue.
-                history.issued_count += 1;
-                history.last_issued_at = Some(now);
-                history.valid_coupon = history.valid_coupon.or(Some(0));
-                facts.pool_issued += 1;
-                wanted.push((row, customer.id));
+                let customer_id = customer.id;
+                facts.count_issue(customer_id, now);
+                wanted.push((row, customer_id));
             }
         }
     }
-    let stamp = Stamp {
-        customer_id: 0,
-        now,
-        expires_at: expiry::expires_at(expiry_rules, now, tz, pool.ends_at),
-        redeemable_from: Some(expiry::redeemable_from(expiry_rules, now, tz)),
-    };
+    let stamp = chunk_stamp(pool, tz, now);
     let holders: Vec<(String, i64)> = wanted
         .iter()
         .map(|(row, customer_id)| (row.code.clone(), *customer_id))

@@ -86,7 +86,7 @@ impl RemoteCall {
                 mark = scalar(&object, field)?;
             }
         }
-        if mark.as_ref().is_some_and(|m| m.len() > MAX_MARK_LEN) {
+        if mark.as_ref().is_some_and(|m| m.chars().count() > MAX_MARK_LEN) {
             return Err(RemoteBodyError::new(
                 "idempotency_key",
                 "is longer than 255 characters",
@@ -319,6 +319,12 @@ mod tests {
             "r".repeat(256)
         );
         assert!(RemoteCall::parse(None, long.as_bytes(), None).is_err());
+        // The limit is in characters, as the spec's maxLength counts them, not bytes.
+        let wide = format!(
+            r#"{{"api_key": "k", "customer": "c", "request_id": "{}"}}"#,
+            "é".repeat(255)
+        );
+        assert!(RemoteCall::parse(None, wide.as_bytes(), None).is_ok());
     }
 
     fn request(

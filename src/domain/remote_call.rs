@@ -86,7 +86,10 @@ impl RemoteCall {
                 mark = scalar(&object, field)?;
             }
         }
-        if mark.as_ref().is_some_and(|m| m.chars().count() > MAX_MARK_LEN) {
+        if mark
+            .as_ref()
+            .is_some_and(|m| m.chars().count() > MAX_MARK_LEN)
+        {
             return Err(RemoteBodyError::new(
                 "idempotency_key",
                 "is longer than 255 characters",

@@ -150,9 +150,16 @@ fn text_or_number(doc: &mut Value, schema: &str) {
             if text.contains_key("minLength") {
                 text.insert("pattern".into(), json!(r"\S"));
             }
-            // From 2^53 on a number is not read exactly; the platform must send it as text.
+            // From 2^53 on a number is not read exactly; the platform must send it as text. A
+            // length-limited field's number is an integer: a decimal's plain digits (1e-300)
+            // could run past the limit.
             let exact = (1i64 << 53) - 1;
-            let number = json!({ "type": "number", "minimum": -exact, "maximum": exact });
+            let kind = if text.contains_key("maxLength") {
+                "integer"
+            } else {
+                "number"
+            };
+            let number = json!({ "type": kind, "minimum": -exact, "maximum": exact });
             p.insert("anyOf".into(), json!([text, number]));
         }
     }

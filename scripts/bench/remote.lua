@@ -19,14 +19,7 @@ function request()
     return wrk.format(nil, nil, nil, body)
 end
 
--- BENCH_RATE (requests a second over all connections, BENCH_CONNECTIONS of them) paces each
--- connection with a pause before every request, to read latencies at an offered rate.
-local rate = tonumber(os.getenv("BENCH_RATE") or "0")
-local connections = tonumber(os.getenv("BENCH_CONNECTIONS") or "32")
-
-function delay()
-    if rate > 0 then
-        return math.floor(connections * 1000 / rate)
-    end
-    return 0
-end
+-- Paced by BENCH_RATE (paced.lua). wrk runs this file in several Lua states and from any
+-- working directory, so paced.lua is found beside this file's own path.
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+dofile(here .. "paced.lua")

@@ -1,0 +1,14 @@
+-- Pacing shared by the bench scripts that read latencies at an offered rate; they load it with
+-- dofile from their own directory.
+--
+-- BENCH_RATE (requests a second over all connections, BENCH_CONNECTIONS of them) paces each
+-- connection with a pause before every request. Unset or 0: no pause.
+local rate = tonumber(os.getenv("BENCH_RATE") or "0")
+local connections = tonumber(os.getenv("BENCH_CONNECTIONS") or "32")
+
+function delay()
+    if rate > 0 then
+        return math.floor(connections * 1000 / rate)
+    end
+    return 0
+end

@@ -4,16 +4,8 @@ use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
 
-use super::{
-    auth::ApiKeyAuth,
-    error::{ApiError, ApiResult},
-    state::AppState,
-    tags::ApiTags,
-};
-use crate::{
-    domain::{api_key::Scope, signature},
-    service, store,
-};
+use super::{auth::ApiKeyAuth, error::ApiResult, state::AppState, tags::ApiTags};
+use crate::{domain::api_key::Scope, service};
 
 #[derive(Object)]
 pub struct CreateApiKey {
@@ -106,29 +98,14 @@ impl ApiKeysApi {
     ) -> ApiResult<CreateApiKeyResponse> {
         auth.0.require(Scope::Admin)?;
         let body = body.0;
-        if body.scopes.is_empty() {
-            return Err(ApiError::invalid("scopes", "give at least one scope"));
-        }
-        check_pool_binding(&state, auth.0.org_id, &body).await?;
-        let admin_only = body.scopes.iter().all(|s| *s == Scope::Admin);
-        service::groups::check_key_groups(&state.db, auth.0.org_id, admin_only, &body.groups)
-            .await?;
-        if let Some(secret) = &body.signing_secret {
-            signature::secret_key(secret)
-                .map_err(|e| ApiError::invalid("signing_secret", e.to_string()))?;
-        }
-        let (row, secret) = store::api_keys::create(
-            &state.db,
-            store::api_keys::NewApiKey {
-                org_id: auth.0.org_id,
-                name: body.name,
-                scopes: body.scopes,
-                pool_id: body.pool_id,
-                signing_secret: body.signing_secret,
-                groups: body.groups,
-            },
-        )
-        .await?;
+        let key = service::api_keys::NewKey {
+            name: body.name,
+            scopes: body.scopes,
+            pool_id: body.pool_id,
+            signing_secret: body.signing_secret,
+            groups: body.groups,
+        };
+        let (row, secret) = service::api_keys::create(&state.db, auth.0.org_id, key).await?;
         Ok(CreateApiKeyResponse::Created(Json(CreatedApiKey {
             key: row.into(),
             api_key: secret,
@@ -139,7 +116,7 @@ impl ApiKeysApi {
     #[oai(path = "/", method = "get", operation_id = "listApiKeys")]
     async fn list(&self, auth: ApiKeyAuth, state: Data<&AppState>) -> ApiResult<Json<ApiKeyList>> {
         auth.0.require(Scope::Admin)?;
-        let rows = store::api_keys::list(&state.db, auth.0.org_id).await?;
+        let rows = service::api_keys::list(&state.db, auth.0.org_id).await?;
         Ok(Json(ApiKeyList {
             items: rows.into_iter().map(ApiKey::from).collect(),
         }))
@@ -154,30 +131,7 @@ impl ApiKeysApi {
         id: Path<i64>,
     ) -> ApiResult<RevokeApiKeyResponse> {
         auth.0.require(Scope::Admin)?;
-        if store::api_keys::revoke(&state.db, auth.0.org_id, id.0).await? {
-            state.caches.forget_api_keys();
-            Ok(RevokeApiKeyResponse::Revoked)
-        } else {
-            Err(ApiError::not_found("api key", id.0))
-        }
-    }
-}
-
-/// A `remote` key issues from exactly one pool of the org; other keys name no pool.
-async fn check_pool_binding(state: &AppState, org_id: i64, body: &CreateApiKey) -> ApiResult<()> {
-    let remote = body.scopes.contains(&Scope::Remote);
-    match body.pool_id {
-        None if remote => Err(ApiError::invalid(
-            "pool_id",
-            "a `remote` key issues from one pool: name it in pool_id",
-        )),
-        Some(_) if !remote => Err(ApiError::invalid(
-            "pool_id",
-            "only `remote` keys are bound to a pool",
-        )),
-        Some(id) if store::pools::get(&state.db, org_id, id).await?.is_none() => Err(
-            ApiError::invalid("pool_id", format!("pool {id} does not exist in this org")),
-        ),
-        _ => Ok(()),
+        service::api_keys::revoke(&state.db, &state.caches, auth.0.org_id, id.0).await?;
+        Ok(RevokeApiKeyResponse::Revoked)
     }
 }

@@ -6,7 +6,7 @@ use poem::web::Data;
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
 
 use super::{auth::ApiKeyAuth, error::ApiResult, state::AppState, tags::ApiTags};
-use crate::{domain::api_key::Scope, service, store};
+use crate::{domain::api_key::Scope, service};
 
 /// A group as written: its name, unique in the org.
 #[derive(Object)]
@@ -74,7 +74,7 @@ impl GroupsApi {
     #[oai(path = "/", method = "get", operation_id = "listGroups")]
     async fn list(&self, auth: ApiKeyAuth, state: Data<&AppState>) -> ApiResult<Json<GroupList>> {
         auth.0.require(Scope::Admin)?;
-        let rows = store::groups::list(&state.db, auth.0.org_id).await?;
+        let rows = service::groups::list(&state.db, auth.0.org_id).await?;
         Ok(Json(GroupList {
             items: rows.into_iter().map(Group::from).collect(),
         }))

@@ -5,7 +5,7 @@ use std::time::Duration;
 use poem::{IntoResponse, Response, handler, http::StatusCode, web::Data};
 
 use super::{error::ApiError, state::AppState};
-use crate::{service, store};
+use crate::service;
 
 /// The process is alive.
 #[handler]
@@ -22,7 +22,7 @@ const PROBE_WITHIN: Duration = Duration::from_millis(800);
 /// service unready.
 #[handler]
 pub async fn readyz(state: Data<&AppState>) -> Response {
-    if store::ping(&state.db, PROBE_WITHIN).await {
+    if service::health::database_answers(&state.db, PROBE_WITHIN).await {
         let mut body = String::from("ready");
         for note in state.deliveries.notes() {
             body.push('\n');

@@ -4,16 +4,8 @@ use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{Object, OpenApi, payload::Json};
 
-use super::{
-    auth::ApiKeyAuth,
-    error::{ApiError, ApiResult},
-    state::AppState,
-    tags::ApiTags,
-};
-use crate::{
-    domain::{api_key::Scope, org, pattern},
-    store,
-};
+use super::{auth::ApiKeyAuth, error::ApiResult, state::AppState, tags::ApiTags};
+use crate::{domain::api_key::Scope, service};
 
 /// A tenant of the service.
 #[derive(Object)]
@@ -63,9 +55,7 @@ impl OrgApi {
     /// The org the API key belongs to. Any scope may read it.
     #[oai(path = "/", method = "get", operation_id = "getOrg")]
     async fn get(&self, auth: ApiKeyAuth, state: Data<&AppState>) -> ApiResult<Json<Org>> {
-        let org = store::orgs::get(&state.db, auth.0.org_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("org", auth.0.org_id))?;
+        let org = service::org::get(&state.db, auth.0.org_id).await?;
         Ok(Json(org.into()))
     }
 
@@ -79,38 +69,14 @@ impl OrgApi {
     ) -> ApiResult<Json<Org>> {
         auth.0.require(Scope::Admin)?;
         let body = body.0;
-        let mut changes = store::orgs::OrgChanges::default();
-        if let Some(name) = body.name {
-            changes.name = Some(org::validate_name(&name)?);
-        }
-        if let Some(tz) = body.timezone {
-            org::parse_timezone(&tz)?;
-            changes.timezone = Some(tz);
-        }
-        changes.code_prefix = affix("code_prefix", body.code_prefix)?;
-        changes.code_suffix = affix("code_suffix", body.code_suffix)?;
-        if let Some(emails) = body.poc_emails {
-            for e in &emails {
-                crate::domain::customer::normalize_email(e).map_err(|_| {
-                    ApiError::invalid("poc_emails", format!("`{e}` is not an email address"))
-                })?;
-            }
-            changes.poc_emails = Some(emails);
-        }
-        let org = store::orgs::update(&state.db, auth.0.org_id, changes).await?;
-        state.caches.forget_org(org.id);
+        let changes = service::org::UpdateOrg {
+            name: body.name,
+            timezone: body.timezone,
+            code_prefix: body.code_prefix,
+            code_suffix: body.code_suffix,
+            poc_emails: body.poc_emails,
+        };
+        let org = service::org::update(&state.db, &state.caches, auth.0.org_id, changes).await?;
         Ok(Json(org.into()))
-    }
-}
-
-/// Some(None) clears the default, Some(Some(v)) sets it, None leaves it.
-fn affix(field: &'static str, value: Option<String>) -> ApiResult<Option<Option<String>>> {
-    match value {
-        None => Ok(None),
-        Some(v) if v.is_empty() => Ok(Some(None)),
-        Some(v) => {
-            pattern::validate_affix(field, &v)?;
-            Ok(Some(Some(v)))
-        }
     }
 }

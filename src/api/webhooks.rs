@@ -1,20 +1,13 @@
 //! `/v1/webhooks`: subscriptions to coupon and pool events, delivered signed (Standard Webhooks).
 
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
-use rand::Rng;
 
-use super::{
-    auth::ApiKeyAuth,
-    error::{ApiError, ApiResult},
-    state::AppState,
-    tags::ApiTags,
-};
+use super::{auth::ApiKeyAuth, error::ApiResult, state::AppState, tags::ApiTags};
 use crate::{
-    domain::{api_key::Scope, signature, webhook::WebhookEvent},
-    store,
+    domain::{api_key::Scope, webhook::WebhookEvent},
+    service,
 };
 
 #[derive(Object)]
@@ -94,27 +87,12 @@ impl WebhooksApi {
     ) -> ApiResult<CreateWebhookResponse> {
         auth.0.require(Scope::Admin)?;
         let body = body.0;
-        check_url(&body.url)?;
-        crate::service::outbound::check_destination(&body.url)
-            .await
-            .map_err(|why| ApiError::invalid("url", why))?;
-        if body.events.is_empty() {
-            return Err(ApiError::invalid("events", "name at least one event"));
-        }
-        let secret = match body.secret {
-            Some(s) => {
-                signature::secret_key(&s)
-                    .map_err(|e| ApiError::invalid("secret", e.to_string()))?;
-                s
-            }
-            None => new_secret(),
-        };
-        let row = store::webhooks::create(
+        let (row, secret) = service::subscriptions::create(
             &state.db,
             auth.0.org_id,
             body.url,
-            &body.events,
-            secret.clone(),
+            body.events,
+            body.secret,
         )
         .await?;
         Ok(CreateWebhookResponse::Created(Json(CreatedWebhook {
@@ -127,7 +105,7 @@ impl WebhooksApi {
     #[oai(path = "/", method = "get", operation_id = "listWebhooks")]
     async fn list(&self, auth: ApiKeyAuth, state: Data<&AppState>) -> ApiResult<Json<WebhookList>> {
         auth.0.require(Scope::Admin)?;
-        let rows = store::webhooks::list(&state.db, auth.0.org_id).await?;
+        let rows = service::subscriptions::list(&state.db, auth.0.org_id).await?;
         Ok(Json(WebhookList {
             items: rows.into_iter().map(Webhook::from).collect(),
         }))
@@ -141,26 +119,7 @@ impl WebhooksApi {
         id: Path<i64>,
     ) -> ApiResult<DeleteWebhookResponse> {
         auth.0.require(Scope::Admin)?;
-        if store::webhooks::delete(&state.db, auth.0.org_id, id.0).await? {
-            Ok(DeleteWebhookResponse::Deleted)
-        } else {
-            Err(ApiError::not_found("webhook", id.0))
-        }
+        service::subscriptions::delete(&state.db, auth.0.org_id, id.0).await?;
+        Ok(DeleteWebhookResponse::Deleted)
     }
-}
-
-fn check_url(url: &str) -> ApiResult<()> {
-    match reqwest::Url::parse(url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(()),
-        _ => Err(ApiError::invalid("url", "an http:// or https:// URL")),
-    }
-}
-
-/// A Standard Webhooks secret: `whsec_` and 24 random bytes in base64.
-fn new_secret() -> String {
-    let bytes: [u8; 24] = rand::rng().random();
-    format!(
-        "whsec_{}",
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    )
 }

@@ -23,6 +23,11 @@ pub async fn get(db: &DatabaseConnection, org_id: i64, id: i64) -> Result<groups
         .ok_or_else(|| Error::not_found("group", id))
 }
 
+/// The org's groups in id order.
+pub async fn list(db: &DatabaseConnection, org_id: i64) -> Result<Vec<groups::Model>> {
+    Ok(store::groups::list(db, org_id).await?)
+}
+
 pub async fn rename(
     db: &DatabaseConnection,
     org_id: i64,

@@ -1,6 +1,7 @@
 //! Use cases that span several store calls and transactions (streamed uploads, background
 //! jobs). Handlers call these; these call `domain` for decisions and `store` for data.
 
+pub mod api_keys;
 pub mod backlog;
 pub mod batch_issue;
 pub mod cache;
@@ -15,6 +16,7 @@ pub mod exchange_rates;
 pub mod expiry_sweep;
 pub mod generation;
 pub mod groups;
+pub mod health;
 pub mod housekeeping;
 pub mod idempotency;
 pub mod issuance;
@@ -23,6 +25,7 @@ pub mod lifecycle;
 pub mod limit_watch;
 pub mod market;
 pub mod notifications;
+pub mod org;
 pub mod outbound;
 pub mod points;
 pub mod pools;
@@ -33,6 +36,7 @@ pub mod remote_source;
 pub mod revocation;
 pub mod signed;
 pub mod stores;
+pub mod subscriptions;
 pub mod tagged_codes;
 pub mod wallet;
 pub mod webhooks;

@@ -25,7 +25,6 @@ use super::{
 use crate::{
     domain::{access::PoolAccess, api_key::Scope},
     service::{self, redemption::Located, signed::SignedHeaders},
-    store,
 };
 
 /// Who is calling: the org the key belongs to and what the key may do.
@@ -80,10 +79,7 @@ impl Caller {
     /// The org's pool `id`, when this key reaches it; a 404 otherwise, as for a pool that
     /// does not exist, so a bound key learns nothing of other groups' pools.
     pub async fn pool(&self, db: &DatabaseConnection, id: i64) -> ApiResult<pools::Model> {
-        store::pools::get(db, self.org_id, id)
-            .await?
-            .filter(|p| self.access.reaches(p.group_id))
-            .ok_or_else(|| ApiError::not_found("pool", id))
+        Ok(service::pools::reachable(db, self.org_id, &self.access, id).await?)
     }
 
     /// The coupon with this code, when the key reaches its pool; 404 `coupon_not_found`
@@ -100,16 +96,7 @@ impl Caller {
         pool_id: Option<i64>,
         hidden: impl FnOnce() -> ApiError,
     ) -> ApiResult<()> {
-        if self.access == PoolAccess::All {
-            return Ok(());
-        }
-        let group_id = match pool_id {
-            Some(id) => store::pools::get(db, self.org_id, id)
-                .await?
-                .and_then(|p| p.group_id),
-            None => None,
-        };
-        if self.access.reaches(group_id) {
+        if service::pools::reaches(db, self.org_id, &self.access, pool_id).await? {
             Ok(())
         } else {
             Err(hidden())

@@ -12,14 +12,13 @@ use poem_openapi::{
 
 use super::{
     auth::{ApiKeyAuth, Caller},
-    error::{ApiError, ApiResult},
+    error::ApiResult,
     state::AppState,
     tags::ApiTags,
 };
 use crate::{
-    domain::{api_key::Scope, csv},
+    domain::api_key::Scope,
     service::{self, customer_lists::MAX_FILE_BYTES},
-    store,
 };
 
 /// Reads an uploaded customer list whole (it is stored with its job), refusing one over the
@@ -108,12 +107,7 @@ async fn find(
     what: &str,
 ) -> ApiResult<crate::store::entity::imports::Model> {
     caller.require_in_pools(Scope::Admin)?;
-    let hidden = || ApiError::not_found(what, id);
-    let import = store::imports::get(&state.db, caller.org_id, id)
-        .await?
-        .ok_or_else(hidden)?;
-    caller.reach(&state.db, import.pool_id, hidden).await?;
-    Ok(import)
+    Ok(service::imports::get(&state.db, caller.org_id, &caller.access, id, what).await?)
 }
 
 pub struct ImportsApi;
@@ -139,24 +133,9 @@ impl ImportsApi {
         state: Data<&AppState>,
         id: Path<i64>,
     ) -> ApiResult<IssuesCsv> {
-        let import = find(&state, &auth.0, id.0, "import").await?;
-        let header = ["row", "value", "code", "reason"]
-            .map(String::from)
-            .to_vec();
-        let mut out = Vec::new();
-        csv::write(&mut out, &[header]).map_err(ApiError::internal)?;
-        let mut after = 0;
-        loop {
-            let page = store::imports::issues_after(&state.db, import.id, after, 5_000).await?;
-            let Some(last) = page.last() else { break };
-            after = last.id;
-            let rows: Vec<Vec<String>> = page
-                .into_iter()
-                .map(|i| vec![i.row_number.to_string(), i.value, i.code, i.reason])
-                .collect();
-            csv::write(&mut out, &rows).map_err(ApiError::internal)?;
-        }
-        let text = String::from_utf8(out).map_err(ApiError::internal)?;
+        auth.0.require_in_pools(Scope::Admin)?;
+        let text =
+            service::imports::issues_csv(&state.db, auth.0.org_id, &auth.0.access, id.0).await?;
         Ok(IssuesCsv::Csv(poem_openapi::payload::PlainText(text)))
     }
 }

@@ -29,7 +29,6 @@ use crate::{
         pools::{CodeOptions, CreatePool, PoolStats, RemoteSource, UpdatePool},
         revocation::BulkScope,
     },
-    store,
 };
 
 /// A coupon pool.
@@ -199,7 +198,7 @@ impl PoolsApi {
         per_page: Query<u64>,
     ) -> ApiResult<Json<PoolList>> {
         auth.0.require_in_pools(Scope::Admin)?;
-        let filter = store::pools::ListFilter {
+        let filter = service::pools::ListFilter {
             state: pool_state.0,
             source: source.0,
             discount_type: discount_type.0,
@@ -208,7 +207,7 @@ impl PoolsApi {
             access: auth.0.access.clone(),
         };
         let (rows, total) =
-            store::pools::list(&state.db, auth.0.org_id, &filter, page.0, per_page.0).await?;
+            service::pools::list(&state.db, auth.0.org_id, &filter, page.0, per_page.0).await?;
         Ok(Json(PoolList {
             items: rows.into_iter().map(to_view).collect(),
             page: page.0,
@@ -359,8 +358,7 @@ async fn set_claimed(
     claimed: bool,
 ) -> ApiResult<Json<Pool>> {
     let pool = find(state, &auth.0, id).await?;
-    let pool = store::pools::set_claimed(&state.db, pool, claimed).await?;
-    state.caches.forget_pool(pool.org_id, pool.id);
+    let pool = service::pools::set_claimed(&state.db, &state.caches, pool, claimed).await?;
     Ok(Json(to_view(pool)))
 }
 

@@ -28,7 +28,6 @@ use crate::{
             RevokeCouponsInput, Step,
         },
     },
-    store,
 };
 
 #[derive(ApiResponse)]
@@ -90,12 +89,7 @@ impl WorkflowApi {
         state: Data<&AppState>,
     ) -> ApiResult<Json<PluginDescriptor>> {
         auth.0.require(Scope::Workflow)?;
-        let filter = store::pools::ListFilter {
-            claimed: Some(true),
-            ..Default::default()
-        };
-        let (rows, _) =
-            store::pools::list(&state.db, auth.0.org_id, &filter, 1, MAX_DESCRIBED_POOLS).await?;
+        let rows = service::pools::claimed(&state.db, auth.0.org_id, MAX_DESCRIBED_POOLS).await?;
         let pools = rows
             .into_iter()
             .map(|p| WorkflowPool {

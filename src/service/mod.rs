@@ -19,6 +19,7 @@ pub mod groups;
 pub mod health;
 pub mod housekeeping;
 pub mod idempotency;
+pub mod imports;
 pub mod issuance;
 pub mod jobs;
 pub mod lifecycle;

@@ -1,6 +1,7 @@
 //! Creating and editing pools: settings are checked against each other and the org before
 //! anything is written, and a pool's row and its common code go in together.
 
+mod access;
 mod settings;
 
 use crate::store::entity::pools;
@@ -8,6 +9,9 @@ use sea_orm::{
     ActiveValue::Set, DatabaseConnection, DatabaseTransaction, IntoActiveModel, TransactionTrait,
 };
 
+/// What a pool listing keeps; the store filters by it.
+pub use crate::store::pools::ListFilter;
+pub use access::{reachable, reaches};
 pub use settings::{CodeOptions, CreatePool, PoolStats, RemoteSource, StoredRemote, UpdatePool};
 
 use crate::{
@@ -21,7 +25,7 @@ use crate::{
         pool::{self, PoolSource, PoolState, Reminders},
         signature,
     },
-    service::{Error, Result},
+    service::{Error, Result, cache::Caches},
     store,
 };
 
@@ -450,6 +454,42 @@ pub async fn update(
     }
     txn.commit().await?;
     Ok(saved)
+}
+
+/// One page of the org's pools, newest first, and the total matching.
+pub async fn list(
+    db: &DatabaseConnection,
+    org_id: i64,
+    filter: &ListFilter,
+    page: u64,
+    per_page: u64,
+) -> Result<(Vec<pools::Model>, u64)> {
+    Ok(store::pools::list(db, org_id, filter, page, per_page).await?)
+}
+
+/// Up to `limit` of the pools claimed for workflows, newest first.
+pub async fn claimed(
+    db: &DatabaseConnection,
+    org_id: i64,
+    limit: u64,
+) -> Result<Vec<pools::Model>> {
+    let filter = ListFilter {
+        claimed: Some(true),
+        ..Default::default()
+    };
+    Ok(store::pools::list(db, org_id, &filter, 1, limit).await?.0)
+}
+
+/// Claims the pool for workflows or withdraws it; the cached pool is dropped so issues see it.
+pub async fn set_claimed(
+    db: &DatabaseConnection,
+    caches: &Caches,
+    pool: pools::Model,
+    claimed: bool,
+) -> Result<pools::Model> {
+    let pool = store::pools::set_claimed(db, pool, claimed).await?;
+    caches.forget_pool(pool.org_id, pool.id);
+    Ok(pool)
 }
 
 /// Refuses uploads into pools whose codes come from elsewhere.

@@ -11,17 +11,13 @@ use poem_openapi::{
 use super::{
     auth::ApiKeyAuth,
     customers::{CustomerCoupon, coupon_view},
-    error::{ApiError, ApiResult},
+    error::ApiResult,
     state::AppState,
     tags::ApiTags,
 };
 use crate::{
     domain::{api_key::Scope, coupon::CouponStatus, customer::CustomerRef},
-    service,
-    store::{
-        self,
-        coupons::{ListFilter, RedeemedAt},
-    },
+    service::{self, coupon_views::Shown},
 };
 
 /// A coupon as a program manager or a till sees it.
@@ -85,30 +81,20 @@ impl CouponsApi {
         per_page: Query<u64>,
     ) -> ApiResult<Json<CouponList>> {
         auth.0.require_in_pools(Scope::Admin)?;
-        let empty = || CouponList {
-            items: Vec::new(),
-            page: page.0,
-            per_page: per_page.0,
-            total: 0,
-        };
-        let customer_id = match customer.0 {
-            Some(external_id) => match holder(&state, auth.0.org_id, external_id).await? {
-                Some(id) => Some(id),
-                None => return Ok(Json(empty())),
-            },
-            None => None,
-        };
-        let filter = ListFilter {
+        let search = service::coupon_views::Search {
             pool_id: pool.0,
             status: status.0,
-            customer_id,
-            redeemed_at: redeemed_at(store.0, zone.0, concept.0)?,
+            customer: customer.0,
+            store: store.0,
+            zone: zone.0,
+            concept: concept.0,
             access: auth.0.access.clone(),
         };
         let (rows, total) =
-            store::coupons::list(&state.db, auth.0.org_id, &filter, page.0, per_page.0).await?;
+            service::coupon_views::search(&state.db, auth.0.org_id, search, page.0, per_page.0)
+                .await?;
         Ok(Json(CouponList {
-            items: views(&state, rows).await?,
+            items: rows.into_iter().map(view).collect(),
             page: page.0,
             per_page: per_page.0,
             total,
@@ -126,7 +112,8 @@ impl CouponsApi {
     ) -> ApiResult<Json<Coupon>> {
         auth.0.require_in_pools(Scope::Pos)?;
         let located = auth.0.coupon(&state.db, &code.0).await?;
-        Ok(Json(view(&state, located.code_row).await?))
+        let shown = service::coupon_views::one(&state.db, located.code_row).await?;
+        Ok(Json(view(shown)))
     }
 
     /// Invalidates an available or issued coupon; the holder gets `coupon_invalidate`. Any
@@ -144,8 +131,8 @@ impl CouponsApi {
     ) -> ApiResult<Json<Coupon>> {
         auth.0.require_in_pools(Scope::Admin)?;
         let located = auth.0.coupon(&state.db, &code.0).await?;
-        let coupon = service::lifecycle::invalidate(&state.db, &located.code_row).await?;
-        Ok(Json(view(&state, coupon).await?))
+        let shown = service::lifecycle::invalidate(&state.db, &located.code_row).await?;
+        Ok(Json(view(shown)))
     }
 
     /// Takes an issued coupon back from its holder: available again, holder and dates cleared,
@@ -164,8 +151,8 @@ impl CouponsApi {
     ) -> ApiResult<Json<Coupon>> {
         auth.0.require_in_pools(Scope::Admin)?;
         let located = auth.0.coupon(&state.db, &code.0).await?;
-        let coupon = service::lifecycle::unassign(&state.db, &located.code_row).await?;
-        Ok(Json(view(&state, coupon).await?))
+        let shown = service::lifecycle::unassign(&state.db, &located.code_row).await?;
+        Ok(Json(view(shown)))
     }
 
     /// Hands an issued coupon to another customer: `coupon_transfer` for the old holder,
@@ -184,10 +171,10 @@ impl CouponsApi {
     ) -> ApiResult<Json<Coupon>> {
         auth.0.require_in_pools(Scope::Admin)?;
         let located = auth.0.coupon(&state.db, &code.0).await?;
-        let identifier = body.0.customer.identifier()?;
-        let to = service::customers::resolve(&state.db, auth.0.org_id, &identifier).await?;
-        let coupon = service::lifecycle::transfer(&state.db, &located.code_row, &to).await?;
-        Ok(Json(view(&state, coupon).await?))
+        let to = body.0.customer.identifier()?;
+        let shown =
+            service::lifecycle::transfer(&state.db, auth.0.org_id, &located.code_row, &to).await?;
+        Ok(Json(view(shown)))
     }
 }
 
@@ -199,66 +186,12 @@ fn default_per_page() -> u64 {
     50
 }
 
-/// The user id of the customer with this external id, if there is one.
-async fn holder(state: &AppState, org_id: i64, external_id: String) -> ApiResult<Option<i64>> {
-    Ok(
-        store::customers::by_external_id(&state.db, org_id, &external_id)
-            .await?
-            .map(|c| c.id),
-    )
-}
-
-/// At most one org entity type at a time (Capillary's coupon APIs refuse more).
-fn redeemed_at(
-    store: Option<String>,
-    zone: Option<String>,
-    concept: Option<String>,
-) -> ApiResult<Option<RedeemedAt>> {
-    let given = [
-        store.map(RedeemedAt::Store),
-        zone.map(RedeemedAt::Zone),
-        concept.map(RedeemedAt::Concept),
-    ];
-    let mut given = given.into_iter().flatten();
-    let first = given.next();
-    if let Some(second) = given.next() {
-        let field = match second {
-            RedeemedAt::Store(_) => "store",
-            RedeemedAt::Zone(_) => "zone",
-            RedeemedAt::Concept(_) => "concept",
-        };
-        return Err(ApiError::invalid(
-            field,
-            "filter by one of store, zone or concept at a time",
-        ));
+/// A coupon as a program manager or a till sees it.
+fn view(shown: Shown) -> Coupon {
+    let (customer_id, value) = (shown.row.customer_id, shown.row.value);
+    Coupon {
+        coupon: coupon_view(shown.row, shown.is_reversed),
+        customer_id,
+        value,
     }
-    Ok(first)
-}
-
-async fn view(state: &AppState, coupon: crate::store::entity::coupons::Model) -> ApiResult<Coupon> {
-    let mut items = views(state, vec![coupon]).await?;
-    items
-        .pop()
-        .ok_or_else(|| ApiError::internal("a coupon view went missing"))
-}
-
-async fn views(
-    state: &AppState,
-    mut rows: Vec<crate::store::entity::coupons::Model>,
-) -> ApiResult<Vec<Coupon>> {
-    super::customers::with_lapsed_holds(&state.db, &mut rows).await?;
-    let ids = rows.iter().map(|c| c.id).collect();
-    let reversed = store::coupons::reversed_among(&state.db, ids).await?;
-    Ok(rows
-        .into_iter()
-        .map(|c| {
-            let (customer_id, value) = (c.customer_id, c.value);
-            let is_reversed = reversed.contains(&c.id);
-            Coupon {
-                coupon: coupon_view(c, is_reversed),
-                customer_id,
-                value,
-            }
-        })
-        .collect())
 }

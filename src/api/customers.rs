@@ -4,20 +4,9 @@ use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{Object, OpenApi, param::Path, payload::Json};
 
-use super::{
-    auth::ApiKeyAuth,
-    error::{ApiError, ApiResult},
-    state::AppState,
-    tags::ApiTags,
-};
+use super::{auth::ApiKeyAuth, error::ApiResult, state::AppState, tags::ApiTags};
 pub use crate::service::coupons::{CustomerCoupon, coupon_view};
-use crate::{
-    domain::{
-        api_key::Scope,
-        customer::{normalize_email, normalize_mobile},
-    },
-    service, store,
-};
+use crate::{domain::api_key::Scope, service};
 
 /// A customer's profile; the external id (the loyalty platform's id) is the key.
 #[derive(Object)]
@@ -86,23 +75,17 @@ impl CustomersApi {
         body: Json<CustomerProfile>,
     ) -> ApiResult<Json<Customer>> {
         auth.0.require(Scope::Admin)?;
-        let external_id = external_id.0.trim().to_string();
-        if external_id.is_empty() || external_id.len() > 200 {
-            return Err(ApiError::invalid(
-                "external_id",
-                "must be 1 to 200 characters",
-            ));
-        }
         let p = body.0;
-        let profile = store::customers::Profile {
-            email: p.email.as_deref().map(normalize_email).transpose()?,
-            mobile: p.mobile.as_deref().map(normalize_mobile).transpose()?,
+        let profile = service::customers::Profile {
+            email: p.email,
+            mobile: p.mobile,
             level: p.level,
             registered_at: p.registered_at,
-            transaction_count: p.transaction_count.min(i32::MAX as u32) as i32,
+            transaction_count: p.transaction_count,
             attributes: p.attributes,
         };
-        let row = store::customers::upsert(&state.db, auth.0.org_id, &external_id, profile).await?;
+        let row =
+            service::customers::upsert(&state.db, auth.0.org_id, &external_id.0, profile).await?;
         Ok(Json(customer_view(row)))
     }
 
@@ -115,9 +98,9 @@ impl CustomersApi {
     ) -> ApiResult<Json<Customer>> {
         auth.0
             .require_any(&[Scope::Pos, Scope::Workflow, Scope::Market])?;
-        Ok(Json(customer_view(
-            find(&state, auth.0.org_id, external_id.0).await?,
-        )))
+        let row =
+            service::customers::by_external_id(&state.db, auth.0.org_id, &external_id.0).await?;
+        Ok(Json(customer_view(row)))
     }
 
     /// The customer's coupons, newest first, with their status, expiry and reversal flag.
@@ -134,49 +117,12 @@ impl CustomersApi {
     ) -> ApiResult<Json<CustomerCouponList>> {
         auth.0
             .require_any(&[Scope::Pos, Scope::Workflow, Scope::Market])?;
-        let customer = find(&state, auth.0.org_id, external_id.0).await?;
-        let mut rows = store::coupons::of_customer(&state.db, customer.id).await?;
-        with_lapsed_holds(&state.db, &mut rows).await?;
-        let reversed =
-            store::coupons::reversed_among(&state.db, rows.iter().map(|c| c.id).collect()).await?;
+        let rows =
+            service::coupon_views::of_customer(&state.db, auth.0.org_id, &external_id.0).await?;
         let items = rows
             .into_iter()
-            .map(|c| {
-                let r = reversed.contains(&c.id);
-                coupon_view(c, r)
-            })
+            .map(|c| coupon_view(c.row, c.is_reversed))
             .collect();
         Ok(Json(CustomerCouponList { items }))
     }
-}
-
-/// Gift card balances as a redemption would find them: what holds that ran out still keep
-/// off is added back, as validate does.
-pub async fn with_lapsed_holds(
-    db: &sea_orm::DatabaseConnection,
-    rows: &mut [crate::store::entity::coupons::Model],
-) -> ApiResult<()> {
-    let cards: Vec<i64> = rows
-        .iter()
-        .filter(|c| c.balance.is_some())
-        .map(|c| c.id)
-        .collect();
-    if cards.is_empty() {
-        return Ok(());
-    }
-    let lapsed = store::redemptions::run_out_totals(db, &cards, Utc::now()).await?;
-    for row in rows {
-        if let (Some(balance), Some(back)) = (row.balance, lapsed.get(&row.id)) {
-            row.balance = Some(balance + back);
-        }
-    }
-    Ok(())
-}
-
-async fn find(
-    state: &AppState,
-    org_id: i64,
-    external_id: String,
-) -> ApiResult<crate::store::entity::customers::Model> {
-    Ok(service::customers::by_external_id(&state.db, org_id, &external_id).await?)
 }

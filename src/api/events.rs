@@ -9,19 +9,8 @@ use poem_openapi::{
     payload::Json,
 };
 
-use super::{
-    ApiTags, AppState,
-    auth::ApiKeyAuth,
-    error::{ApiError, ApiResult},
-};
-use crate::{
-    domain::api_key::Scope,
-    service,
-    store::{
-        self,
-        events::{EventKind, History},
-    },
-};
+use super::{ApiTags, AppState, auth::ApiKeyAuth, error::ApiResult};
+use crate::{domain::api_key::Scope, service};
 
 /// Something that happened to a coupon.
 #[derive(Object)]
@@ -79,11 +68,10 @@ impl EventsApi {
     ) -> ApiResult<Json<CouponEventList>> {
         auth.0
             .require_any(&[Scope::Pos, Scope::Workflow, Scope::Market])?;
-        let org_id = auth.0.org_id;
-        let customer =
-            service::customers::by_external_id(&state.db, org_id, &external_id.0).await?;
-        let of = History::Customer(customer.id);
-        list(&state, org_id, of, kind.0, page.0, per_page.0).await
+        let window = window(kind.0, page.0, per_page.0);
+        let found =
+            service::history::of_customer(&state.db, auth.0.org_id, &external_id.0, window).await?;
+        Ok(Json(list(found, page.0, per_page.0)))
     }
 
     /// Everything that happened to a code, newest first (for a common code, to every
@@ -111,24 +99,23 @@ impl EventsApi {
         per_page: Query<u64>,
     ) -> ApiResult<Json<CouponEventList>> {
         auth.0.require_in_pools(Scope::Pos)?;
-        let org_id = auth.0.org_id;
         let located = auth.0.coupon(&state.db, &code.0).await?;
         let code = located.code_row.code.as_str();
-        let of = History::Code { org_id, code };
-        list(&state, org_id, of, kind.0, page.0, per_page.0).await
+        let window = window(kind.0, page.0, per_page.0);
+        let found = service::history::of_code(&state.db, auth.0.org_id, code, window).await?;
+        Ok(Json(list(found, page.0, per_page.0)))
     }
 }
 
-async fn list(
-    state: &AppState,
-    org_id: i64,
-    of: History<'_>,
-    kind: Option<String>,
-    page: u64,
-    per_page: u64,
-) -> ApiResult<Json<CouponEventList>> {
-    let kind = kind.map(|k| parse_kind(&k)).transpose()?;
-    let (rows, total) = store::events::history(&state.db, org_id, of, kind, page, per_page).await?;
+fn window(kind: Option<String>, page: u64, per_page: u64) -> service::history::Window {
+    service::history::Window {
+        kind,
+        page,
+        per_page,
+    }
+}
+
+fn list((rows, total): service::history::Page, page: u64, per_page: u64) -> CouponEventList {
     let items = rows
         .into_iter()
         .map(|(e, code)| CouponEvent {
@@ -142,22 +129,12 @@ async fn list(
             created_at: e.created_at,
         })
         .collect();
-    Ok(Json(CouponEventList {
+    CouponEventList {
         items,
         page,
         per_page,
         total,
-    }))
-}
-
-fn parse_kind(kind: &str) -> ApiResult<EventKind> {
-    EventKind::parse(kind).ok_or_else(|| {
-        let known: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
-        ApiError::invalid(
-            "kind",
-            format!("`{kind}` is not one of {}", known.join(", ")),
-        )
-    })
+    }
 }
 
 fn first_page() -> u64 {

@@ -1,13 +1,46 @@
-//! Finding the customer a request names.
+//! Finding the customer a request names, and keeping customers' profiles.
 
 use crate::store::entity::customers;
+use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 
 use crate::{
-    domain::customer::CustomerIdentifier,
+    domain::customer::{CustomerIdentifier, normalize_email, normalize_mobile},
     service::{Error, Result},
     store,
 };
+
+/// A customer's profile as the caller gives it.
+pub struct Profile {
+    pub email: Option<String>,
+    pub mobile: Option<String>,
+    pub level: Option<String>,
+    pub registered_at: Option<DateTime<Utc>>,
+    pub transaction_count: u32,
+    pub attributes: Option<serde_json::Value>,
+}
+
+/// Creates or replaces the customer with this external id, its email and mobile normalized.
+pub async fn upsert<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    external_id: &str,
+    p: Profile,
+) -> Result<customers::Model> {
+    let external_id = external_id.trim();
+    if external_id.is_empty() || external_id.len() > 200 {
+        return Err(Error::invalid("external_id", "must be 1 to 200 characters"));
+    }
+    let profile = store::customers::Profile {
+        email: p.email.as_deref().map(normalize_email).transpose()?,
+        mobile: p.mobile.as_deref().map(normalize_mobile).transpose()?,
+        level: p.level,
+        registered_at: p.registered_at,
+        transaction_count: p.transaction_count.min(i32::MAX as u32) as i32,
+        attributes: p.attributes,
+    };
+    Ok(store::customers::upsert(db, org_id, external_id, profile).await?)
+}
 
 /// The customer an identifier names, or a 422 whose reason names the identifier kind
 /// ("User does not exist with provided email"). An email or mobile two customers share names

@@ -2,16 +2,20 @@
 //! list actions). Each is one transaction under the coupon's lock, with the events it writes
 //! to the customers' histories. A code is changed through its own row: for a common code that
 //! is the code itself (available, so it can be invalidated for everyone but not unassigned or
-//! transferred); customers' copies follow its status.
+//! transferred); customers' copies follow its status. Each answers with the coupon as it
+//! now reads.
 
-use crate::store::entity::{coupons, customers};
+use crate::store::entity::coupons;
 use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, Set, TransactionTrait};
 
 use crate::{
-    domain::coupon::{Change, CouponStatus},
+    domain::{
+        coupon::{Change, CouponStatus},
+        customer::CustomerIdentifier,
+    },
     service::{Error, Result},
-    service::{redemption::invalid_transition, webhooks},
+    service::{coupon_views::Shown, redemption::invalid_transition, webhooks},
     store::{self, events::EventKind},
 };
 
@@ -35,10 +39,7 @@ fn with_status(
 }
 
 /// Available or issued only; the holder, if any, gets `coupon_invalidate`.
-pub async fn invalidate(
-    db: &DatabaseConnection,
-    coupon: &coupons::Model,
-) -> Result<coupons::Model> {
+pub async fn invalidate(db: &DatabaseConnection, coupon: &coupons::Model) -> Result<Shown> {
     change(db, coupon.id, Change::Invalidate, |c, now| {
         Ok(Edit {
             row: with_status(c, CouponStatus::Invalidated, now),
@@ -51,7 +52,7 @@ pub async fn invalidate(
 /// Issued only: back to available, holder and dates cleared (the next issue stamps them
 /// afresh); the old holder gets `coupon_unassign`. A coupon bought with points is the buyer's:
 /// it is invalidated or revoked (refunded as its product says), never put back on sale.
-pub async fn unassign(db: &DatabaseConnection, coupon: &coupons::Model) -> Result<coupons::Model> {
+pub async fn unassign(db: &DatabaseConnection, coupon: &coupons::Model) -> Result<Shown> {
     change(db, coupon.id, Change::Unassign, |c, now| {
         let mut row = with_status(c, CouponStatus::Available, now);
         row.customer_id = Set(None);
@@ -66,13 +67,15 @@ pub async fn unassign(db: &DatabaseConnection, coupon: &coupons::Model) -> Resul
     .await
 }
 
-/// Issued only: the coupon changes hands as it is; `coupon_transfer` for the old holder,
-/// `coupon_receive` for the new one.
+/// Issued only: the coupon changes hands as it is, to the org's customer `to` names;
+/// `coupon_transfer` for the old holder, `coupon_receive` for the new one.
 pub async fn transfer(
     db: &DatabaseConnection,
+    org_id: i64,
     coupon: &coupons::Model,
-    to: &customers::Model,
-) -> Result<coupons::Model> {
+    to: &CustomerIdentifier,
+) -> Result<Shown> {
+    let to = super::customers::resolve(db, org_id, to).await?;
     change(db, coupon.id, Change::Transfer, |c, _| {
         if c.customer_id == Some(to.id) {
             return Err(Error::refused(
@@ -108,7 +111,7 @@ async fn change(
     id: i64,
     change: Change,
     edit: impl FnOnce(&coupons::Model, DateTime<Utc>) -> Result<Edit>,
-) -> Result<coupons::Model> {
+) -> Result<Shown> {
     let txn = db.begin().await?;
     let now = Utc::now();
     let current = store::coupons::lock(&txn, id)
@@ -137,5 +140,5 @@ async fn change(
         webhooks::announce(&txn, &saved, kind, occurrence, detail).await?;
     }
     txn.commit().await?;
-    Ok(saved)
+    super::coupon_views::one(db, saved).await
 }

@@ -17,7 +17,6 @@ use crate::{
         message::{Channel, OutboxState},
     },
     service::notifications::{self, ReminderSpec, ResendSpec},
-    store,
 };
 
 /// One expiry reminder: `days_before` the coupon's expiry date, at `at` in the org's time zone.
@@ -119,7 +118,7 @@ impl From<pool_messages::Model> for PoolMessages {
 impl From<outbox::Model> for OutboxMessage {
     fn from(m: outbox::Model) -> OutboxMessage {
         OutboxMessage {
-            state: store::notifications::state_of(&m),
+            state: notifications::state_of(&m),
             id: m.id,
             channel: m.channel.as_str().to_string(),
             attempts: m.attempts,

@@ -28,9 +28,9 @@ use crate::{
     service::{
         self,
         checkout::{CheckoutKey, CodeOutcome},
+        idempotency::Keyed,
         redemption::{Consumed, Mode, Purchase},
     },
-    store::{self, idempotency::Keyed},
 };
 
 /// How long a reservation holds its redemption unless `ttl_seconds` says otherwise.
@@ -324,10 +324,7 @@ impl RedemptionApi {
         id: Path<i64>,
     ) -> ApiResult<Json<Redemption>> {
         auth.0.require(Scope::Pos)?;
-        let row = store::redemptions::get(&state.db, auth.0.org_id, id.0)
-            .await?
-            .ok_or_else(|| ApiError::not_found("redemption", id.0))?;
-        let coupon = service::redemption::coupon_by_id(&state.db, row.coupon_id).await?;
+        let (row, coupon) = service::redemption::get(&state.db, auth.0.org_id, id.0).await?;
         Ok(Json(redemption_view(&row, &coupon)?))
     }
 

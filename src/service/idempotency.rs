@@ -17,8 +17,11 @@ use sea_orm::{ConnectionTrait, DatabaseConnection};
 
 use crate::{
     service::{Error, Result},
-    store::{self, idempotency::Keyed},
+    store,
 };
+
+/// The key, operation and request fingerprint of a keyed call; handlers build it.
+pub use crate::store::idempotency::Keyed;
 
 /// The answer of a keyed call: made now, or the first answer to its key replayed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use crate::{
     domain::{
         coupon::CouponStatus,
-        message::{self, Channel, OutboxState, TagValues, Template},
+        message::{self, Channel, OutboxChannel, OutboxState, TagValues, Template},
+        webhook,
     },
     service::{Error, Result},
     store,
@@ -358,13 +359,31 @@ pub async fn retry(db: &DatabaseConnection, org_id: i64, id: i64) -> Result<outb
             "message_not_dead",
             format!(
                 "message {id} is {}; only dead messages can be retried",
-                state_name(store::notifications::state_of(&row))
+                state_name(state_of(&row))
             ),
         ));
     }
     store::notifications::get(db, org_id, id)
         .await?
         .ok_or_else(|| Error::not_found("message", id))
+}
+
+/// Whether a message is pending, sent or dead (its channel's attempts used up).
+pub fn state_of(row: &outbox::Model) -> OutboxState {
+    OutboxState::of(
+        row.sent_at.is_some(),
+        row.attempts,
+        max_attempts(row.channel),
+    )
+}
+
+/// Attempts after which a row of `channel` is dead.
+fn max_attempts(channel: OutboxChannel) -> i32 {
+    if channel == OutboxChannel::Webhook {
+        webhook::MAX_ATTEMPTS
+    } else {
+        message::MAX_ATTEMPTS
+    }
 }
 
 fn state_name(state: OutboxState) -> &'static str {

@@ -282,23 +282,6 @@ pub async fn record_expiries<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Attempts after which a row of `channel` is dead.
-fn max_attempts(channel: OutboxChannel) -> i32 {
-    if channel == OutboxChannel::Webhook {
-        webhook::MAX_ATTEMPTS
-    } else {
-        message::MAX_ATTEMPTS
-    }
-}
-
-pub fn state_of(row: &outbox::Model) -> message::OutboxState {
-    message::OutboxState::of(
-        row.sent_at.is_some(),
-        row.attempts,
-        max_attempts(row.channel),
-    )
-}
-
 /// Unsent rows that used up their attempts, whatever their channel.
 fn dead() -> Condition {
     let channel = outbox::Column::Channel;

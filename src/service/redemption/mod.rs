@@ -16,6 +16,7 @@
 
 mod facts;
 mod holds;
+mod lookup;
 mod reverse;
 mod settle;
 mod sweep;
@@ -27,6 +28,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
 
 pub use holds::{confirm, release};
+pub use lookup::get;
 pub use reverse::reverse;
 pub use sweep::close_run_out;
 

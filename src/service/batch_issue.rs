@@ -183,9 +183,41 @@ pub(super) struct ChunkFacts {
 }
 
 impl ChunkFacts {
+    /// The rules' decision on issuing `pool` at `now` to the customer `id` names, with that
+    /// customer's id, or the row's issue when `id` names nobody or several. A new issue is
+    /// counted at once, so the chunk's later rows see it.
+    pub(super) fn decide(
+        &mut self,
+        pool: &pools::Model,
+        tz: chrono_tz::Tz,
+        now: DateTime<Utc>,
+        id: &CustomerIdentifier,
+    ) -> std::result::Result<(i64, Decision), super::customers::RowIssue> {
+        if self.customers.ambiguous.contains(id) {
+            return Err(super::customers::ambiguous_row(id));
+        }
+        let customer = self
+            .customers
+            .customers
+            .get(id)
+            .ok_or_else(|| super::customers::not_found_row(id))?;
+        let facts = CustomerFacts {
+            customer,
+            history: self.histories.entry(customer.id).or_default(),
+            on_allow_list: self.allowed.contains(&customer.id),
+            excluded_recently: self.excluded.contains(&customer.id),
+        };
+        let ctx = context(pool, tz, now, &facts, self.pool_issued);
+        let (customer_id, decision) = (customer.id, issuance::decide(&pool.issuance, &ctx));
+        if decision == Decision::IssueNew {
+            self.count_issue(customer_id, now);
+        }
+        Ok((customer_id, decision))
+    }
+
     /// Counts an issue the chunk decided on, so later rows of the same customer, and the pool's
     /// total, see it; its coupon id is not known yet, and only its existence matters to the rules.
-    pub(super) fn count_issue(&mut self, customer_id: i64, now: DateTime<Utc>) {
+    fn count_issue(&mut self, customer_id: i64, now: DateTime<Utc>) {
         let history = self.histories.entry(customer_id).or_default();
         history.issued_count += 1;
         history.last_issued_at = Some(now);
@@ -263,42 +295,17 @@ async fn issue_chunk_in_bulk(
     let mut issues = Vec::new();
     let mut wanted: Vec<(Row, i64)> = Vec::new();
     for row in rows {
-        let customer = match &row.identifier {
-            Ok(id) if facts.customers.ambiguous.contains(id) => {
-                Err(super::customers::ambiguous_row(id))
-            }
-            Ok(id) => facts
-                .customers
-                .customers
-                .get(id)
-                .ok_or_else(|| super::customers::not_found_row(id)),
+        let decided = match &row.identifier {
+            Ok(id) => facts.decide(pool, tz, now, id),
             Err(e) => Err(("invalid_customer", e.reason.clone())),
         };
-        let customer = match customer {
-            Ok(c) => c,
-            Err(refused) => {
-                reject(&mut progress, &mut issues, row, refused);
-                continue;
-            }
-        };
-        let history = facts.histories.entry(customer.id).or_default();
-        let facts_of = CustomerFacts {
-            customer,
-            history,
-            on_allow_list: facts.allowed.contains(&customer.id),
-            excluded_recently: facts.excluded.contains(&customer.id),
-        };
-        let ctx = context(pool, tz, now, &facts_of, facts.pool_issued);
-        match issuance::decide(rules, &ctx) {
-            Decision::Refuse(r) => {
+        match decided {
+            Err(refused) => reject(&mut progress, &mut issues, row, refused),
+            Ok((_, Decision::Refuse(r))) => {
                 reject(&mut progress, &mut issues, row, (r.code.as_str(), r.reason))
             }
-            Decision::ReturnExisting(_) => progress.accepted += 1,
-            Decision::IssueNew => {
-                let customer_id = customer.id;
-                facts.count_issue(customer_id, now);
-                wanted.push((row, customer_id));
-            }
+            Ok((_, Decision::ReturnExisting(_))) => progress.accepted += 1,
+            Ok((customer_id, Decision::IssueNew)) => wanted.push((row, customer_id)),
         }
     }
     let stamp = chunk_stamp(pool, tz, now);

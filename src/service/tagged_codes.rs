@@ -16,15 +16,13 @@ use super::{
     Result,
     batch_issue::{announce, chunk_stamp, read_facts},
     codes::{DUPLICATE, Report, new_codes},
-    customers::{ambiguous_row, not_found_row},
-    issuance::{CustomerFacts, context},
     org_tz,
 };
 use crate::{
     domain::{
         code_file::Holder,
         customer::CustomerIdentifier,
-        issuance::{self, Decision, RefusalCode},
+        issuance::{Decision, RefusalCode},
     },
     store,
 };
@@ -74,35 +72,16 @@ pub async fn issue(
             report.duplicate(row.line, row.code, DUPLICATE.into());
             continue;
         }
-        let customer = if facts.customers.ambiguous.contains(&id) {
-            Err(ambiguous_row(&id))
-        } else {
-            facts
-                .customers
-                .customers
-                .get(&id)
-                .ok_or_else(|| not_found_row(&id))
-        };
-        let customer = match customer {
-            Ok(c) => c,
+        match facts.decide(pool, tz, now, &id) {
             Err((code, reason)) => {
                 let reason = format!("{reason} (`{}`)", row.holder.value);
                 report.reject(row.line, row.code, code, reason);
-                continue;
             }
-        };
-        let history = facts.histories.entry(customer.id).or_default();
-        let customer_facts = CustomerFacts {
-            customer,
-            history,
-            on_allow_list: facts.allowed.contains(&customer.id),
-            excluded_recently: facts.excluded.contains(&customer.id),
-        };
-        let ctx = context(pool, tz, now, &customer_facts, facts.pool_issued);
-        match issuance::decide(rules, &ctx) {
-            Decision::Refuse(r) => report.reject(row.line, row.code, r.code.as_str(), r.reason),
+            Ok((_, Decision::Refuse(r))) => {
+                report.reject(row.line, row.code, r.code.as_str(), r.reason)
+            }
             // The pool hands such a customer the coupon they hold; this code would be a second.
-            Decision::ReturnExisting(_) => report.reject(
+            Ok((_, Decision::ReturnExisting(_))) => report.reject(
                 row.line,
                 row.code,
                 RefusalCode::AlreadyIssued.as_str(),
@@ -110,11 +89,7 @@ pub async fn issue(
                  instead of another"
                     .into(),
             ),
-            Decision::IssueNew => {
-                let customer_id = customer.id;
-                facts.count_issue(customer_id, now);
-                wanted.push((row, customer_id));
-            }
+            Ok((customer_id, Decision::IssueNew)) => wanted.push((row, customer_id)),
         }
     }
     let stamp = chunk_stamp(pool, tz, now);

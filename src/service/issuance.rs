@@ -33,7 +33,6 @@ use crate::{
     },
     store::{
         self,
-        events::EventKind,
         idempotency::Keyed,
         issuance::{History, Stamp},
         outbox,
@@ -235,16 +234,7 @@ pub async fn issue_in(
     }
     let issued = take_in(txn, org, pool, rules, customer, now, fetched).await?;
     if !issued.existing {
-        store::events::record(
-            txn,
-            &issued.coupon,
-            Some(customer.id),
-            EventKind::Issue,
-            None,
-        )
-        .await?;
-        let subscribed = webhooks::subscribed(txn, org.id, WebhookEvent::CouponIssued).await?;
-        announce_issued(txn, &issued.coupon, customer, &subscribed).await?;
+        webhooks::record_issue(txn, &issued.coupon, customer).await?;
     }
     Ok(issued)
 }

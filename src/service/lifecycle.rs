@@ -130,14 +130,19 @@ async fn change(
     let saved = store::coupons::save(&txn, row).await?;
     super::market::exchange::refund_withdrawn(&txn, std::slice::from_ref(&saved)).await?;
     for (customer, kind, detail) in events {
-        store::events::record(&txn, &saved, customer, kind, detail.clone()).await?;
-        let occurrence = format!(
-            "coupon-{}-{}-{}",
-            saved.id,
-            kind.as_str(),
-            now.timestamp_micros()
-        );
-        webhooks::announce(&txn, &saved, kind, occurrence, detail).await?;
+        let happened = webhooks::Happened {
+            coupon: &saved,
+            customer_id: customer,
+            kind,
+            occurrence: format!(
+                "coupon-{}-{}-{}",
+                saved.id,
+                kind.as_str(),
+                now.timestamp_micros()
+            ),
+            detail,
+        };
+        webhooks::record(&txn, happened).await?;
     }
     txn.commit().await?;
     super::coupon_views::one(db, saved).await

@@ -109,27 +109,62 @@ pub async fn enqueue_to<C: ConnectionTrait>(
     store::outbox::push_many(db, org_id, OutboxChannel::Webhook, messages).await
 }
 
-/// Announces a change of a coupon that subscribers may follow (redeemed, reversed,
-/// invalidated, transferred, expired), in the caller's transaction; other changes announce
-/// nothing. `occurrence` names this change (see [`enqueue`]); `detail` joins the coupon data.
-pub async fn announce<C: ConnectionTrait>(
-    db: &C,
-    coupon: &coupons::Model,
-    kind: EventKind,
-    occurrence: String,
-    detail: Option<Value>,
-) -> Result<(), DbErr> {
-    let event = match kind {
+/// A change of a coupon, as its history records it.
+#[derive(Debug, Clone)]
+pub struct Happened<'a> {
+    pub coupon: &'a coupons::Model,
+    /// Whom the event is about: the coupon's holder unless the change is about another
+    /// customer, as with transfers.
+    pub customer_id: Option<i64>,
+    pub kind: EventKind,
+    /// Names this change among the org's events of its kind (see [`enqueue`]).
+    pub occurrence: String,
+    /// The event's detail; it joins the webhook's data.
+    pub detail: Option<Value>,
+}
+
+/// Records a change in the coupon's history and, for changes subscribers may follow
+/// (redeemed, reversed, invalidated, transferred, expired), queues its webhook to the org's
+/// subscriptions, in the caller's transaction.
+pub async fn record<C: ConnectionTrait>(db: &C, h: Happened<'_>) -> Result<(), DbErr> {
+    let event = match h.kind {
         EventKind::Redeem => WebhookEvent::CouponRedeemed,
         EventKind::Unredeem => WebhookEvent::CouponReversed,
         EventKind::Invalidate => WebhookEvent::CouponInvalidated,
         EventKind::Transfer => WebhookEvent::CouponTransferred,
         EventKind::Expire => WebhookEvent::CouponExpired,
-        _ => return Ok(()),
+        _ => {
+            return store::events::record(db, h.coupon, h.customer_id, h.kind, h.detail).await;
+        }
     };
-    let mut data = coupon_data(coupon, None);
-    data["detail"] = detail.unwrap_or(Value::Null);
-    enqueue(db, coupon.org_id, event, &occurrence, data).await
+    let mut data = coupon_data(h.coupon, None);
+    data["detail"] = h.detail.clone().unwrap_or(Value::Null);
+    let fanout = fanout(event, h.occurrence, data);
+    store::events::record_announced(db, h.coupon, h.customer_id, h.kind, h.detail, fanout).await
+}
+
+/// Records a new coupon's issue to `customer` and queues `coupon.issued` to the org's
+/// subscriptions, in the caller's transaction.
+pub async fn record_issue<C: ConnectionTrait>(
+    db: &C,
+    coupon: &coupons::Model,
+    customer: &customers::Model,
+) -> Result<(), DbErr> {
+    let data = coupon_data(coupon, Some(customer));
+    let fanout = fanout(WebhookEvent::CouponIssued, issue_occurrence(coupon), data);
+    let customer_id = Some(customer.id);
+    store::events::record_announced(db, coupon, customer_id, EventKind::Issue, None, fanout).await
+}
+
+fn fanout(event: WebhookEvent, occurrence: String, data: Value) -> store::events::Fanout {
+    store::events::Fanout {
+        event: event.as_str(),
+        occurrence,
+        // Generated here, not from a row id, so it is unique across databases and stays the
+        // same for every retry of the message; the subscription's id follows it.
+        message_prefix: format!("msg_{}_", uuid::Uuid::now_v7()),
+        body: webhook::envelope(event, Utc::now(), data).to_string(),
+    }
 }
 
 /// Names one issue of a coupon (a coupon may be issued again after being unassigned).

@@ -3,8 +3,8 @@
 use crate::store::entity::{coupon_events, coupons};
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, DeriveActiveEnum, EntityTrait, EnumIter,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, DeriveActiveEnum,
+    EntityTrait, EnumIter, QueryFilter, QueryOrder, QuerySelect, Set, Statement, Value,
     sea_query::{Query, StringLen},
 };
 
@@ -88,6 +88,89 @@ pub async fn record<C: ConnectionTrait>(
     .await?;
     Ok(())
 }
+
+/// A webhook queued with an event for every subscription of the org to it.
+#[derive(Debug, Clone)]
+pub struct Fanout {
+    /// The webhook event's name, as subscriptions list it.
+    pub event: &'static str,
+    /// Names this occurrence among the org's events of its kind: a subscription's dedup key.
+    pub occurrence: String,
+    /// The message id before the subscription's id, unique to this occurrence.
+    pub message_prefix: String,
+    /// The webhook's body, as JSON text.
+    pub body: String,
+}
+
+/// [`record`], with `fanout` queued in the outbox for every subscription of the coupon's org
+/// to its event, skipping a subscription already holding the occurrence. On PostgreSQL event
+/// and messages are one statement: the issue and redemption paths neither read the
+/// subscriptions nor insert apart.
+pub async fn record_announced<C: ConnectionTrait>(
+    db: &C,
+    coupon: &coupons::Model,
+    customer_id: Option<i64>,
+    kind: EventKind,
+    detail: Option<serde_json::Value>,
+    fanout: Fanout,
+) -> Result<(), DbErr> {
+    let now = Utc::now();
+    let event = [
+        coupon.org_id.into(),
+        coupon.id.into(),
+        coupon.pool_id.into(),
+        customer_id.into(),
+        kind.as_str().into(),
+        detail.into(),
+        now.into(),
+    ];
+    let fanned = [
+        fanout.event.into(),
+        fanout.occurrence.into(),
+        fanout.message_prefix.into(),
+        fanout.body.into(),
+    ];
+    let backend = db.get_database_backend();
+    if backend == DbBackend::Postgres {
+        let values: Vec<Value> = event.into_iter().chain(fanned).collect();
+        let sql = format!("WITH recorded AS ({INSERT_EVENT}) {FAN_OUT_POSTGRES}");
+        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        return Ok(());
+    }
+    db.execute_raw(Statement::from_sql_and_values(backend, INSERT_EVENT, event))
+        .await?;
+    let org_and_time = [coupon.org_id.into(), now.into()];
+    let values: Vec<Value> = org_and_time.into_iter().chain(fanned).collect();
+    db.execute_raw(Statement::from_sql_and_values(
+        backend,
+        FAN_OUT_SQLITE,
+        values,
+    ))
+    .await?;
+    Ok(())
+}
+
+const INSERT_EVENT: &str = "INSERT INTO coupon_events \
+    (org_id, coupon_id, pool_id, customer_id, kind, detail, created_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// After [`INSERT_EVENT`]'s seven values: the event name, occurrence, message prefix and body.
+const FAN_OUT_POSTGRES: &str = "INSERT INTO outbox \
+    (org_id, channel, dedup_key, payload, attempts, next_attempt_at, created_at) \
+    SELECT $1, 'webhook', 'webhook:' || w.id || ':' || $8 || ':' || $9, \
+    json_build_object('webhook_id', w.id, 'message_id', $10 || w.id, 'body', $11::json), 0, $7, $7 \
+    FROM webhooks w WHERE w.org_id = $1 AND w.events::jsonb @> jsonb_build_array($8::text) \
+    ON CONFLICT (dedup_key) DO NOTHING";
+
+/// SQLite numbers parameters in the order they first appear: org, time, then as above.
+const FAN_OUT_SQLITE: &str = "INSERT INTO outbox \
+    (org_id, channel, dedup_key, payload, attempts, next_attempt_at, created_at) \
+    SELECT $1, 'webhook', 'webhook:' || w.id || ':' || $3 || ':' || $4, \
+    json_object('webhook_id', w.id, 'message_id', $5 || w.id, 'body', json($6)), 0, $2, $2 \
+    FROM webhooks w WHERE w.org_id = $1 \
+    AND EXISTS (SELECT 1 FROM json_each(w.events) WHERE json_each.value = $3) \
+    ON CONFLICT (dedup_key) DO NOTHING";
 
 /// `coupon_issue` events for many freshly issued coupons, in one statement per thousand.
 pub async fn record_issues<C: ConnectionTrait>(

@@ -46,17 +46,14 @@ pub async fn reverse(db: &DatabaseConnection, org_id: i64, id: i64) -> Result<Se
         store::redemptions::add_to_counter(&txn, located.pool.id, -1).await?;
     }
     let detail = serde_json::json!({ "redemption_id": id, "discount": closed.discount });
-    let who = closed.customer_id.or(coupon.customer_id);
-    store::events::record(
-        &txn,
-        &coupon,
-        who,
-        EventKind::Unredeem,
-        Some(detail.clone()),
-    )
-    .await?;
-    let occurrence = format!("redemption-{id}-reversed");
-    webhooks::announce(&txn, &coupon, EventKind::Unredeem, occurrence, Some(detail)).await?;
+    let happened = webhooks::Happened {
+        coupon: &coupon,
+        customer_id: closed.customer_id.or(coupon.customer_id),
+        kind: EventKind::Unredeem,
+        occurrence: format!("redemption-{id}-reversed"),
+        detail: Some(detail),
+    };
+    webhooks::record(&txn, happened).await?;
     txn.commit().await?;
     Ok((closed, coupon))
 }

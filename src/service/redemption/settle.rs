@@ -78,10 +78,14 @@ pub async fn settle(
     }
     let detail =
         serde_json::json!({ "redemption_id": redemption.id, "discount": redemption.discount });
-    let who = redeemer.or(coupon.customer_id);
-    store::events::record(txn, &coupon, who, EventKind::Redeem, Some(detail.clone())).await?;
-    let occurrence = format!("redemption-{}", redemption.id);
-    webhooks::announce(txn, &coupon, EventKind::Redeem, occurrence, Some(detail)).await?;
+    let happened = webhooks::Happened {
+        coupon: &coupon,
+        customer_id: redeemer.or(coupon.customer_id),
+        kind: EventKind::Redeem,
+        occurrence: format!("redemption-{}", redemption.id),
+        detail: Some(detail),
+    };
+    webhooks::record(txn, happened).await?;
     Ok(coupon)
 }
 

@@ -160,9 +160,6 @@ fn fanout(event: WebhookEvent, occurrence: String, data: Value) -> store::events
     store::events::Fanout {
         event: event.as_str(),
         occurrence,
-        // Generated here, not from a row id, so it is unique across databases and stays the
-        // same for every retry of the message; the subscription's id follows it.
-        message_prefix: format!("msg_{}_", uuid::Uuid::now_v7()),
         body: webhook::envelope(event, Utc::now(), data).to_string(),
     }
 }

@@ -96,8 +96,6 @@ pub struct Fanout {
     pub event: &'static str,
     /// Names this occurrence among the org's events of its kind: a subscription's dedup key.
     pub occurrence: String,
-    /// The message id before the subscription's id, unique to this occurrence.
-    pub message_prefix: String,
     /// The webhook's body, as JSON text.
     pub body: String,
 }
@@ -127,7 +125,6 @@ pub async fn record_announced<C: ConnectionTrait>(
     let fanned = [
         fanout.event.into(),
         fanout.occurrence.into(),
-        fanout.message_prefix.into(),
         fanout.body.into(),
     ];
     let backend = db.get_database_backend();
@@ -155,19 +152,25 @@ const INSERT_EVENT: &str = "INSERT INTO coupon_events \
     (org_id, coupon_id, pool_id, customer_id, kind, detail, created_at) \
     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
-/// After [`INSERT_EVENT`]'s seven values: the event name, occurrence, message prefix and body.
+/// After [`INSERT_EVENT`]'s seven values: the event name, occurrence and body. Each message
+/// gets a random UUID: an id unique across databases, the same for every retry of it.
 const FAN_OUT_POSTGRES: &str = "INSERT INTO outbox \
     (org_id, channel, dedup_key, payload, attempts, next_attempt_at, created_at) \
     SELECT $1, 'webhook', 'webhook:' || w.id || ':' || $8 || ':' || $9, \
-    json_build_object('webhook_id', w.id, 'message_id', $10 || w.id, 'body', $11::json), 0, $7, $7 \
+    json_build_object('webhook_id', w.id, 'message_id', 'msg_' || gen_random_uuid(), \
+    'body', $10::json), 0, $7, $7 \
     FROM webhooks w WHERE w.org_id = $1 AND w.events::jsonb @> jsonb_build_array($8::text) \
     ON CONFLICT (dedup_key) DO NOTHING";
 
-/// SQLite numbers parameters in the order they first appear: org, time, then as above.
+/// SQLite numbers parameters in the order they first appear: org, time, then as above. It has
+/// no UUID function: the version 4 UUID is put together from random bytes.
 const FAN_OUT_SQLITE: &str = "INSERT INTO outbox \
     (org_id, channel, dedup_key, payload, attempts, next_attempt_at, created_at) \
     SELECT $1, 'webhook', 'webhook:' || w.id || ':' || $3 || ':' || $4, \
-    json_object('webhook_id', w.id, 'message_id', $5 || w.id, 'body', json($6)), 0, $2, $2 \
+    json_object('webhook_id', w.id, 'message_id', 'msg_' || lower(hex(randomblob(4))) || '-' \
+    || lower(hex(randomblob(2))) || '-4' || substr(lower(hex(randomblob(2))), 2) || '-' \
+    || substr('89ab', 1 + abs(random()) % 4, 1) || substr(lower(hex(randomblob(2))), 2) || '-' \
+    || lower(hex(randomblob(6))), 'body', json($5)), 0, $2, $2 \
     FROM webhooks w WHERE w.org_id = $1 \
     AND EXISTS (SELECT 1 FROM json_each(w.events) WHERE json_each.value = $3) \
     ON CONFLICT (dedup_key) DO NOTHING";

@@ -219,6 +219,20 @@ both_databases! {
         assert_eq!(stats(&app, p).await["issued"], 1);
     }
 
+    async fn a_retry_the_rules_would_now_refuse_gets_the_first_code(app) {
+        // One code per customer, and one code left after the first call: a retry must find the
+        // first answer, not the rules' refusal or the empty pool's.
+        let p = uploaded_pool(&app, 2, json!({"issuance": {"max_per_customer": 1}})).await;
+        let key = remote_key(&app, p, json!({})).await;
+        let body = antavo(&key, "limited");
+        let first = code(&app, &body).await;
+        let retries = join_all((0..8).map(|_| code(&app, &body))).await;
+        assert!(retries.iter().all(|c| *c == first), "{first} then {retries:?}");
+        code(&app, &antavo(&key, "other")).await;
+        assert_eq!(code(&app, &body).await, first);
+        assert_eq!(stats(&app, p).await["issued"], 2);
+    }
+
     async fn aggregated_pools_return_the_same_code_to_the_same_customer(app) {
         let p = uploaded_pool(&app, 5, json!({"aggregated": true})).await;
         let key = remote_key(&app, p, json!({})).await;

@@ -6,12 +6,13 @@
 //! Platforms retry calls whose answer they did not get. What counts as a retry is decided in
 //! `domain::remote_call`: the platform's own mark when it sends one, else a call identical in
 //! every field within the retry window. The answer is recorded as an idempotency key in the
-//! transaction that issues the code, and looked up again under the customer's row lock, so
-//! concurrent retries also end with one code.
+//! transaction that issues the code. A call is first taken for new and only records; when an
+//! answer is there already (the record is a unique violation), the call is undone and the
+//! answer looked up under the customer's row lock, so concurrent retries also end with one code.
 
 use crate::store::entity::{api_keys, customers, orgs, pools};
 use chrono::{DateTime, TimeDelta, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
 
 use crate::{
     domain::{
@@ -24,7 +25,7 @@ use crate::{
     service::{
         Error, Result,
         cache::Caches,
-        issuance,
+        idempotency, issuance,
         signed::{self, SignedHeaders},
     },
     store::{self, idempotency::Keyed},
@@ -111,8 +112,13 @@ async fn code_for(
     customer: &customers::Model,
     earlier: &Earlier<'_>,
 ) -> Result<String> {
-    // A retry must not cost a remote pool a fetch from its source; other pools check only
-    // under the lock below.
+    let call = Issue {
+        org,
+        pool,
+        customer,
+        earlier,
+    };
+    // A retry must not cost a remote pool a fetch from its source: it looks first.
     if pool.source == PoolSource::Remote {
         let txn = db.begin().await?;
         let answer = earlier.answer(&txn).await?;
@@ -120,24 +126,78 @@ async fn code_for(
         if let Some(code) = answer {
             return Ok(code);
         }
+        let mut fetched = issuance::prefetch(db, org, pool, customer, 1).await?;
+        return call.answer_again(db, &mut fetched).await;
     }
     let mut fetched = issuance::prefetch(db, org, pool, customer, 1).await?;
-    let txn = db.begin().await?;
-    store::customers::lock(&txn, customer.id).await?;
-    let code = match earlier.answer(&txn).await? {
-        Some(code) => code,
-        None => {
-            let code = issuance::issue_in(&txn, org, pool, customer, Utc::now(), &mut fetched)
-                .await?
-                .coupon
-                .code;
-            let answer = serde_json::json!({ "code": code });
-            store::idempotency::record(&txn, &earlier.keyed, 200, answer).await?;
-            code
-        }
-    };
-    txn.commit().await?;
-    Ok(code)
+    // A refusal may be the rules seeing the code an earlier call got (a per-customer limit,
+    // an empty pool): that call's answer, if there is one, wins over it.
+    match call.first_answer(db, &mut fetched).await {
+        Err(e) if e.is_caller_error() || matches!(e, Error::RaceLost) => {}
+        other => return other,
+    }
+    // A twin in its first answer records without the customer's lock, so the look under the
+    // lock can miss it and lose the race to record too; once the twin committed, a second look
+    // finds its answer.
+    match call.answer_again(db, &mut fetched).await {
+        Err(Error::RaceLost) => call.answer_again(db, &mut fetched).await,
+        other => other,
+    }
+}
+
+/// A call to answer with a code of `pool` for `customer`.
+struct Issue<'a> {
+    org: &'a orgs::Model,
+    pool: &'a pools::Model,
+    customer: &'a customers::Model,
+    earlier: &'a Earlier<'a>,
+}
+
+impl Issue<'_> {
+    /// The common case, a call not seen before, in the fewest statements: issue and record the
+    /// answer without looking for an earlier one. Recording is a unique violation
+    /// (`RaceLost`, the issue undone) when an answer is recorded already or a concurrent twin
+    /// records first; then [`Issue::answer_again`] decides.
+    async fn first_answer(
+        &self,
+        db: &DatabaseConnection,
+        fetched: &mut issuance::Fetched,
+    ) -> Result<String> {
+        let txn = db.begin().await?;
+        let code = self.issue_and_record(&txn, fetched).await?;
+        txn.commit().await?;
+        Ok(code)
+    }
+
+    /// The earlier answer, looked up under the customer's row lock so concurrent retries
+    /// queue on it, or a new code when there is none (or it is out of its retry window).
+    async fn answer_again(
+        &self,
+        db: &DatabaseConnection,
+        fetched: &mut issuance::Fetched,
+    ) -> Result<String> {
+        let txn = db.begin().await?;
+        store::customers::lock(&txn, self.customer.id).await?;
+        let code = match self.earlier.answer(&txn).await? {
+            Some(code) => code,
+            None => self.issue_and_record(&txn, fetched).await?,
+        };
+        txn.commit().await?;
+        Ok(code)
+    }
+
+    async fn issue_and_record(
+        &self,
+        txn: &DatabaseTransaction,
+        fetched: &mut issuance::Fetched,
+    ) -> Result<String> {
+        let (org, pool, customer) = (self.org, self.pool, self.customer);
+        let issued = issuance::issue_in(txn, org, pool, customer, Utc::now(), fetched).await?;
+        let code = issued.coupon.code;
+        let answer = serde_json::json!({ "code": code });
+        idempotency::record(txn, &self.earlier.keyed, 200, answer).await?;
+        Ok(code)
+    }
 }
 
 /// The remote key, its org and its pool. Every failure is the same 401, so a caller learns

@@ -114,12 +114,12 @@ pub struct ServeConfig {
     #[arg(
         long,
         env = "COUPOND_WEBHOOK_CONCURRENCY_PER_ENDPOINT",
-        default_value_t = 8
+        default_value_t = 64
     )]
     pub webhook_concurrency_per_endpoint: usize,
 
     /// Webhook deliveries in flight at once from this process, over all endpoints.
-    #[arg(long, env = "COUPOND_WEBHOOK_CONCURRENCY", default_value_t = 256)]
+    #[arg(long, env = "COUPOND_WEBHOOK_CONCURRENCY", default_value_t = 1024)]
     pub webhook_concurrency: usize,
 
     /// Milliseconds this process keeps API keys, pools, orgs and market products it read. A

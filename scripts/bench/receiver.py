@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A webhook receiver for benches: answers every POST with 200 after DELAY_MS milliseconds,
 keeps connections alive, and counts per path the requests and the most in flight at once.
-GET /stats answers those counts as JSON. Usage: receiver.py PORT DELAY_MS"""
+GET /stats answers those counts as JSON; POST /reset forgets them. Usage: receiver.py PORT DELAY_MS"""
 import asyncio
 import json
 import sys
@@ -36,6 +36,10 @@ async def serve(reader, writer):
                 await reader.readexactly(length)
             if method == "GET" and path == "/stats":
                 body = json.dumps({"count": counts, "most_at_once": most}).encode()
+            elif method == "POST" and path == "/reset":
+                counts.clear()
+                most.clear()
+                body = b"{}"
             else:
                 body = await answer(path)
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"

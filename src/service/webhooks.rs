@@ -206,8 +206,8 @@ pub struct Concurrency {
 impl Default for Concurrency {
     fn default() -> Concurrency {
         Concurrency {
-            per_endpoint: 8,
-            overall: 256,
+            per_endpoint: 64,
+            overall: 1024,
         }
     }
 }

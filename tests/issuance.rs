@@ -236,6 +236,9 @@ both_databases! {
         let case4 = pool(&app, json!({"name": "G", "source": "common", "pattern": "GENERIC1", "discount_type": "free_shipping"})).await;
         assert_eq!(batch(&app, case4, four_rows).await, (1, 3, strs(&["already_issued"; 3])));
         assert_eq!(batch(&app, case4, four_rows).await, (0, 4, strs(&["already_issued"; 4])));
+        // Every coupon issued has its event in the customer's history, and nothing refused has.
+        let history = json(app.get("/v1/customers/dup/events?kind=coupon_issue").await).await;
+        assert_eq!(history["total"], 3 + 1 + 2 + 1, "{history}");
         // Unknown customers are rejected with Capillary's sentence.
         let (issued, rejected, codes) = batch(&app, case1, "email\nnobody@example.com\n").await;
         assert_eq!((issued, rejected, codes), (0, 1, strs(&["invalid_customer"])));

@@ -314,7 +314,6 @@ async fn issue_chunk_in_bulk(
     if rules.max_total.is_some() {
         store::issuance::add_to_series_counter(txn, pool.id, claimed.len() as i64).await?;
     }
-    store::events::record_issues(txn, &claimed).await?;
     announce(txn, org, pool, rules, &facts, issued_before, &claimed).await?;
     progress.accepted += claimed.len() as i64;
     for (row, _) in wanted.into_iter().skip(claimed.len()) {

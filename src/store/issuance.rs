@@ -12,7 +12,7 @@ use sea_orm::{
     sea_query::{ArrayType, Expr, ExprTrait},
 };
 
-use super::coupons::NewCodes;
+use super::{coupons::NewCodes, events::EventKind};
 use crate::domain::{coupon::CouponStatus, discount::DiscountType};
 
 /// What a customer already has from a pool.
@@ -441,11 +441,12 @@ pub async fn allowed_many<C: ConnectionTrait>(
     Ok(out)
 }
 
-/// Hands the pool's next available codes to these customers, in order (PostgreSQL only: the
-/// batch path). Two statements: the first locks the codes (`SKIP LOCKED`, so concurrent
-/// issuers take others), the second assigns them by id. One joined statement would leave the
-/// planner guessing the size of the join and scanning the whole table. Returns the issued
-/// coupons in customer order; fewer than asked when the pool runs out.
+/// Hands the pool's next available codes to these customers, in order, and records their
+/// `coupon_issue` events (PostgreSQL only: the batch path). Two statements: the first locks the
+/// codes (`SKIP LOCKED`, so concurrent issuers take others), the second assigns them by id and
+/// inserts the events. One joined statement would leave the planner guessing the size of the
+/// join and scanning the whole table. Returns the issued coupons in customer order; fewer than
+/// asked when the pool runs out.
 pub async fn claim_many<C: ConnectionTrait>(
     db: &C,
     pool_id: i64,
@@ -481,11 +482,15 @@ pub async fn claim_many<C: ConnectionTrait>(
     };
     let assign = Statement::from_sql_and_values(
         DbBackend::Postgres,
-        "UPDATE coupons c SET status = $1, customer_id = x.customer_id, issued_at = $2, \
-             expires_at = $3, redeemable_from = $4, last_status_change_at = $2 \
-         FROM unnest($5::text::bigint[], $6::text::bigint[]) WITH ORDINALITY AS x(id, customer_id, rn) \
-         WHERE c.id = x.id \
-         RETURNING c.*, x.rn",
+        "WITH issued AS (UPDATE coupons c SET status = $1, customer_id = x.customer_id, \
+             issued_at = $2, expires_at = $3, redeemable_from = $4, last_status_change_at = $2 \
+           FROM unnest($5::text::bigint[], $6::text::bigint[]) WITH ORDINALITY AS x(id, customer_id, rn) \
+           WHERE c.id = x.id \
+           RETURNING c.*, x.rn), \
+         recorded AS (INSERT INTO coupon_events \
+             (org_id, coupon_id, pool_id, customer_id, kind, detail, created_at) \
+           SELECT org_id, id, pool_id, customer_id, $7, NULL, $2 FROM issued ORDER BY rn) \
+         SELECT * FROM issued",
         [
             CouponStatus::Issued.into(),
             s.now.into(),
@@ -493,6 +498,7 @@ pub async fn claim_many<C: ConnectionTrait>(
             s.redeemable_from.into(),
             array(&ids).into(),
             array(&customer_ids[..ids.len()]).into(),
+            EventKind::Issue.as_str().into(),
         ],
     );
     let mut rows = Vec::with_capacity(ids.len());

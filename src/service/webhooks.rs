@@ -30,8 +30,9 @@ use crate::{
 const BATCH: u64 = 200;
 /// Rows an endpoint may have queued per delivery slot before more are handed back.
 const QUEUE_PER_SLOT: usize = 4;
-/// How long a row handed back (its endpoint's queue was full) waits before it is due again.
-const DEFER: TimeDelta = TimeDelta::milliseconds(100);
+/// How long a row handed back (its endpoint's queue was full) waits before it is due again,
+/// and the worker before it claims again.
+const DEFER: Duration = Duration::from_millis(100);
 /// How long finished deliveries wait for others to be recorded with them.
 const SETTLE_WINDOW: Duration = Duration::from_millis(10);
 /// How long one delivery may take.
@@ -219,6 +220,14 @@ struct Endpoint {
     in_flight: Semaphore,
 }
 
+/// What one claim took.
+#[derive(Debug, Default, Clone, Copy)]
+struct Claimed {
+    rows: usize,
+    /// Rows handed back to the outbox because their endpoint's queue was full.
+    handed_back: usize,
+}
+
 /// Where one claimed row ended up.
 enum Outcome {
     Sent(i64),
@@ -282,9 +291,13 @@ impl Worker {
             let due = tokio::time::Instant::now() >= next_claim;
             if due && room > 0 && !cancel.is_cancelled() {
                 let limit = room.min(BATCH as usize) as u64;
+                let now = tokio::time::Instant::now();
                 next_claim = match self.dispatch(&mut tasks, Utc::now(), limit).await {
-                    Ok(claimed) if claimed as u64 == limit => tokio::time::Instant::now(),
-                    Ok(_) => tokio::time::Instant::now() + interval,
+                    // Some endpoint's queue is full: claiming again at once would hand its
+                    // rows back again; they are due when its queue has drained a little.
+                    Ok(claimed) if claimed.handed_back > 0 => now + DEFER,
+                    Ok(claimed) if claimed.rows as u64 == limit => now,
+                    Ok(_) => now + interval,
                     Err(err) => {
                         tracing::warn!(%err, "webhook claim failed");
                         tokio::time::Instant::now() + interval
@@ -311,14 +324,14 @@ impl Worker {
         self.concurrency.overall * 2
     }
 
-    /// Claims up to `limit` due rows and starts a delivery task for each; returns how many
-    /// were claimed.
+    /// Claims up to `limit` due rows and starts a delivery task for each, handing back those
+    /// whose endpoint's queue is full.
     async fn dispatch(
         &self,
         tasks: &mut JoinSet<Outcome>,
         now: DateTime<Utc>,
         limit: u64,
-    ) -> Result<usize, DbErr> {
+    ) -> Result<Claimed, DbErr> {
         let claimed = store::outbox::claim(
             &self.db,
             store::outbox::Claim {
@@ -330,9 +343,9 @@ impl Worker {
             },
         )
         .await?;
-        let count = claimed.len();
-        if count == 0 {
-            return Ok(0);
+        let rows = claimed.len();
+        if rows == 0 {
+            return Ok(Claimed::default());
         }
         let ids = claimed.iter().filter_map(subscription_id);
         let subscriptions: HashMap<i64, Arc<webhooks::Model>> =
@@ -361,8 +374,12 @@ impl Worker {
                 worker.attempt(&row, &sub, now).await
             });
         }
-        store::outbox::release(&self.db, &deferred, now + DEFER).await?;
-        Ok(count)
+        let due = now + TimeDelta::milliseconds(DEFER.as_millis() as i64);
+        store::outbox::release(&self.db, &deferred, due).await?;
+        Ok(Claimed {
+            rows,
+            handed_back: deferred.len(),
+        })
     }
 
     /// The gates of a subscription's endpoint; forgets idle endpoints as it goes.

@@ -81,7 +81,7 @@ impl CustomersApi {
             mobile: p.mobile,
             level: p.level,
             registered_at: p.registered_at,
-            transaction_count: p.transaction_count,
+            transaction_count: p.transaction_count.min(i32::MAX as u32) as i32,
             attributes: p.attributes,
         };
         let row =

@@ -1,7 +1,6 @@
 //! Finding the customer a request names, and keeping customers' profiles.
 
 use crate::store::entity::customers;
-use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 
 use crate::{
@@ -10,15 +9,8 @@ use crate::{
     store,
 };
 
-/// A customer's profile as the caller gives it.
-pub struct Profile {
-    pub email: Option<String>,
-    pub mobile: Option<String>,
-    pub level: Option<String>,
-    pub registered_at: Option<DateTime<Utc>>,
-    pub transaction_count: u32,
-    pub attributes: Option<serde_json::Value>,
-}
+/// A customer's profile as the caller gives it; [`upsert`] normalizes email and mobile.
+pub use store::customers::Profile;
 
 /// Creates or replaces the customer with this external id, its email and mobile normalized.
 pub async fn upsert<C: ConnectionTrait>(
@@ -31,13 +23,10 @@ pub async fn upsert<C: ConnectionTrait>(
     if external_id.is_empty() || external_id.len() > 200 {
         return Err(Error::invalid("external_id", "must be 1 to 200 characters"));
     }
-    let profile = store::customers::Profile {
+    let profile = Profile {
         email: p.email.as_deref().map(normalize_email).transpose()?,
         mobile: p.mobile.as_deref().map(normalize_mobile).transpose()?,
-        level: p.level,
-        registered_at: p.registered_at,
-        transaction_count: p.transaction_count.min(i32::MAX as u32) as i32,
-        attributes: p.attributes,
+        ..p
     };
     Ok(store::customers::upsert(db, org_id, external_id, profile).await?)
 }

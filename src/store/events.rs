@@ -1,10 +1,10 @@
 //! The customer's coupon history. Every state change writes its event in its own transaction.
 
 use crate::store::entity::{coupon_events, coupons};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, DeriveActiveEnum,
-    EntityTrait, EnumIter, QueryFilter, QueryOrder, QuerySelect, Set, Statement, Value,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, DeriveActiveEnum, EntityTrait, EnumIter,
+    QueryFilter, QueryOrder, QuerySelect, Set, Statement, Value,
     sea_query::{Query, StringLen},
 };
 
@@ -74,19 +74,34 @@ pub async fn record<C: ConnectionTrait>(
     kind: EventKind,
     detail: Option<serde_json::Value>,
 ) -> Result<(), DbErr> {
-    coupon_events::ActiveModel {
-        org_id: Set(coupon.org_id),
-        coupon_id: Set(coupon.id),
-        pool_id: Set(coupon.pool_id),
-        customer_id: Set(customer_id),
-        kind: Set(kind),
-        detail: Set(detail),
-        created_at: Set(Utc::now()),
-        ..Default::default()
-    }
-    .insert(db)
+    let values = event_values(coupon, customer_id, kind, detail, Utc::now());
+    let backend = db.get_database_backend();
+    db.execute_raw(Statement::from_sql_and_values(
+        backend,
+        INSERT_EVENT,
+        values,
+    ))
     .await?;
     Ok(())
+}
+
+/// [`INSERT_EVENT`]'s seven values.
+fn event_values(
+    coupon: &coupons::Model,
+    customer_id: Option<i64>,
+    kind: EventKind,
+    detail: Option<serde_json::Value>,
+    now: DateTime<Utc>,
+) -> [Value; 7] {
+    [
+        coupon.org_id.into(),
+        coupon.id.into(),
+        coupon.pool_id.into(),
+        customer_id.into(),
+        kind.as_str().into(),
+        detail.into(),
+        now.into(),
+    ]
 }
 
 /// A webhook queued with an event for every subscription of the org to it.
@@ -113,15 +128,7 @@ pub async fn record_announced<C: ConnectionTrait>(
     fanout: Fanout,
 ) -> Result<(), DbErr> {
     let now = Utc::now();
-    let event = [
-        coupon.org_id.into(),
-        coupon.id.into(),
-        coupon.pool_id.into(),
-        customer_id.into(),
-        kind.as_str().into(),
-        detail.into(),
-        now.into(),
-    ];
+    let event = event_values(coupon, customer_id, kind, detail, now);
     let fanned = [
         fanout.event.into(),
         fanout.occurrence.into(),

@@ -8,10 +8,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use common::{
     Backend, TestApp, expect_problem,
-    fixtures::{customer, issue_ok, outbox, uploaded_pool},
+    fixtures::{customer, issue_ok, outbox, pool, uploaded_pool},
     json,
     receiver::{Receiver, Reply},
 };
@@ -109,11 +109,36 @@ both_databases! {
         let event = verified(&got[1]);
         assert_eq!(event["type"], "coupon.issued");
         assert_eq!(event["data"]["coupon"]["code"], coupon["code"]);
+        assert_eq!(event["data"]["coupon"]["id"], coupon["id"]);
+        assert_eq!(event["data"]["coupon"]["pool_id"], json!(p));
+        assert_eq!(event["data"]["coupon"]["balance"], Value::Null);
         assert_eq!(event["data"]["coupon"]["status"], "issued");
+        let at = |v: &Value| v.as_str().and_then(|s| s.parse::<DateTime<Utc>>().ok());
+        assert_eq!(at(&event["data"]["coupon"]["issued_at"]), at(&coupon["issued_at"]));
+        assert!(at(&coupon["issued_at"]).is_some(), "{coupon}");
         assert_eq!(event["data"]["customer"]["external_id"], "ana");
         assert!(elsewhere.received().is_empty(), "not subscribed to coupon.issued");
         let row = &outbox(&app, "webhook").await[0];
         assert!(row.sent_at.is_some() && row.last_error.is_none(), "{row:?}");
+    }
+
+    async fn an_issued_gift_card_is_announced_with_its_balance(app) {
+        let receiver = Receiver::start(|_, _| Reply::status(204)).await;
+        subscribe(&app, &receiver.url, &["coupon.issued"]).await;
+        customer(&app, "ana", json!({})).await;
+        let p = pool(&app, json!({"name": "G", "source": "uploaded", "discount_type": "gift_card",
+            "value": 10000, "currency": "EUR"})).await;
+        let uploaded = app.post(&format!("/v1/pools/{p}/codes"), json!({"codes": ["G-1"]})).await;
+        assert_eq!(json(uploaded).await["accepted"], 1);
+        let coupon = issue_ok(&app, p, "ana").await;
+        assert_eq!(coupon["balance"], 10000, "{coupon}");
+
+        let worker = Worker::new(app.db.clone());
+        assert_eq!(worker.run_once(Utc::now()).await.unwrap(), round(1, 0));
+        let event = verified(&receiver.received()[0]);
+        assert_eq!(event["data"]["coupon"]["balance"], 10000, "{event}");
+        assert_eq!(event["data"]["coupon"]["code"], "G-1");
+        assert_eq!(event["data"]["coupon"]["id"], coupon["id"]);
     }
 
     async fn redemptions_reversals_invalidations_and_transfers_are_announced(app) {

@@ -492,8 +492,8 @@ async fn consume_once(
     keyed: Option<&Keyed>,
 ) -> ApiResult<Consumed> {
     let purchase = purchase(state, org_id, body).await?;
-    let located = service::redemption::locate(&state.db, org_id, code, purchase.redeemer()).await?;
-    Ok(service::redemption::consume(&state.db, org_id, &located, &purchase, mode, keyed).await?)
+    let db = &state.db;
+    Ok(service::redemption::redeem_code(db, org_id, code, &purchase, mode, keyed).await?)
 }
 
 fn consumed_view(done: &Consumed) -> ApiResult<Redemption> {

@@ -35,6 +35,7 @@ use crate::{
         self,
         idempotency::Keyed,
         issuance::{History, Stamp},
+        issue_at_once::{Answer, KeyRecord},
         outbox,
     },
 };
@@ -139,6 +140,14 @@ pub async fn issue(
     customer: &customers::Model,
     keyed: Option<&Keyed>,
 ) -> Result<Issued> {
+    let record = keyed.map(|keyed| KeyRecord {
+        keyed,
+        status: 201,
+        answer: Answer::CouponId,
+    });
+    if let Some(issued) = super::issue_at_once::try_issue(db, org, pool, customer, record).await? {
+        return Ok(issued);
+    }
     let mut fetched = prefetch(db, org, pool, customer, 1).await?;
     let txn = db.begin().await?;
     let issued = issue_in(&txn, org, pool, customer, Utc::now(), &mut fetched).await?;
@@ -294,13 +303,23 @@ pub async fn decide_in(
     if let Some(max) = rules.max_total {
         take_series_slot(txn, org, pool, rules, max).await?;
     }
+    Ok(Verdict::New(stamp(pool, customer, now, ctx.tz)))
+}
+
+/// What a new coupon of `pool` issued to `customer` at `now` is stamped with.
+pub fn stamp(
+    pool: &pools::Model,
+    customer: &customers::Model,
+    now: DateTime<Utc>,
+    tz: Tz,
+) -> Stamp {
     let expiry_rules = &pool.expiry;
-    Ok(Verdict::New(Stamp {
+    Stamp {
         customer_id: customer.id,
         now,
-        expires_at: expiry::expires_at(expiry_rules, now, ctx.tz, pool.ends_at),
-        redeemable_from: Some(expiry::redeemable_from(expiry_rules, now, ctx.tz)),
-    }))
+        expires_at: expiry::expires_at(expiry_rules, now, tz, pool.ends_at),
+        redeemable_from: Some(expiry::redeemable_from(expiry_rules, now, tz)),
+    }
 }
 
 /// Queues the `coupon.issued` webhook of a new coupon for these subscriptions of its org.

@@ -23,6 +23,7 @@ pub mod housekeeping;
 pub mod idempotency;
 pub mod imports;
 pub mod issuance;
+pub mod issue_at_once;
 pub mod jobs;
 pub mod lifecycle;
 pub mod limit_watch;

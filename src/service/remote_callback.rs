@@ -25,10 +25,14 @@ use crate::{
     service::{
         Error, Result,
         cache::Caches,
-        idempotency, issuance,
+        idempotency, issuance, issue_at_once,
         signed::{self, SignedHeaders},
     },
-    store::{self, idempotency::Keyed},
+    store::{
+        self,
+        idempotency::Keyed,
+        issue_at_once::{Answer, KeyRecord},
+    },
 };
 
 /// A call to the callback: its raw body and headers, and the retry window to apply.
@@ -163,6 +167,17 @@ impl Issue<'_> {
         db: &DatabaseConnection,
         fetched: &mut issuance::Fetched,
     ) -> Result<String> {
+        let record = KeyRecord {
+            keyed: &self.earlier.keyed,
+            status: 200,
+            answer: Answer::Code,
+        };
+        let (org, pool, customer) = (self.org, self.pool, self.customer);
+        if let Some(issued) =
+            issue_at_once::try_issue(db, org, pool, customer, Some(record)).await?
+        {
+            return Ok(issued.coupon.code);
+        }
         let txn = db.begin().await?;
         let code = self.issue_and_record(&txn, fetched).await?;
         txn.commit().await?;

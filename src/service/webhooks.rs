@@ -128,20 +128,43 @@ pub struct Happened<'a> {
 /// (redeemed, reversed, invalidated, transferred, expired), queues its webhook to the org's
 /// subscriptions, in the caller's transaction.
 pub async fn record<C: ConnectionTrait>(db: &C, h: Happened<'_>) -> Result<(), DbErr> {
+    let Some(fanout) = announced(&h) else {
+        return store::events::record(db, h.coupon, h.customer_id, h.kind, h.detail).await;
+    };
+    store::events::record_announced(db, h.coupon, h.customer_id, h.kind, h.detail, fanout).await
+}
+
+/// A redemption's [`record`], with the coupon's row saved as `redeemed.coupon` shows it in
+/// the same step (one statement on PostgreSQL). The caller holds the row's lock.
+pub async fn save_redeemed<C: ConnectionTrait>(
+    db: &C,
+    redeemed: Happened<'_>,
+) -> Result<(), DbErr> {
+    let h = Happened {
+        kind: EventKind::Redeem,
+        ..redeemed
+    };
+    let fanout = webhook_of(&h, WebhookEvent::CouponRedeemed);
+    store::events::save_announced(db, h.coupon, h.customer_id, h.kind, h.detail, fanout).await
+}
+
+/// The webhook of a change subscribers may follow.
+fn announced(h: &Happened<'_>) -> Option<store::events::Fanout> {
     let event = match h.kind {
         EventKind::Redeem => WebhookEvent::CouponRedeemed,
         EventKind::Unredeem => WebhookEvent::CouponReversed,
         EventKind::Invalidate => WebhookEvent::CouponInvalidated,
         EventKind::Transfer => WebhookEvent::CouponTransferred,
         EventKind::Expire => WebhookEvent::CouponExpired,
-        _ => {
-            return store::events::record(db, h.coupon, h.customer_id, h.kind, h.detail).await;
-        }
+        _ => return None,
     };
+    Some(webhook_of(h, event))
+}
+
+fn webhook_of(h: &Happened<'_>, event: WebhookEvent) -> store::events::Fanout {
     let mut data = coupon_data(h.coupon, None);
     data["detail"] = h.detail.clone().unwrap_or(Value::Null);
-    let fanout = fanout(event, h.occurrence, data);
-    store::events::record_announced(db, h.coupon, h.customer_id, h.kind, h.detail, fanout).await
+    fanout(event, h.occurrence.clone(), data)
 }
 
 /// Records a new coupon's issue to `customer` and queues `coupon.issued` to the org's
@@ -161,14 +184,26 @@ fn fanout(event: WebhookEvent, occurrence: String, data: Value) -> store::events
     store::events::Fanout {
         event: event.as_str(),
         occurrence,
-        body: webhook::envelope(event, Utc::now(), data).to_string(),
+        body: envelope_now(event, data).to_string(),
     }
+}
+
+/// A webhook's body, sent now.
+pub fn envelope_now(event: WebhookEvent, data: Value) -> Value {
+    webhook::envelope(event, Utc::now(), data)
 }
 
 /// Names one issue of a coupon (a coupon may be issued again after being unassigned).
 pub fn issue_occurrence(coupon: &coupons::Model) -> String {
-    let at = coupon.issued_at.map_or(0, |t| t.timestamp_micros());
-    format!("coupon-{}-issued-{at}", coupon.id)
+    let (prefix, suffix) = issue_occurrence_parts(coupon.issued_at);
+    format!("{prefix}{}{suffix}", coupon.id)
+}
+
+/// [`issue_occurrence`] around the coupon's id, for a coupon issued at `issued_at` whose id
+/// is not known yet.
+pub fn issue_occurrence_parts(issued_at: Option<DateTime<Utc>>) -> (String, String) {
+    let at = issued_at.map_or(0, |t| t.timestamp_micros());
+    ("coupon-".to_string(), format!("-issued-{at}"))
 }
 
 /// The `data` of coupon events: the coupon and, when known, the customer concerned.

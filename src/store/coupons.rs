@@ -266,6 +266,24 @@ pub async fn by_code<C: ConnectionTrait>(
     with_pool(db, query).await
 }
 
+/// The org's coupon with exactly this code in a pool of unique codes (not a common code), with
+/// its pool, its row locked for the caller's transaction; the pool and org rows are not.
+pub async fn unique_locked<C: ConnectionTrait>(
+    db: &C,
+    org_id: i64,
+    code: &str,
+) -> Result<Option<WithPool>, DbErr> {
+    use crate::{domain::pool::PoolSource, store::entity::pools};
+    use sea_orm::{QueryTrait, sea_query::LockType};
+    let mut query = coupons::Entity::find()
+        .filter(coupons::Column::OrgId.eq(org_id))
+        .filter(coupons::Column::Code.eq(code))
+        .filter(coupons::Column::ShareKey.eq(0))
+        .filter(pools::Column::Source.ne(PoolSource::Common));
+    QueryTrait::query(&mut query).lock_with_tables(LockType::Update, [coupons::Entity]);
+    Ok(with_pool(db, query).await?.into_iter().next())
+}
+
 /// The coupon row with this id.
 pub async fn by_id<C: ConnectionTrait>(db: &C, id: i64) -> Result<Option<WithPool>, DbErr> {
     let query = coupons::Entity::find_by_id(id);

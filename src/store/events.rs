@@ -115,6 +115,13 @@ pub struct Fanout {
     pub body: String,
 }
 
+impl Fanout {
+    /// Its parameters of the fan-out statements: event name, occurrence, body.
+    fn values(self) -> [Value; 3] {
+        [self.event.into(), self.occurrence.into(), self.body.into()]
+    }
+}
+
 /// [`record`], with `fanout` queued in the outbox for every subscription of the coupon's org
 /// to its event, skipping a subscription already holding the occurrence. On PostgreSQL event
 /// and messages are one statement: the issue and redemption paths neither read the
@@ -129,11 +136,7 @@ pub async fn record_announced<C: ConnectionTrait>(
 ) -> Result<(), DbErr> {
     let now = Utc::now();
     let event = event_values(coupon, customer_id, kind, detail, now);
-    let fanned = [
-        fanout.event.into(),
-        fanout.occurrence.into(),
-        fanout.body.into(),
-    ];
+    let fanned = fanout.values();
     let backend = db.get_database_backend();
     if backend == DbBackend::Postgres {
         let values: Vec<Value> = event.into_iter().chain(fanned).collect();
@@ -153,6 +156,67 @@ pub async fn record_announced<C: ConnectionTrait>(
     ))
     .await?;
     Ok(())
+}
+
+/// [`record_announced`] with the coupon's row saved first as `coupon` shows it (status,
+/// holder, issue time, redemption count, balance). On PostgreSQL the update, the event and
+/// the messages are one statement. The caller holds the row's lock, so `coupon` is what the
+/// row becomes.
+pub async fn save_announced<C: ConnectionTrait>(
+    db: &C,
+    coupon: &coupons::Model,
+    customer_id: Option<i64>,
+    kind: EventKind,
+    detail: Option<serde_json::Value>,
+    fanout: Fanout,
+) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    if backend != DbBackend::Postgres {
+        let save = Statement::from_sql_and_values(backend, save_sql(1), saved_values(coupon));
+        db.execute_raw(save).await?;
+        return record_announced(db, coupon, customer_id, kind, detail, fanout).await;
+    }
+    let event = event_values(coupon, customer_id, kind, detail, Utc::now());
+    let values: Vec<Value> = event
+        .into_iter()
+        .chain(fanout.values())
+        .chain(saved_values(coupon))
+        .collect();
+    let sql = format!(
+        "WITH saved AS ({}), recorded AS ({INSERT_EVENT}) {FAN_OUT_POSTGRES}",
+        save_sql(11)
+    );
+    db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    Ok(())
+}
+
+/// The update [`save_announced`] makes, its parameters numbered from `first`.
+fn save_sql(first: usize) -> String {
+    let p = |i: usize| format!("${}", first + i);
+    format!(
+        "UPDATE coupons SET status = {}, customer_id = {}, issued_at = {}, \
+         redemption_count = {}, balance = {}, last_status_change_at = {} WHERE id = {}",
+        p(0),
+        p(1),
+        p(2),
+        p(3),
+        p(4),
+        p(5),
+        p(6)
+    )
+}
+
+fn saved_values(coupon: &coupons::Model) -> [Value; 7] {
+    [
+        coupon.status.into(),
+        coupon.customer_id.into(),
+        coupon.issued_at.into(),
+        coupon.redemption_count.into(),
+        coupon.balance.into(),
+        coupon.last_status_change_at.into(),
+        coupon.id.into(),
+    ]
 }
 
 const INSERT_EVENT: &str = "INSERT INTO coupon_events \

@@ -136,34 +136,40 @@ pub async fn claim_available<C: ConnectionTrait>(
     s: Stamp,
 ) -> Result<Option<coupons::Model>, DbErr> {
     let backend = db.get_database_backend();
+    let stmt =
+        Statement::from_sql_and_values(backend, claim_sql(backend), claim_values(pool_id, s));
+    match db.query_one_raw(stmt).await? {
+        Some(row) => Ok(Some(coupons::Model::from_query_result(&row, "")?)),
+        None => Ok(None),
+    }
+}
+
+/// [`claim_available`]'s statement; its seven parameters are [`claim_values`].
+pub fn claim_sql(backend: DbBackend) -> String {
     let lock = if backend == DbBackend::Postgres {
         "FOR UPDATE SKIP LOCKED"
     } else {
         ""
     };
-    let sql = format!(
+    format!(
         "UPDATE coupons SET status = $1, customer_id = $2, issued_at = $3, expires_at = $4, \
          redeemable_from = $5, last_status_change_at = $3 \
          WHERE id = (SELECT id FROM coupons WHERE pool_id = $6 AND status = $7 ORDER BY code LIMIT 1 {lock}) \
          RETURNING *"
-    );
-    let stmt = Statement::from_sql_and_values(
-        backend,
-        sql,
-        [
-            CouponStatus::Issued.into(),
-            s.customer_id.into(),
-            s.now.into(),
-            s.expires_at.into(),
-            s.redeemable_from.into(),
-            pool_id.into(),
-            CouponStatus::Available.into(),
-        ],
-    );
-    match db.query_one_raw(stmt).await? {
-        Some(row) => Ok(Some(coupons::Model::from_query_result(&row, "")?)),
-        None => Ok(None),
-    }
+    )
+}
+
+/// [`claim_sql`]'s parameters: the stamp, the pool, the statuses.
+pub fn claim_values(pool_id: i64, s: Stamp) -> Vec<sea_orm::Value> {
+    vec![
+        CouponStatus::Issued.into(),
+        s.customer_id.into(),
+        s.now.into(),
+        s.expires_at.into(),
+        s.redeemable_from.into(),
+        pool_id.into(),
+        CouponStatus::Available.into(),
+    ]
 }
 
 /// Inserts a coupon issued straight to the customer (a freshly minted code, or a customer's copy

@@ -12,6 +12,7 @@ pub mod groups;
 pub mod idempotency;
 pub mod imports;
 pub mod issuance;
+pub mod issue_at_once;
 pub mod market;
 pub mod notifications;
 pub mod orgs;

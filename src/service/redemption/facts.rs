@@ -42,6 +42,29 @@ fn per_customer(located: &Located) -> bool {
     rules.min_days_between.is_some() || (located.is_common && rules.customer_limit().is_some())
 }
 
+/// Whether the rules need a lock before the coupon row's: the redeemer's row or the pool's
+/// series counter.
+pub fn takes_earlier_locks(located: &Located, redeemer: Option<i64>) -> bool {
+    (redeemer.is_some() && per_customer(located)) || located.rules.max_total.is_some()
+}
+
+/// [`lock`] for a coupon whose row was locked when it was found, and whose rules take no
+/// earlier lock ([`takes_earlier_locks`]): only a gift card's holds that ran out remain to close.
+pub async fn locked_at_once(
+    txn: &DatabaseTransaction,
+    mut located: Located,
+    now: DateTime<Utc>,
+) -> Result<Locked> {
+    if located.is_gift_card() {
+        close_run_out(txn, &mut located, false, now).await?;
+    }
+    Ok(Locked {
+        located,
+        counted: false,
+        series: 0,
+    })
+}
+
 /// Takes the locks in the service's order and closes the coupon's holds that ran out, so the
 /// rows, balance and counter read afterwards are the ones this transaction will write.
 pub async fn lock(

@@ -27,6 +27,8 @@ use crate::store::entity::{coupons, customers, pools, redemptions};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
 
+use facts::Locked;
+
 pub use holds::{confirm, release};
 pub use lookup::get;
 pub use reverse::reverse;
@@ -275,6 +277,53 @@ pub struct Consumed {
     pub replayed: bool,
 }
 
+/// Finds the code and redeems or holds it, as [`locate`] then [`consume`] would. A unique
+/// code whose rules take no lock before its row's (the redeemer's, the series counter's) is
+/// found and locked by one statement inside the transaction; any other code is found in
+/// the transaction and locked in the usual order.
+pub async fn redeem_code(
+    db: &DatabaseConnection,
+    org_id: i64,
+    code: &str,
+    purchase: &Purchase,
+    mode: Mode,
+    keyed: Option<&Keyed>,
+) -> Result<Consumed> {
+    let attempt = redeem_code_once(db, org_id, code, purchase, mode, keyed).await;
+    answer_race(db, org_id, keyed, attempt).await
+}
+
+async fn redeem_code_once(
+    db: &DatabaseConnection,
+    org_id: i64,
+    code: &str,
+    purchase: &Purchase,
+    mode: Mode,
+    keyed: Option<&Keyed>,
+) -> Result<Consumed> {
+    let txn = db.begin().await?;
+    let now = Utc::now();
+    let redeemer = purchase.redeemer();
+    let locked = match store::coupons::unique_locked(&txn, org_id, code).await? {
+        Some((row, of)) => {
+            let located = located(row, None, of)?;
+            if facts::takes_earlier_locks(&located, redeemer) {
+                // Its row's lock came too early for this pool's rules: start again in order.
+                txn.rollback().await?;
+                check_amount(&located, purchase)?;
+                return consume_once(db, org_id, &located, purchase, mode, keyed).await;
+            }
+            facts::locked_at_once(&txn, located, now).await?
+        }
+        None => {
+            let located = locate(&txn, org_id, code, redeemer).await?;
+            facts::lock(&txn, &located, redeemer, now).await?
+        }
+    };
+    check_amount(&locked.located, purchase)?;
+    finish(txn, org_id, &locked, purchase, mode, keyed, now).await
+}
+
 /// Redeems or holds the located coupon. With `keyed`, a retry gets the first answer back.
 /// A refusal is a 422 `not_redeemable` whose `errors` are every rule that failed.
 pub async fn consume(
@@ -286,8 +335,18 @@ pub async fn consume(
     keyed: Option<&Keyed>,
 ) -> Result<Consumed> {
     check_amount(located, purchase)?;
-    match consume_once(db, org_id, located, purchase, mode, keyed).await {
-        // A concurrent request with the same key committed first: answer as it did.
+    let attempt = consume_once(db, org_id, located, purchase, mode, keyed).await;
+    answer_race(db, org_id, keyed, attempt).await
+}
+
+/// A concurrent request with the same key committed first: answer as it did.
+async fn answer_race(
+    db: &DatabaseConnection,
+    org_id: i64,
+    keyed: Option<&Keyed>,
+    attempt: Result<Consumed>,
+) -> Result<Consumed> {
+    match attempt {
         Err(e @ Error::RaceLost) => {
             let k = keyed.ok_or(e)?;
             replay(db, org_id, k)
@@ -331,7 +390,22 @@ async fn consume_once(
     keyed: Option<&Keyed>,
 ) -> Result<Consumed> {
     let txn = db.begin().await?;
-    let (redemption, coupon) = match consume_in(&txn, org_id, located, purchase, mode).await? {
+    let now = Utc::now();
+    let locked = facts::lock(&txn, located, purchase.redeemer(), now).await?;
+    finish(txn, org_id, &locked, purchase, mode, keyed, now).await
+}
+
+/// The redemption under its locks: the verdict, the rows, the key's answer and the commit.
+async fn finish(
+    txn: DatabaseTransaction,
+    org_id: i64,
+    locked: &Locked,
+    purchase: &Purchase,
+    mode: Mode,
+    keyed: Option<&Keyed>,
+    now: DateTime<Utc>,
+) -> Result<Consumed> {
+    let (redemption, coupon) = match consume_in(&txn, org_id, locked, purchase, mode, now).await? {
         Ok(done) => done,
         Err(failures) => return Err(not_redeemable(&failures)),
     };
@@ -343,7 +417,7 @@ async fn consume_once(
     Ok(Consumed {
         redemption,
         coupon,
-        pool: located.pool.clone(),
+        pool: locked.located.pool.clone(),
         replayed: false,
     })
 }
@@ -353,13 +427,12 @@ type Made = (redemptions::Model, coupons::Model);
 async fn consume_in(
     txn: &DatabaseTransaction,
     org_id: i64,
-    located: &Located,
+    locked: &Locked,
     purchase: &Purchase,
     mode: Mode,
+    now: DateTime<Utc>,
 ) -> Result<Result<Made, Vec<Failure>>> {
-    let now = Utc::now();
-    let locked = facts::lock(txn, located, purchase.redeemer(), now).await?;
-    let discount = match facts::evaluate(txn, &locked, purchase, now).await? {
+    let discount = match facts::evaluate(txn, locked, purchase, now).await? {
         Ok(d) => d,
         Err(failures) => return Ok(Err(failures)),
     };

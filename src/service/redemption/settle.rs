@@ -2,7 +2,7 @@
 //! the customer's event, written under the coupon's lock.
 
 use crate::store::entity::{coupons, redemptions};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{DatabaseTransaction, Set};
 
 use super::Located;
@@ -40,6 +40,8 @@ pub async fn settle(
     spent: Spent<'_>,
     now: DateTime<Utc>,
 ) -> Result<coupons::Model> {
+    // The row is written from here, not read back: its times as the database keeps them.
+    let now = now.trunc_subsecs(6);
     let target = located.target();
     let redeemer = redemption.customer_id;
     let confirmed = confirmed_after(txn, located).await?;
@@ -61,31 +63,32 @@ pub async fn settle(
         (false, true) => CouponStatus::Issued,
         (false, false) => before,
     };
-    let mut row = coupons::ActiveModel {
-        id: Set(target.id),
-        redemption_count: Set(target.redemption_count + 1),
-        balance: Set(balance),
-        ..Default::default()
+    let mut coupon = coupons::Model {
+        redemption_count: target.redemption_count + 1,
+        balance,
+        ..target.clone()
     };
     if assign {
-        row.customer_id = Set(redeemer);
-        row.issued_at = Set(Some(now));
+        coupon.customer_id = redeemer;
+        coupon.issued_at = Some(now);
     }
-    set_status(&mut row, before, after, now);
-    let coupon = store::coupons::save(txn, row).await?;
+    if after != before {
+        coupon.status = after;
+        coupon.last_status_change_at = now;
+    }
     if located.copy.is_some() {
         close_common_code(txn, located, confirmed.code, now).await?;
     }
     let detail =
         serde_json::json!({ "redemption_id": redemption.id, "discount": redemption.discount });
-    let happened = webhooks::Happened {
+    let redeemed = webhooks::Happened {
         coupon: &coupon,
         customer_id: redeemer.or(coupon.customer_id),
         kind: EventKind::Redeem,
         occurrence: format!("redemption-{}", redemption.id),
         detail: Some(detail),
     };
-    webhooks::record(txn, happened).await?;
+    webhooks::save_redeemed(txn, redeemed).await?;
     Ok(coupon)
 }
 

@@ -1,0 +1,167 @@
+//! An issue that needs nothing read or locked before its code is taken, written in one step:
+//! the pool's next available code handed to the customer, its `coupon_issue` event, its
+//! `coupon.issued` webhook for every subscription and the idempotency key's answer. On
+//! PostgreSQL that is one statement (a chain of data-modifying CTEs), so it needs no
+//! transaction of its own; SQLite, with its one connection, runs the same writes in one.
+
+use crate::store::entity::coupons;
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, Statement,
+    TransactionTrait,
+};
+
+use crate::store::{
+    events::{self, EventKind, Fanout},
+    idempotency::{self, Keyed},
+    issuance::{self, Stamp},
+};
+
+/// The `coupon.issued` webhook of a coupon not claimed yet.
+#[derive(Debug, Clone)]
+pub struct Announcement {
+    /// The webhook event's name, as subscriptions list it.
+    pub event: &'static str,
+    /// The occurrence is `prefix`, the coupon's id, `suffix`.
+    pub occurrence: (String, String),
+    /// The webhook's body, whose `data.coupon` gets the claimed row's `id`, `code` and
+    /// `balance`.
+    pub body: serde_json::Value,
+}
+
+impl Announcement {
+    fn for_coupon(&self, coupon: &coupons::Model) -> Fanout {
+        let mut body = self.body.clone();
+        let fields = &mut body["data"]["coupon"];
+        fields["id"] = coupon.id.into();
+        fields["code"] = coupon.code.clone().into();
+        fields["balance"] = coupon.balance.into();
+        let (prefix, suffix) = &self.occurrence;
+        Fanout {
+            event: self.event,
+            occurrence: format!("{prefix}{}{suffix}", coupon.id),
+            body: body.to_string(),
+        }
+    }
+}
+
+/// The idempotency key an issue records its answer under, with the answer's status and shape.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyRecord<'a> {
+    pub keyed: &'a Keyed,
+    pub status: u16,
+    pub answer: Answer,
+}
+
+/// What a keyed issue answers a retry with, made from the claimed row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// `{"coupon_id": …, "existing": false}`, as the issue endpoint records it.
+    CouponId,
+    /// `{"code": …}`, as the remote-code callback records it.
+    Code,
+}
+
+impl Answer {
+    fn of(self, coupon: &coupons::Model) -> serde_json::Value {
+        match self {
+            Answer::CouponId => serde_json::json!({ "coupon_id": coupon.id, "existing": false }),
+            Answer::Code => serde_json::json!({ "code": coupon.code }),
+        }
+    }
+
+    /// [`Answer::of`] in SQL, over the claimed row.
+    fn sql(self) -> &'static str {
+        match self {
+            Answer::CouponId => "json_build_object('coupon_id', id, 'existing', false)",
+            Answer::Code => "json_build_object('code', code)",
+        }
+    }
+}
+
+/// Claims the pool's next available code for `stamp`'s customer and records everything an
+/// issue records, all or nothing. None when the pool has no available code: nothing was
+/// written. A key already recorded is a unique violation, and nothing is written either.
+pub async fn claim_recorded(
+    db: &DatabaseConnection,
+    pool_id: i64,
+    stamp: Stamp,
+    announcement: &Announcement,
+    keyed: Option<KeyRecord<'_>>,
+) -> Result<Option<coupons::Model>, DbErr> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        return claim_recorded_postgres(db, pool_id, stamp, announcement, keyed).await;
+    }
+    let txn = db.begin().await?;
+    let Some(coupon) = issuance::claim_available(&txn, pool_id, stamp).await? else {
+        return Ok(None);
+    };
+    let fanout = announcement.for_coupon(&coupon);
+    let customer = Some(stamp.customer_id);
+    events::record_announced(&txn, &coupon, customer, EventKind::Issue, None, fanout).await?;
+    if let Some(k) = keyed {
+        idempotency::record(&txn, k.keyed, k.status, k.answer.of(&coupon)).await?;
+    }
+    txn.commit().await?;
+    Ok(Some(coupon))
+}
+
+async fn claim_recorded_postgres(
+    db: &DatabaseConnection,
+    pool_id: i64,
+    stamp: Stamp,
+    announcement: &Announcement,
+    keyed: Option<KeyRecord<'_>>,
+) -> Result<Option<coupons::Model>, DbErr> {
+    let (prefix, suffix) = &announcement.occurrence;
+    let mut values = issuance::claim_values(pool_id, stamp);
+    values.extend([
+        EventKind::Issue.as_str().into(),
+        announcement.event.into(),
+        prefix.clone().into(),
+        suffix.clone().into(),
+        announcement.body.to_string().into(),
+    ]);
+    let claim = issuance::claim_sql(DbBackend::Postgres);
+    let mut sql = format!("WITH claimed AS ({claim}), {RECORDED}");
+    if let Some(k) = keyed {
+        sql.push_str(&KEY_RECORDED.replace("{answer}", k.answer.sql()));
+        values.extend([
+            k.keyed.operation.into(),
+            k.keyed.key.clone().into(),
+            k.keyed.request_hash.clone().into(),
+            i32::from(k.status).into(),
+        ]);
+    }
+    sql.push_str(" SELECT * FROM claimed");
+    let stmt = Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
+    match db.query_one_raw(stmt).await? {
+        Some(row) => Ok(Some(coupons::Model::from_query_result(&row, "")?)),
+        None => Ok(None),
+    }
+}
+
+/// After the claim of [`issuance::claim_available`] (`claimed`, its seven values): the event
+/// of [`events::record_announced`] and its fan-out, reading the claimed row. `jsonb_set`
+/// fills the body's coupon (a `NULL` balance is JSON null, not a missing body).
+const RECORDED: &str = "\
+recorded AS (\
+    INSERT INTO coupon_events (org_id, coupon_id, pool_id, customer_id, kind, detail, created_at) \
+    SELECT org_id, id, pool_id, customer_id, $8, NULL, $3 FROM claimed), \
+queued AS (\
+    INSERT INTO outbox (org_id, channel, dedup_key, payload, attempts, next_attempt_at, created_at) \
+    SELECT c.org_id, 'webhook', 'webhook:' || w.id || ':' || $9 || ':' || $10 || c.id || $11, \
+    json_build_object('webhook_id', w.id, 'message_id', 'msg_' || gen_random_uuid(), \
+    'body', jsonb_set(jsonb_set(jsonb_set($12::jsonb, \
+    '{data,coupon,id}', to_jsonb(c.id)), \
+    '{data,coupon,code}', to_jsonb(c.code)), \
+    '{data,coupon,balance}', COALESCE(to_jsonb(c.balance), 'null'::jsonb))), 0, $3, $3 \
+    FROM claimed c JOIN webhooks w ON w.org_id = c.org_id \
+    AND w.events::jsonb @> jsonb_build_array($9::text) \
+    ON CONFLICT (dedup_key) DO NOTHING)";
+
+/// The idempotency key's answer ([`Answer::sql`] in place of `{answer}`), after
+/// the claim's and [`RECORDED`]'s twelve values: operation, key, request hash and status.
+const KEY_RECORDED: &str = ", \
+keyed AS (\
+    INSERT INTO idempotency_keys (org_id, operation, key, request_hash, status, response, created_at) \
+    SELECT org_id, $13, $14, $15, $16, {answer}, $3 FROM claimed)";

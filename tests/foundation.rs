@@ -99,6 +99,16 @@ both_databases! {
             .unwrap();
         expect_problem(resp, 400, "malformed_body").await;
 
+        let resp = app
+            .request(Method::POST, "/v1/api-keys", Some(&app.key))
+            .header("content-type", "application/json")
+            .body("\u{feff}{\"name\": \"x\", \"scopes\": [\"pos\"]}")
+            .send()
+            .await
+            .unwrap();
+        let problem = expect_problem(resp, 400, "malformed_body").await;
+        assert!(problem["detail"].as_str().unwrap().contains("byte-order mark"), "{problem}");
+
         let resp = app.post("/v1/api-keys", json!({"name": "x", "scopes": ["root"]})).await;
         let problem = expect_problem(resp, 400, "malformed_body").await;
         assert!(problem["detail"].as_str().unwrap().contains("root"));

@@ -101,6 +101,13 @@ impl Guard {
             .into_bytes_limit(limit)
             .await
             .map_err(|_| too_large("JSON body", limit as u64))?;
+        if bytes.starts_with(text::BOM) {
+            return Err(render(problem(
+                StatusCode::BAD_REQUEST,
+                "malformed_body",
+                "the body starts with a byte-order mark (EF BB BF): send it without one".into(),
+            )));
+        }
         if let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&bytes) {
             if let Some(field) = text::control_field(&doc) {
                 return Err(refuse(

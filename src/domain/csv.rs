@@ -8,7 +8,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-const BOM: &[u8] = b"\xEF\xBB\xBF";
+use super::text::BOM;
 
 /// One record of an uploaded file: the line it starts on and its trimmed fields.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,6 +4,10 @@
 
 use serde_json::Value;
 
+/// The UTF-8 byte-order mark. Excel puts it in front of the CSV files it saves (uploads skip
+/// it); in front of a JSON body it is refused by name, as RFC 8259 lets a parser do.
+pub const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Whether a path or query value carries a control character (whitespace controls included:
 /// no identifier or code has them).
 pub fn has_control(s: &str) -> bool {

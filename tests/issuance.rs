@@ -44,6 +44,17 @@ both_databases! {
         }
         let resp = issue(&app, p, json!({"external_id": "a", "email": "b@example.com"})).await;
         assert_eq!(expect_problem(resp, 422, "validation_failed").await["field"], "customer");
+
+        // Another org's customer is nobody here.
+        let (_, other) = app.other_org().await;
+        let theirs = app.request(Method::PUT, "/v1/customers/elsewhere", Some(&other))
+            .json(&json!({})).send().await.unwrap();
+        assert!(theirs.status().is_success(), "{}", theirs.status());
+        let resp = issue(&app, p, json!({"external_id": "elsewhere"})).await;
+        expect_problem(resp, 422, "customer_not_found").await;
+        // None of the refused issues took the pool's one code.
+        customer(&app, "c-2", json!({})).await;
+        assert_eq!(issue_ok(&app, p, "c-2").await["status"], "issued");
     }
 
     async fn issuing_hands_out_a_code_once_and_lists_it(app) {

@@ -202,7 +202,7 @@ impl ChunkFacts {
             .get(id)
             .ok_or_else(|| super::customers::not_found_row(id))?;
         let facts = CustomerFacts {
-            customer,
+            level: customer.level.as_deref(),
             history: self.histories.entry(customer.id).or_default(),
             on_allow_list: self.allowed.contains(&customer.id),
             excluded_recently: self.excluded.contains(&customer.id),

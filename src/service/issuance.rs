@@ -29,6 +29,7 @@ use crate::{
         cache::Caches,
         generation::pool_pattern,
         idempotency::{self, Outcome},
+        issue_at_once::{self, Attempt, Holder},
         remote_source, webhooks,
     },
     store::{
@@ -100,14 +101,51 @@ pub async fn issue_one(
         if !pool.claimed && !reaches_unclaimed {
             return Err(not_claimed(pool.id));
         }
-        let customer = super::customers::resolve(db, org_id, who).await?;
-        issue(db, &org, &pool, &customer, keyed.as_ref()).await
+        issue_to(db, &org, &pool, who, keyed.as_ref()).await
     };
     if remote {
         idempotency::once(db, keyed.as_ref(), replay, run).await
     } else {
         idempotency::once_then_check(db, keyed.as_ref(), replay, run).await
     }
+}
+
+/// Issues to the customer `who` names. A customer named by external id is read by the
+/// claiming statement itself when the pool allows an issue at once.
+async fn issue_to(
+    db: &DatabaseConnection,
+    org: &orgs::Model,
+    pool: &pools::Model,
+    who: &CustomerIdentifier,
+    keyed: Option<&Keyed>,
+) -> Result<Issued> {
+    let at_once = match who {
+        CustomerIdentifier::ExternalId(external_id) => {
+            let holder = Holder::ExternalId {
+                org_id: org.id,
+                external_id,
+            };
+            issue_at_once::try_issue(db, org, pool, holder, key_record(keyed)).await?
+        }
+        _ => Attempt::NotApplicable,
+    };
+    if let Attempt::Issued(issued) = at_once {
+        return Ok(issued);
+    }
+    let customer = super::customers::resolve(db, org.id, who).await?;
+    match at_once {
+        Attempt::NotClaimed => issue_in_transaction(db, org, pool, &customer, keyed).await,
+        _ => issue(db, org, pool, &customer, keyed).await,
+    }
+}
+
+/// What a keyed issue records for its retries.
+fn key_record(keyed: Option<&Keyed>) -> Option<KeyRecord<'_>> {
+    keyed.map(|keyed| KeyRecord {
+        keyed,
+        status: 201,
+        answer: Answer::CouponId,
+    })
 }
 
 /// A pool a workflow-only caller may not use.
@@ -140,14 +178,23 @@ pub async fn issue(
     customer: &customers::Model,
     keyed: Option<&Keyed>,
 ) -> Result<Issued> {
-    let record = keyed.map(|keyed| KeyRecord {
-        keyed,
-        status: 201,
-        answer: Answer::CouponId,
-    });
-    if let Some(issued) = super::issue_at_once::try_issue(db, org, pool, customer, record).await? {
+    let holder = Holder::Customer(customer);
+    let record = key_record(keyed);
+    if let Attempt::Issued(issued) = issue_at_once::try_issue(db, org, pool, holder, record).await?
+    {
         return Ok(issued);
     }
+    issue_in_transaction(db, org, pool, customer, keyed).await
+}
+
+/// [`issue`] without trying [`issue_at_once`] first.
+async fn issue_in_transaction(
+    db: &DatabaseConnection,
+    org: &orgs::Model,
+    pool: &pools::Model,
+    customer: &customers::Model,
+    keyed: Option<&Keyed>,
+) -> Result<Issued> {
     let mut fetched = prefetch(db, org, pool, customer, 1).await?;
     let txn = db.begin().await?;
     let issued = issue_in(&txn, org, pool, customer, Utc::now(), &mut fetched).await?;
@@ -313,13 +360,26 @@ pub fn stamp(
     now: DateTime<Utc>,
     tz: Tz,
 ) -> Stamp {
-    let expiry_rules = &pool.expiry;
+    let (expires_at, redeemable_from) = dates(pool, now, tz);
     Stamp {
         customer_id: customer.id,
         now,
-        expires_at: expiry::expires_at(expiry_rules, now, tz, pool.ends_at),
-        redeemable_from: Some(expiry::redeemable_from(expiry_rules, now, tz)),
+        expires_at,
+        redeemable_from,
     }
+}
+
+/// When a coupon of `pool` issued at `now` expires, and from when it is redeemable.
+pub fn dates(
+    pool: &pools::Model,
+    now: DateTime<Utc>,
+    tz: Tz,
+) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    let expiry_rules = &pool.expiry;
+    (
+        expiry::expires_at(expiry_rules, now, tz, pool.ends_at),
+        Some(expiry::redeemable_from(expiry_rules, now, tz)),
+    )
 }
 
 /// Queues the `coupon.issued` webhook of a new coupon for these subscriptions of its org.
@@ -360,7 +420,7 @@ async fn read_context<C: ConnectionTrait>(
         History::default()
     };
     let facts = CustomerFacts {
-        customer,
+        level: customer.level.as_deref(),
         history: &history,
         on_allow_list: rules.specific_customers_only
             && store::issuance::on_allow_list(db, pool.id, customer.id).await?,
@@ -440,7 +500,7 @@ pub async fn issual_limit_near<C: ConnectionTrait>(
 
 /// What the issuance rules see of one customer.
 pub struct CustomerFacts<'a> {
-    pub customer: &'a customers::Model,
+    pub level: Option<&'a str>,
     pub history: &'a History,
     pub on_allow_list: bool,
     pub excluded_recently: bool,
@@ -461,7 +521,7 @@ pub fn context(
         pool_starts_at: pool.starts_at,
         pool_ends_at: pool.ends_at,
         is_common: pool.source == PoolSource::Common,
-        customer_level: facts.customer.level.clone(),
+        customer_level: facts.level.map(str::to_string),
         on_allow_list: facts.on_allow_list,
         customer_issued_count: facts.history.issued_count,
         customer_last_issued_at: facts.history.last_issued_at,

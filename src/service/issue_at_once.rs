@@ -12,45 +12,77 @@ use crate::{
     service::{
         Error, Result,
         idempotency::race_or,
-        issuance::{CustomerFacts, Issued, context, stamp},
+        issuance::{CustomerFacts, Issued, context, dates},
         webhooks,
     },
     store::{
         self,
-        issuance::{History, Stamp},
-        issue_at_once::{Announcement, KeyRecord},
+        issuance::History,
+        issue_at_once::{Announcement, KeyRecord, NewIssue, Who},
     },
 };
 
-/// Whether an issue of `pool` needs nothing read or locked before its code is taken.
-fn applies(pool: &pools::Model) -> bool {
+/// Whom an issue at once is for.
+#[derive(Debug, Clone, Copy)]
+pub enum Holder<'a> {
+    /// A customer already read.
+    Customer(&'a customers::Model),
+    /// The org's customer with this external id, read by the claiming statement itself (one
+    /// statement fewer); when there is none, nothing is issued and the caller's look-up says so.
+    ExternalId { org_id: i64, external_id: &'a str },
+}
+
+impl Holder<'_> {
+    fn level(&self) -> Option<&str> {
+        match self {
+            Holder::Customer(c) => c.level.as_deref(),
+            Holder::ExternalId { .. } => None,
+        }
+    }
+}
+
+/// Whether an issue of `pool` to `holder` needs nothing read or locked before its code is
+/// taken. A customer not read yet has no level to check.
+fn applies(pool: &pools::Model, holder: &Holder) -> bool {
     let rules = &pool.issuance;
     let from_stock = !matches!(pool.source, PoolSource::Common | PoolSource::Remote);
+    let level_known = matches!(holder, Holder::Customer(_)) || rules.allowed_levels.is_empty();
     from_stock
+        && level_known
         && !rules.depends_on_history()
         && !rules.specific_customers_only
         && rules.exclude_if_issued_from.is_empty()
         && rules.max_total.is_none()
 }
 
-/// Issues at once when the pool allows it. None when it does not, or when its stock is empty
-/// (nothing was written: the full path then mints a code or says `pool_exhausted`). A refusal
-/// of the rules is an error, as on the full path.
+/// What came of an attempt to issue at once. Unless issued, nothing was written.
+#[derive(Debug)]
+pub enum Attempt {
+    Issued(Issued),
+    /// The pool's rules read more than the pool and a customer read already.
+    NotApplicable,
+    /// The stock is empty or the external id names no customer: the full path mints a code,
+    /// says `pool_exhausted` or names the missing customer.
+    NotClaimed,
+}
+
+/// Issues at once when the pool allows it. A refusal of the rules is an error, as on the full
+/// path.
 pub async fn try_issue(
     db: &sea_orm::DatabaseConnection,
     org: &orgs::Model,
     pool: &pools::Model,
-    customer: &customers::Model,
+    holder: Holder<'_>,
     keyed: Option<KeyRecord<'_>>,
-) -> Result<Option<Issued>> {
-    if !applies(pool) {
-        return Ok(None);
+) -> Result<Attempt> {
+    if !applies(pool, &holder) {
+        return Ok(Attempt::NotApplicable);
     }
     let tz = super::org_tz(&org.timezone)?;
     // The database keeps microseconds: the webhook's times are the row's.
     let now = Utc::now().trunc_subsecs(6);
     let facts = CustomerFacts {
-        customer,
+        level: holder.level(),
         history: &History::default(),
         on_allow_list: false,
         excluded_recently: false,
@@ -58,23 +90,43 @@ pub async fn try_issue(
     let ctx = context(pool, tz, now, &facts, pool.issued_count as u64);
     match crate::domain::issuance::decide(&pool.issuance, &ctx) {
         Decision::Refuse(r) => return Err(Error::refused(r.code.as_str(), r.reason)),
-        Decision::ReturnExisting(_) => return Ok(None),
+        Decision::ReturnExisting(_) => return Ok(Attempt::NotApplicable),
         Decision::IssueNew => {}
     }
-    let stamp = stamp(pool, customer, now, tz);
-    let announcement = announcement(pool, customer, stamp);
-    let claimed = store::issue_at_once::claim_recorded(db, pool.id, stamp, &announcement, keyed)
+    let (expires_at, redeemable_from) = dates(pool, now, tz);
+    let issue = NewIssue {
+        pool_id: pool.id,
+        who: match holder {
+            Holder::Customer(c) => Who::Id(c.id),
+            Holder::ExternalId {
+                org_id,
+                external_id,
+            } => Who::ExternalId {
+                org_id,
+                external_id,
+            },
+        },
+        now,
+        expires_at,
+        redeemable_from,
+    };
+    let announcement = announcement(pool, holder, &issue);
+    let claimed = store::issue_at_once::claim_recorded(db, &issue, &announcement, keyed)
         .await
         .map_err(race_or)?;
-    Ok(claimed.map(|coupon| Issued {
-        coupon,
-        existing: false,
-    }))
+    Ok(match claimed {
+        Some(coupon) => Attempt::Issued(Issued {
+            coupon,
+            existing: false,
+        }),
+        None => Attempt::NotClaimed,
+    })
 }
 
 /// The `coupon.issued` webhook as [`webhooks::record_issue`] would write it, from the coupon
-/// as it will be once claimed; the claim fills in its id, code and balance.
-fn announcement(pool: &pools::Model, customer: &customers::Model, stamp: Stamp) -> Announcement {
+/// as it will be once claimed; the claim fills in its id, code and balance, and the
+/// customer's id.
+fn announcement(pool: &pools::Model, holder: Holder<'_>, issue: &NewIssue) -> Announcement {
     let coming = coupons::Model {
         id: 0,
         org_id: pool.org_id,
@@ -82,19 +134,23 @@ fn announcement(pool: &pools::Model, customer: &customers::Model, stamp: Stamp) 
         code: String::new(),
         share_key: 0,
         status: CouponStatus::Issued,
-        customer_id: Some(customer.id),
+        customer_id: None,
         value: None,
         balance: None,
         redemption_count: 0,
-        issued_at: Some(stamp.now),
-        expires_at: stamp.expires_at,
-        redeemable_from: stamp.redeemable_from,
-        last_status_change_at: stamp.now,
+        issued_at: Some(issue.now),
+        expires_at: issue.expires_at,
+        redeemable_from: issue.redeemable_from,
+        last_status_change_at: issue.now,
+    };
+    let customer = match holder {
+        Holder::Customer(c) => webhooks::customer_ref(c.id, &c.external_id),
+        Holder::ExternalId { external_id, .. } => webhooks::customer_ref(0, external_id),
     };
     let event = WebhookEvent::CouponIssued;
     Announcement {
         event: event.as_str(),
-        occurrence: webhooks::issue_occurrence_parts(Some(stamp.now)),
-        body: webhooks::envelope_now(event, webhooks::coupon_data(&coming, Some(customer))),
+        occurrence: webhooks::issue_occurrence_parts(Some(issue.now)),
+        body: webhooks::envelope_now(event, webhooks::coupon_data_with(&coming, customer)),
     }
 }

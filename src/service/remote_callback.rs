@@ -172,9 +172,9 @@ impl Issue<'_> {
             status: 200,
             answer: Answer::Code,
         };
-        let (org, pool, customer) = (self.org, self.pool, self.customer);
-        if let Some(issued) =
-            issue_at_once::try_issue(db, org, pool, customer, Some(record)).await?
+        let holder = issue_at_once::Holder::Customer(self.customer);
+        if let issue_at_once::Attempt::Issued(issued) =
+            issue_at_once::try_issue(db, self.org, self.pool, holder, Some(record)).await?
         {
             return Ok(issued.coupon.code);
         }

@@ -99,8 +99,9 @@ pub async fn enqueue_to<C: ConnectionTrait>(
         for id in subscribed {
             let dedup_key = format!("webhook:{id}:{}:{occurrence}", event.as_str());
             // Generated here, not from the row id, so it is unique across databases and
-            // stays the same for every retry of this message.
-            let message_id = format!("msg_{}", uuid::Uuid::now_v7());
+            // stays the same for every retry of this message; a random UUID (v4), as the
+            // single-event fan-out makes them in the database.
+            let message_id = format!("msg_{}", uuid::Uuid::new_v4());
             messages.push((
                 dedup_key,
                 json!({"webhook_id": id, "message_id": message_id, "body": body}),
@@ -208,6 +209,17 @@ pub fn issue_occurrence_parts(issued_at: Option<DateTime<Utc>>) -> (String, Stri
 
 /// The `data` of coupon events: the coupon and, when known, the customer concerned.
 pub fn coupon_data(coupon: &coupons::Model, customer: Option<&customers::Model>) -> Value {
+    let customer = customer.map_or(Value::Null, |c| customer_ref(c.id, &c.external_id));
+    coupon_data_with(coupon, customer)
+}
+
+/// A customer as webhooks name one.
+pub fn customer_ref(id: i64, external_id: &str) -> Value {
+    json!({"id": id, "external_id": external_id})
+}
+
+/// [`coupon_data`] with the customer as [`customer_ref`] gives it, or null.
+pub fn coupon_data_with(coupon: &coupons::Model, customer: Value) -> Value {
     json!({
         "coupon": {
             "id": coupon.id,
@@ -219,7 +231,7 @@ pub fn coupon_data(coupon: &coupons::Model, customer: Option<&customers::Model>)
             "redeemable_from": coupon.redeemable_from,
             "balance": coupon.balance,
         },
-        "customer": customer.map(|c| json!({"id": c.id, "external_id": c.external_id})),
+        "customer": customer,
     })
 }
 

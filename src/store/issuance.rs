@@ -136,26 +136,36 @@ pub async fn claim_available<C: ConnectionTrait>(
     s: Stamp,
 ) -> Result<Option<coupons::Model>, DbErr> {
     let backend = db.get_database_backend();
-    let stmt =
-        Statement::from_sql_and_values(backend, claim_sql(backend), claim_values(pool_id, s));
+    let stmt = Statement::from_sql_and_values(
+        backend,
+        claim_sql(backend, false),
+        claim_values(pool_id, s),
+    );
     match db.query_one_raw(stmt).await? {
         Some(row) => Ok(Some(coupons::Model::from_query_result(&row, "")?)),
         None => Ok(None),
     }
 }
 
-/// [`claim_available`]'s statement; its seven parameters are [`claim_values`].
-pub fn claim_sql(backend: DbBackend) -> String {
+/// [`claim_available`]'s statement; its seven parameters are [`claim_values`]. With
+/// `from_who`, the customer is the row of a `who` table the caller defines (the claim's
+/// second parameter is then the caller's to use): no such row, nothing claimed.
+pub fn claim_sql(backend: DbBackend, from_who: bool) -> String {
     let lock = if backend == DbBackend::Postgres {
         "FOR UPDATE SKIP LOCKED"
     } else {
         ""
     };
+    let (customer, from, returning) = if from_who {
+        ("who.id", "FROM who", "coupons.*")
+    } else {
+        ("$2", "", "*")
+    };
     format!(
-        "UPDATE coupons SET status = $1, customer_id = $2, issued_at = $3, expires_at = $4, \
-         redeemable_from = $5, last_status_change_at = $3 \
-         WHERE id = (SELECT id FROM coupons WHERE pool_id = $6 AND status = $7 ORDER BY code LIMIT 1 {lock}) \
-         RETURNING *"
+        "UPDATE coupons SET status = $1, customer_id = {customer}, issued_at = $3, expires_at = $4, \
+         redeemable_from = $5, last_status_change_at = $3 {from} \
+         WHERE coupons.id = (SELECT id FROM coupons WHERE pool_id = $6 AND status = $7 ORDER BY code LIMIT 1 {lock}) \
+         RETURNING {returning}"
     )
 }
 

@@ -5,12 +5,14 @@
 //! transaction of its own; SQLite, with its one connection, runs the same writes in one.
 
 use crate::store::entity::coupons;
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, Statement,
-    TransactionTrait,
+    TransactionTrait, Value,
 };
 
 use crate::store::{
+    customers,
     events::{self, EventKind, Fanout},
     idempotency::{self, Keyed},
     issuance::{self, Stamp},
@@ -78,25 +80,67 @@ impl Answer {
     }
 }
 
-/// Claims the pool's next available code for `stamp`'s customer and records everything an
-/// issue records, all or nothing. None when the pool has no available code: nothing was
-/// written. A key already recorded is a unique violation, and nothing is written either.
+/// Whom the claimed code goes to.
+#[derive(Debug, Clone, Copy)]
+pub enum Who<'a> {
+    /// The customer with this id.
+    Id(i64),
+    /// The org's customer with this external id, looked up by the claiming statement; when
+    /// there is none, nothing is claimed.
+    ExternalId { org_id: i64, external_id: &'a str },
+}
+
+/// An issue to write at once: the pool, the customer, and the coupon's dates.
+#[derive(Debug, Clone, Copy)]
+pub struct NewIssue<'a> {
+    pub pool_id: i64,
+    pub who: Who<'a>,
+    pub now: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub redeemable_from: Option<DateTime<Utc>>,
+}
+
+impl NewIssue<'_> {
+    fn stamp(&self, customer_id: i64) -> Stamp {
+        Stamp {
+            customer_id,
+            now: self.now,
+            expires_at: self.expires_at,
+            redeemable_from: self.redeemable_from,
+        }
+    }
+}
+
+/// Claims the pool's next available code for the customer and records everything an issue
+/// records, all or nothing. None when the pool has no available code or the external id names
+/// no customer: nothing was written. A key already recorded is a unique violation, and
+/// nothing is written either.
 pub async fn claim_recorded(
     db: &DatabaseConnection,
-    pool_id: i64,
-    stamp: Stamp,
+    issue: &NewIssue<'_>,
     announcement: &Announcement,
     keyed: Option<KeyRecord<'_>>,
 ) -> Result<Option<coupons::Model>, DbErr> {
     if db.get_database_backend() == DbBackend::Postgres {
-        return claim_recorded_postgres(db, pool_id, stamp, announcement, keyed).await;
+        return claim_recorded_postgres(db, issue, announcement, keyed).await;
     }
     let txn = db.begin().await?;
-    let Some(coupon) = issuance::claim_available(&txn, pool_id, stamp).await? else {
+    let customer_id = match issue.who {
+        Who::Id(id) => id,
+        Who::ExternalId {
+            org_id,
+            external_id,
+        } => match customers::by_external_id(&txn, org_id, external_id).await? {
+            Some(c) => c.id,
+            None => return Ok(None),
+        },
+    };
+    let stamp = issue.stamp(customer_id);
+    let Some(coupon) = issuance::claim_available(&txn, issue.pool_id, stamp).await? else {
         return Ok(None);
     };
     let fanout = announcement.for_coupon(&coupon);
-    let customer = Some(stamp.customer_id);
+    let customer = Some(customer_id);
     events::record_announced(&txn, &coupon, customer, EventKind::Issue, None, fanout).await?;
     if let Some(k) = keyed {
         idempotency::record(&txn, k.keyed, k.status, k.answer.of(&coupon)).await?;
@@ -107,13 +151,24 @@ pub async fn claim_recorded(
 
 async fn claim_recorded_postgres(
     db: &DatabaseConnection,
-    pool_id: i64,
-    stamp: Stamp,
+    issue: &NewIssue<'_>,
     announcement: &Announcement,
     keyed: Option<KeyRecord<'_>>,
 ) -> Result<Option<coupons::Model>, DbErr> {
     let (prefix, suffix) = &announcement.occurrence;
-    let mut values = issuance::claim_values(pool_id, stamp);
+    // $2, the claim's customer, is the customer's id or their external id.
+    let (who, customer): (String, Value) = match issue.who {
+        Who::Id(id) => ("SELECT CAST($2 AS bigint) AS id".into(), id.into()),
+        Who::ExternalId {
+            org_id,
+            external_id,
+        } => (
+            format!("SELECT id FROM customers WHERE org_id = {org_id} AND external_id = $2"),
+            external_id.into(),
+        ),
+    };
+    let mut values = issuance::claim_values(issue.pool_id, issue.stamp(0));
+    values[1] = customer;
     values.extend([
         EventKind::Issue.as_str().into(),
         announcement.event.into(),
@@ -121,8 +176,8 @@ async fn claim_recorded_postgres(
         suffix.clone().into(),
         announcement.body.to_string().into(),
     ]);
-    let claim = issuance::claim_sql(DbBackend::Postgres);
-    let mut sql = format!("WITH claimed AS ({claim}), {RECORDED}");
+    let claim = issuance::claim_sql(DbBackend::Postgres, true);
+    let mut sql = format!("WITH who AS ({who}), claimed AS ({claim}), {RECORDED}");
     if let Some(k) = keyed {
         sql.push_str(&KEY_RECORDED.replace("{answer}", k.answer.sql()));
         values.extend([
@@ -142,7 +197,7 @@ async fn claim_recorded_postgres(
 
 /// After the claim of [`issuance::claim_available`] (`claimed`, its seven values): the event
 /// of [`events::record_announced`] and its fan-out, reading the claimed row. `jsonb_set`
-/// fills the body's coupon (a `NULL` balance is JSON null, not a missing body).
+/// fills the body's coupon and customer id (a `NULL` balance is JSON null, not a missing body).
 const RECORDED: &str = "\
 recorded AS (\
     INSERT INTO coupon_events (org_id, coupon_id, pool_id, customer_id, kind, detail, created_at) \
@@ -151,7 +206,8 @@ queued AS (\
     INSERT INTO outbox (org_id, channel, dedup_key, payload, attempts, next_attempt_at, created_at) \
     SELECT c.org_id, 'webhook', 'webhook:' || w.id || ':' || $9 || ':' || $10 || c.id || $11, \
     json_build_object('webhook_id', w.id, 'message_id', 'msg_' || gen_random_uuid(), \
-    'body', jsonb_set(jsonb_set(jsonb_set($12::jsonb, \
+    'body', jsonb_set(jsonb_set(jsonb_set(jsonb_set($12::jsonb, \
+    '{data,customer,id}', to_jsonb(c.customer_id)), \
     '{data,coupon,id}', to_jsonb(c.id)), \
     '{data,coupon,code}', to_jsonb(c.code)), \
     '{data,coupon,balance}', COALESCE(to_jsonb(c.balance), 'null'::jsonb))), 0, $3, $3 \

@@ -169,20 +169,23 @@ bench_org() {
 
 # bench_wrk URL_PATH LUA_SCRIPT DURATION CONNECTIONS
 # Runs wrk and prints one summary line; sets BENCH_RPS, BENCH_P50, BENCH_P99 and BENCH_CPU (CPU
-# per request of the server and of every PostgreSQL process on this machine) for the caller.
+# per request of the server and of every PostgreSQL process on this machine, and WAL written
+# per request) for the caller.
 bench_wrk() {
     [ $# -eq 4 ] || bench_die "usage: bench_wrk URL_PATH LUA_SCRIPT DURATION CONNECTIONS"
     local path=$1 script=$2 duration=$3 connections=$4
     [ -n "${BENCH_URL:-}" ] || bench_die "call bench_serve before bench_wrk"
     [ -f "$script" ] || bench_die "no Lua script at $script"
-    local log server_before pg_before
+    local log server_before pg_before wal_before
     log=$(mktemp --suffix=.log "$BENCH_LOG_DIR/wrk-$(basename "$script" .lua)-c$connections-XXXX")
     server_before=$(_bench_cpu_ticks $(_bench_server_pids))
     pg_before=$(_bench_cpu_ticks $(pgrep -x postgres))
+    wal_before=$(_bench_wal_bytes)
     wrk -t2 -c"$connections" -d"$duration" --latency -s "$script" "$BENCH_URL$path" >"$log" 2>&1 ||
         bench_die "wrk failed (log: $log)"
     local server_ticks=$(($(_bench_cpu_ticks $(_bench_server_pids)) - server_before))
     local pg_ticks=$(($(_bench_cpu_ticks $(pgrep -x postgres)) - pg_before))
+    local wal_bytes=$(($(_bench_wal_bytes) - wal_before))
     BENCH_RPS=$(awk '/^Requests\/sec:/ {print $2}' "$log")
     BENCH_P50=$(awk '$1 == "50%" {print $2}' "$log")
     BENCH_P99=$(awk '$1 == "99%" {print $2}' "$log")
@@ -195,11 +198,16 @@ bench_wrk() {
     [ -n "$bad" ] && note+=" WARNING: $bad of $requests responses were not 2xx/3xx;"
     [ -n "$errors" ] && note+=" WARNING: $errors;"
     BENCH_CPU="$(_bench_per_request "$server_ticks" "$requests") ms server CPU and"
-    BENCH_CPU+=" $(_bench_per_request "$pg_ticks" "$requests") ms PostgreSQL CPU per request"
+    BENCH_CPU+=" $(_bench_per_request "$pg_ticks" "$requests") ms PostgreSQL CPU per request,"
+    BENCH_CPU+=" $(awk -v b="$wal_bytes" -v n="$requests" 'BEGIN { if (n > 0) printf "%.1f", b / 1024 / n; else print "?" }') kB WAL per request"
     export BENCH_RPS BENCH_P50 BENCH_P99 BENCH_CPU
     echo "wrk $path: ${BENCH_RPS:-?} req/s, p50 ${BENCH_P50:-?}, p99 ${BENCH_P99:-?}, $BENCH_CPU" \
         "(c=$connections, $duration, $requests requests;${note:- all 2xx/3xx;} log: $log)"
 }
+
+# _bench_wal_bytes: the WAL PostgreSQL has written since its statistics were reset (the whole
+# server's, so other databases' writes count too).
+_bench_wal_bytes() { _bench_psql "SELECT wal_bytes::bigint FROM pg_stat_wal"; }
 
 # The processes serving BENCH_URL: BENCH_SERVER_PIDS (several replicas) or BENCH_SERVER_PID.
 _bench_server_pids() { echo "${BENCH_SERVER_PIDS:-${BENCH_SERVER_PID:-}}"; }

@@ -89,7 +89,7 @@ both_databases! {
         subscribe(&app, &receiver.url, &["coupon.issued"]).await;
         let elsewhere = Receiver::start(|_, _| Reply::status(200)).await;
         subscribe(&app, &elsewhere.url, &["coupon.redeemed"]).await;
-        customer(&app, "ana", json!({})).await;
+        let ana_id = customer(&app, "ana", json!({})).await;
         let p = uploaded_pool(&app, 1, json!({})).await;
         let coupon = issue_ok(&app, p, "ana").await;
 
@@ -117,6 +117,7 @@ both_databases! {
         assert_eq!(at(&event["data"]["coupon"]["issued_at"]), at(&coupon["issued_at"]));
         assert!(at(&coupon["issued_at"]).is_some(), "{coupon}");
         assert_eq!(event["data"]["customer"]["external_id"], "ana");
+        assert_eq!(event["data"]["customer"]["id"], ana_id);
         assert!(elsewhere.received().is_empty(), "not subscribed to coupon.issued");
         let row = &outbox(&app, "webhook").await[0];
         assert!(row.sent_at.is_some() && row.last_error.is_none(), "{row:?}");
@@ -125,7 +126,7 @@ both_databases! {
     async fn an_issued_gift_card_is_announced_with_its_balance(app) {
         let receiver = Receiver::start(|_, _| Reply::status(204)).await;
         subscribe(&app, &receiver.url, &["coupon.issued"]).await;
-        customer(&app, "ana", json!({})).await;
+        let ana_id = customer(&app, "ana", json!({})).await;
         let p = pool(&app, json!({"name": "G", "source": "uploaded", "discount_type": "gift_card",
             "value": 10000, "currency": "EUR"})).await;
         let uploaded = app.post(&format!("/v1/pools/{p}/codes"), json!({"codes": ["G-1"]})).await;
@@ -139,6 +140,7 @@ both_databases! {
         assert_eq!(event["data"]["coupon"]["balance"], 10000, "{event}");
         assert_eq!(event["data"]["coupon"]["code"], "G-1");
         assert_eq!(event["data"]["coupon"]["id"], coupon["id"]);
+        assert_eq!(event["data"]["customer"]["id"], ana_id);
     }
 
     async fn redemptions_reversals_invalidations_and_transfers_are_announced(app) {

@@ -26,7 +26,7 @@ pub struct Announcement {
     /// The occurrence is `prefix`, the coupon's id, `suffix`.
     pub occurrence: (String, String),
     /// The webhook's body, whose `data.coupon` gets the claimed row's `id`, `code` and
-    /// `balance`.
+    /// `balance`, and `data.customer` its holder's `id`.
     pub body: serde_json::Value,
 }
 
@@ -37,6 +37,7 @@ impl Announcement {
         fields["id"] = coupon.id.into();
         fields["code"] = coupon.code.clone().into();
         fields["balance"] = coupon.balance.into();
+        body["data"]["customer"]["id"] = coupon.customer_id.into();
         let (prefix, suffix) = &self.occurrence;
         Fanout {
             event: self.event,

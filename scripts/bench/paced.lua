@@ -9,9 +9,19 @@
 local rate = tonumber(os.getenv("BENCH_RATE") or "0")
 local connections = tonumber(os.getenv("BENCH_CONNECTIONS") or "32")
 
+-- Each pause is drawn between half and one and a half times the mean, so the connections do
+-- not fire together: synchronised pauses would offer the rate as bursts of one request per
+-- connection.
+local seeded = false
+
 function delay()
-    if rate > 0 then
-        return math.floor(connections * 1000 / rate)
+    if rate <= 0 then
+        return 0
     end
-    return 0
+    if not seeded then
+        math.randomseed(os.time() + math.floor(os.clock() * 1000000))
+        seeded = true
+    end
+    local mean = connections * 1000 / rate
+    return math.floor(mean * (0.5 + math.random()))
 end

@@ -6,6 +6,9 @@
 //!
 //! Remote pools get their code from an HTTP call, which is made before the transaction opens
 //! (see [`prefetch`]) so no transaction waits on a remote source.
+//!
+//! A pool whose rules read nothing (no history, list, exclusion or total limit) skips all of
+//! that: [`issue_at_once`] writes the whole issue in one statement.
 
 use std::collections::VecDeque;
 

@@ -8,7 +8,7 @@ use crate::store::entity::coupons;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, Statement,
-    TransactionTrait, Value,
+    TransactionTrait,
 };
 
 use crate::store::{
@@ -157,19 +157,12 @@ async fn claim_recorded_postgres(
     keyed: Option<KeyRecord<'_>>,
 ) -> Result<Option<coupons::Model>, DbErr> {
     let (prefix, suffix) = &announcement.occurrence;
-    // $2, the claim's customer, is the customer's id or their external id.
-    let (who, customer): (String, Value) = match issue.who {
-        Who::Id(id) => ("SELECT CAST($2 AS bigint) AS id".into(), id.into()),
-        Who::ExternalId {
-            org_id,
-            external_id,
-        } => (
-            format!("SELECT id FROM customers WHERE org_id = {org_id} AND external_id = $2"),
-            external_id.into(),
-        ),
-    };
     let mut values = issuance::claim_values(issue.pool_id, issue.stamp(0));
-    values[1] = customer;
+    // The claim's customer ($2) is read from `who`: $2 holds the id or the external id.
+    values[1] = match issue.who {
+        Who::Id(id) => id.into(),
+        Who::ExternalId { external_id, .. } => external_id.into(),
+    };
     values.extend([
         EventKind::Issue.as_str().into(),
         announcement.event.into(),
@@ -177,10 +170,9 @@ async fn claim_recorded_postgres(
         suffix.clone().into(),
         announcement.body.to_string().into(),
     ]);
-    let claim = issuance::claim_sql(DbBackend::Postgres, true);
-    let mut sql = format!("WITH who AS ({who}), claimed AS ({claim}), {RECORDED}");
+    let mut key = String::new();
     if let Some(k) = keyed {
-        sql.push_str(&KEY_RECORDED.replace("{answer}", k.answer.sql()));
+        key = KEY_RECORDED.replace("{answer}", k.answer.sql());
         values.extend([
             k.keyed.operation.into(),
             k.keyed.key.clone().into(),
@@ -188,7 +180,17 @@ async fn claim_recorded_postgres(
             i32::from(k.status).into(),
         ]);
     }
-    sql.push_str(" SELECT * FROM claimed");
+    let who = match issue.who {
+        Who::Id(_) => "SELECT CAST($2 AS bigint) AS id".to_string(),
+        Who::ExternalId { org_id, .. } => {
+            values.push(org_id.into());
+            let org = values.len();
+            format!("SELECT id FROM customers WHERE org_id = ${org} AND external_id = $2")
+        }
+    };
+    let claim = issuance::claim_sql(DbBackend::Postgres, true);
+    let sql =
+        format!("WITH who AS ({who}), claimed AS ({claim}), {RECORDED}{key} SELECT * FROM claimed");
     let stmt = Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
     match db.query_one_raw(stmt).await? {
         Some(row) => Ok(Some(coupons::Model::from_query_result(&row, "")?)),

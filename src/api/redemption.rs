@@ -29,7 +29,7 @@ use crate::{
         self,
         checkout::{CheckoutKey, CodeOutcome},
         idempotency::Keyed,
-        redemption::{Consumed, Mode, Purchase},
+        redemption::{Consumed, Mode, Purchase, Redeeming},
     },
 };
 
@@ -493,7 +493,13 @@ async fn consume_once(
 ) -> ApiResult<Consumed> {
     let purchase = purchase(state, org_id, body).await?;
     let db = &state.db;
-    Ok(service::redemption::redeem_code(db, org_id, code, &purchase, mode, keyed).await?)
+    let asked = Redeeming {
+        org_id,
+        purchase: &purchase,
+        mode,
+        keyed,
+    };
+    Ok(service::redemption::redeem_code(db, code, &asked).await?)
 }
 
 fn consumed_view(done: &Consumed) -> ApiResult<Redemption> {

@@ -11,7 +11,7 @@ use crate::{
     service::{Error, Result},
     service::{
         idempotency,
-        redemption::{self, Consumed, Mode, Purchase},
+        redemption::{self, Consumed, Mode, Purchase, Redeeming},
     },
     store::idempotency::Keyed,
 };
@@ -109,7 +109,13 @@ async fn redeem_one(
             format!("{code} names a coupon already in this checkout"),
         ));
     }
-    redemption::consume(db, org_id, &located, purchase, Mode::Redeem, keyed).await
+    let asked = Redeeming {
+        org_id,
+        purchase,
+        mode: Mode::Redeem,
+        keyed,
+    };
+    redemption::consume(db, &located, &asked).await
 }
 
 fn left_after(basket: &Basket, done: &Consumed) -> Basket {

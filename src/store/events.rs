@@ -136,19 +136,14 @@ pub async fn record_announced<C: ConnectionTrait>(
 ) -> Result<(), DbErr> {
     let now = Utc::now();
     let event = event_values(coupon, customer_id, kind, detail, now);
-    let fanned = fanout.values();
     let backend = db.get_database_backend();
     if backend == DbBackend::Postgres {
-        let values: Vec<Value> = event.into_iter().chain(fanned).collect();
-        let sql = format!("WITH recorded AS ({INSERT_EVENT}) {FAN_OUT_POSTGRES}");
-        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
-        return Ok(());
+        return announce_on_postgres(db, event, fanout, None).await;
     }
     db.execute_raw(Statement::from_sql_and_values(backend, INSERT_EVENT, event))
         .await?;
     let org_and_time = [coupon.org_id.into(), now.into()];
-    let values: Vec<Value> = org_and_time.into_iter().chain(fanned).collect();
+    let values: Vec<Value> = org_and_time.into_iter().chain(fanout.values()).collect();
     db.execute_raw(Statement::from_sql_and_values(
         backend,
         FAN_OUT_SQLITE,
@@ -177,17 +172,27 @@ pub async fn save_announced<C: ConnectionTrait>(
         return record_announced(db, coupon, customer_id, kind, detail, fanout).await;
     }
     let event = event_values(coupon, customer_id, kind, detail, Utc::now());
-    let values: Vec<Value> = event
-        .into_iter()
-        .chain(fanout.values())
-        .chain(saved_values(coupon))
-        .collect();
-    let sql = format!(
-        "WITH saved AS ({}), recorded AS ({INSERT_EVENT}) {FAN_OUT_POSTGRES}",
-        save_sql(11)
-    );
-    db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-        .await?;
+    announce_on_postgres(db, event, fanout, Some(coupon)).await
+}
+
+/// The event and its fan-out as one PostgreSQL statement, after saving `saved` when given.
+async fn announce_on_postgres<C: ConnectionTrait>(
+    db: &C,
+    event: [Value; 7],
+    fanout: Fanout,
+    saved: Option<&coupons::Model>,
+) -> Result<(), DbErr> {
+    let mut values: Vec<Value> = event.into_iter().chain(fanout.values()).collect();
+    let saving = match saved {
+        Some(coupon) => {
+            values.extend(saved_values(coupon));
+            format!("saved AS ({}), ", save_sql(11))
+        }
+        None => String::new(),
+    };
+    let sql = format!("WITH {saving}recorded AS ({INSERT_EVENT}) {FAN_OUT_POSTGRES}");
+    let stmt = Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
+    db.execute_raw(stmt).await?;
     Ok(())
 }
 

@@ -277,32 +277,37 @@ pub struct Consumed {
     pub replayed: bool,
 }
 
+/// One checkout's redemption (or hold) as the till asked for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Redeeming<'a> {
+    pub org_id: i64,
+    pub purchase: &'a Purchase,
+    pub mode: Mode,
+    /// With a key, a retry gets the first answer back.
+    pub keyed: Option<&'a Keyed>,
+}
+
 /// Finds the code and redeems or holds it, as [`locate`] then [`consume`] would. A unique
 /// code whose rules take no lock before its row's (the redeemer's, the series counter's) is
 /// found and locked by one statement inside the transaction; any other code is found in
 /// the transaction and locked in the usual order.
 pub async fn redeem_code(
     db: &DatabaseConnection,
-    org_id: i64,
     code: &str,
-    purchase: &Purchase,
-    mode: Mode,
-    keyed: Option<&Keyed>,
+    asked: &Redeeming<'_>,
 ) -> Result<Consumed> {
-    let attempt = redeem_code_once(db, org_id, code, purchase, mode, keyed).await;
-    answer_race(db, org_id, keyed, attempt).await
+    let attempt = redeem_code_once(db, code, asked).await;
+    answer_race(db, asked, attempt).await
 }
 
 async fn redeem_code_once(
     db: &DatabaseConnection,
-    org_id: i64,
     code: &str,
-    purchase: &Purchase,
-    mode: Mode,
-    keyed: Option<&Keyed>,
+    asked: &Redeeming<'_>,
 ) -> Result<Consumed> {
     let txn = db.begin().await?;
     let now = Utc::now();
+    let (org_id, purchase) = (asked.org_id, asked.purchase);
     let redeemer = purchase.redeemer();
     let locked = match store::coupons::unique_locked(&txn, org_id, code).await? {
         Some((row, of)) => {
@@ -311,7 +316,7 @@ async fn redeem_code_once(
                 // Its row's lock came too early for this pool's rules: start again in order.
                 txn.rollback().await?;
                 check_amount(&located, purchase)?;
-                return consume_once(db, org_id, &located, purchase, mode, keyed).await;
+                return consume_once(db, &located, asked).await;
             }
             facts::locked_at_once(&txn, located, now).await?
         }
@@ -321,35 +326,31 @@ async fn redeem_code_once(
         }
     };
     check_amount(&locked.located, purchase)?;
-    finish(txn, org_id, &locked, purchase, mode, keyed, now).await
+    finish(txn, &locked, asked, now).await
 }
 
-/// Redeems or holds the located coupon. With `keyed`, a retry gets the first answer back.
-/// A refusal is a 422 `not_redeemable` whose `errors` are every rule that failed.
+/// Redeems or holds the located coupon. A refusal is a 422 `not_redeemable` whose `errors` are
+/// every rule that failed.
 pub async fn consume(
     db: &DatabaseConnection,
-    org_id: i64,
     located: &Located,
-    purchase: &Purchase,
-    mode: Mode,
-    keyed: Option<&Keyed>,
+    asked: &Redeeming<'_>,
 ) -> Result<Consumed> {
-    check_amount(located, purchase)?;
-    let attempt = consume_once(db, org_id, located, purchase, mode, keyed).await;
-    answer_race(db, org_id, keyed, attempt).await
+    check_amount(located, asked.purchase)?;
+    let attempt = consume_once(db, located, asked).await;
+    answer_race(db, asked, attempt).await
 }
 
 /// A concurrent request with the same key committed first: answer as it did.
 async fn answer_race(
     db: &DatabaseConnection,
-    org_id: i64,
-    keyed: Option<&Keyed>,
+    asked: &Redeeming<'_>,
     attempt: Result<Consumed>,
 ) -> Result<Consumed> {
     match attempt {
         Err(e @ Error::RaceLost) => {
-            let k = keyed.ok_or(e)?;
-            replay(db, org_id, k)
+            let k = asked.keyed.ok_or(e)?;
+            replay(db, asked.org_id, k)
                 .await?
                 .ok_or_else(|| Error::internal("lost key race but no key"))
         }
@@ -383,33 +384,27 @@ pub async fn coupon_by_id<C: ConnectionTrait>(db: &C, id: i64) -> Result<coupons
 
 async fn consume_once(
     db: &DatabaseConnection,
-    org_id: i64,
     located: &Located,
-    purchase: &Purchase,
-    mode: Mode,
-    keyed: Option<&Keyed>,
+    asked: &Redeeming<'_>,
 ) -> Result<Consumed> {
     let txn = db.begin().await?;
     let now = Utc::now();
-    let locked = facts::lock(&txn, located, purchase.redeemer(), now).await?;
-    finish(txn, org_id, &locked, purchase, mode, keyed, now).await
+    let locked = facts::lock(&txn, located, asked.purchase.redeemer(), now).await?;
+    finish(txn, &locked, asked, now).await
 }
 
 /// The redemption under its locks: the verdict, the rows, the key's answer and the commit.
 async fn finish(
     txn: DatabaseTransaction,
-    org_id: i64,
     locked: &Locked,
-    purchase: &Purchase,
-    mode: Mode,
-    keyed: Option<&Keyed>,
+    asked: &Redeeming<'_>,
     now: DateTime<Utc>,
 ) -> Result<Consumed> {
-    let (redemption, coupon) = match consume_in(&txn, org_id, locked, purchase, mode, now).await? {
+    let (redemption, coupon) = match consume_in(&txn, locked, asked, now).await? {
         Ok(done) => done,
         Err(failures) => return Err(not_redeemable(&failures)),
     };
-    if let Some(k) = keyed {
+    if let Some(k) = asked.keyed {
         let response = serde_json::json!({ "redemption_id": redemption.id });
         idempotency::record(&txn, k, 201, response).await?;
     }
@@ -426,12 +421,16 @@ type Made = (redemptions::Model, coupons::Model);
 
 async fn consume_in(
     txn: &DatabaseTransaction,
-    org_id: i64,
     locked: &Locked,
-    purchase: &Purchase,
-    mode: Mode,
+    asked: &Redeeming<'_>,
     now: DateTime<Utc>,
 ) -> Result<Result<Made, Vec<Failure>>> {
+    let Redeeming {
+        org_id,
+        purchase,
+        mode,
+        ..
+    } = *asked;
     let discount = match facts::evaluate(txn, locked, purchase, now).await? {
         Ok(d) => d,
         Err(failures) => return Ok(Err(failures)),

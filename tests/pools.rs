@@ -138,6 +138,29 @@ both_databases! {
         }
     }
 
+    async fn generated_codes_skip_codes_the_org_has_and_make_more(app) {
+        // Half the pattern's codes are already uploaded to another pool of the org.
+        let taken: Vec<String> = (0..50).map(|i| format!("CL-{i:02}")).collect();
+        let other = pool(&app, uploaded("Taken")).await["id"].as_i64().unwrap();
+        assert_eq!(upload_csv(&app, other, &taken.join("\n")).await["accepted"], 50);
+        let p = pool(&app, json!({"name": "Clash", "source": "generated", "pattern": "CL-##", "discount_type": "free_shipping"})).await;
+        let id = p["id"].as_i64().unwrap();
+        let resp = app.post(&format!("/v1/pools/{id}/generate"), json!({"count": 40})).await;
+        let job = app.wait_for_job(json(resp).await["id"].as_i64().unwrap()).await;
+        assert_eq!((job["state"].as_str(), job["accepted"].as_i64()), (Some("done"), Some(40)), "{job}");
+        assert!(job["skipped"].as_i64().unwrap() > 0, "some generated codes clashed: {job}");
+        let mine = all_codes(&app, id).await;
+        assert_eq!(mine.len(), 40);
+        assert!(mine.iter().all(|code| !taken.contains(code)), "{mine:?}");
+        // The ten free codes left are all at positions past the cursor: the next job finds them.
+        let resp = app.post(&format!("/v1/pools/{id}/generate"), json!({"count": 10})).await;
+        let job = app.wait_for_job(json(resp).await["id"].as_i64().unwrap()).await;
+        assert_eq!((job["state"].as_str(), job["accepted"].as_i64()), (Some("done"), Some(10)), "{job}");
+        let mine = all_codes(&app, id).await;
+        assert_eq!(mine.len(), 50);
+        assert!(mine.iter().all(|code| !taken.contains(code)), "{mine:?}");
+    }
+
     async fn bulk_generation_keeps_to_one_percent_of_the_space(app) {
         let p = pool(&app, json!({"name": "Bulk", "source": "bulk", "pattern": "B####", "discount_type": "free_shipping"})).await;
         let id = p["id"].as_i64().unwrap();

@@ -28,6 +28,7 @@ mod m20261129_000601_generation_reserved;
 mod m20261130_000101_create_pool_passes;
 mod m20261130_000201_currencies;
 mod m20261130_000301_access_groups;
+mod m20261130_000401_expiring_index_dated_only;
 
 pub use m20261121_000022_coupon_lookup_key::CODE_LOOKUP_KEY;
 
@@ -62,6 +63,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000601_generation_reserved::Migration),
             Box::new(m20261130_000101_create_pool_passes::Migration),
             Box::new(m20261130_000301_access_groups::Migration),
+            Box::new(m20261130_000401_expiring_index_dated_only::Migration),
             Box::new(m20261130_000201_currencies::Migration),
         ]
     }

@@ -52,6 +52,66 @@ impl Generator {
             position: cursor,
         }
     }
+
+    /// Up to `want` codes from position `cursor` on, sorted, with the cursor after the last
+    /// one taken; an empty batch means the space is exhausted.
+    pub fn sorted_batch(&self, cursor: u64, want: usize) -> (SortedCodes, u64) {
+        let mut next = cursor;
+        let codes = self.codes_from(cursor).take(want).map(|(code, after)| {
+            next = after;
+            code
+        });
+        let batch = SortedCodes::new(codes);
+        (batch, next)
+    }
+
+    /// The codes of positions `from..to`, sorted: a batch taken before, made again.
+    pub fn sorted_between(&self, from: u64, to: u64) -> SortedCodes {
+        let codes = self.codes_from(from).take_while(|(_, after)| *after <= to);
+        SortedCodes::new(codes.map(|(code, _)| code))
+    }
+}
+
+/// A batch of codes in byte order (PostgreSQL's order under the C collation), held in one
+/// buffer rather than one allocation each: five million 15-character codes take about 115 MB
+/// instead of about 280 MB as strings.
+pub struct SortedCodes {
+    text: String,
+    /// (start, length) of each code in `text`, in sorted order.
+    spans: Vec<(u32, u32)>,
+}
+
+impl SortedCodes {
+    fn new(codes: impl Iterator<Item = String>) -> SortedCodes {
+        let mut text = String::new();
+        let mut spans = Vec::new();
+        for code in codes {
+            spans.push((text.len() as u32, code.len() as u32));
+            text.push_str(&code);
+        }
+        let at =
+            |(start, len): (u32, u32)| &text.as_bytes()[start as usize..(start + len) as usize];
+        spans.sort_unstable_by(|a, b| at(*a).cmp(at(*b)));
+        SortedCodes { text, spans }
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// The codes from the `from`-th in sorted order, in slices of at most `size`.
+    pub fn chunks(&self, from: usize, size: usize) -> impl Iterator<Item = Vec<&str>> + '_ {
+        let spans = self.spans.get(from..).unwrap_or_default();
+        spans.chunks(size).map(|chunk| {
+            let code =
+                |&(start, len): &(u32, u32)| &self.text[start as usize..(start + len) as usize];
+            chunk.iter().map(code).collect()
+        })
+    }
 }
 
 struct Codes<'a> {
@@ -268,6 +328,34 @@ mod tests {
             generator.codes_from(0).collect::<Vec<_>>(),
             [("SPRING".to_string(), 1)]
         );
+    }
+
+    #[test]
+    fn a_sorted_batch_holds_the_same_codes_in_order_and_can_be_made_again() {
+        let generator = Generator::new(&pattern("SB-#####", &["13".into()]), b"key");
+        let (batch, next) = generator.sorted_batch(7, 5_000);
+        let mut expected = codes(&generator, 7, 5_000);
+        expected.sort();
+        let all: Vec<&str> = batch.chunks(0, 1_000).flatten().collect();
+        assert_eq!(all, expected);
+        assert!(
+            next > 7 + 5_000,
+            "excluded phrases move the cursor further: {next}"
+        );
+        let again = generator.sorted_between(7, next);
+        let tail: Vec<&str> = again.chunks(4_990, 3).flatten().collect();
+        assert_eq!(tail, expected[4_990..]);
+        assert_eq!(again.len(), 5_000);
+    }
+
+    #[test]
+    fn a_batch_past_the_end_of_the_space_is_empty() {
+        let generator = Generator::new(&pattern("#", &[]), b"key");
+        let (batch, next) = generator.sorted_batch(0, 50);
+        assert_eq!((batch.len(), next), (10, 10));
+        let (rest, after) = generator.sorted_batch(next, 50);
+        assert!(rest.is_empty());
+        assert_eq!(after, next);
     }
 
     #[test]

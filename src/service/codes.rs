@@ -177,7 +177,18 @@ async fn insert_rows(run: &Run, target: &Target, mut rows: Rows) -> Result<Outco
             return Ok(Outcome::Stopped);
         }
     }
+    after_load(&run.db).await;
     Ok(Outcome::Finished)
+}
+
+/// After a job that loaded codes. Until autovacuum catches up, the planner keeps the coupon
+/// count of before the load, and with it a claim reads and sorts the whole pool instead of
+/// seeking the index: 400 ms instead of 3 ms to take 5,000 codes of a million just loaded.
+/// Best effort: the codes are in either way.
+pub(super) async fn after_load(db: &DatabaseConnection) {
+    if let Err(err) = store::coupons::analyze(db).await {
+        tracing::warn!(%err, "refreshing the coupons' statistics failed");
+    }
 }
 
 /// A well-formed code of an upload and the customer its row names, if any.

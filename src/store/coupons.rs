@@ -25,13 +25,23 @@ pub struct NewCodes {
     pub gift_card: bool,
 }
 
+/// Refreshes the planner's statistics of the coupons table (PostgreSQL only: SQLite plans
+/// these look-ups by index without them). A table without this owner's rights is skipped
+/// with a warning, not an error.
+pub async fn analyze<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        db.execute_unprepared("ANALYZE coupons").await?;
+    }
+    Ok(())
+}
+
 /// Inserts available codes, skipping any that already exist in the org (in any pool), and
 /// returns the codes that went in. One statement, so a concurrent upload of the same code
 /// cannot put it in twice.
 pub async fn insert_available<C: ConnectionTrait>(
     db: &C,
     new: NewCodes,
-    codes: &[String],
+    codes: &[impl AsRef<str>],
 ) -> Result<HashSet<String>, DbErr> {
     let mut inserted = HashSet::with_capacity(codes.len());
     let now = Utc::now();
@@ -51,7 +61,7 @@ pub async fn insert_available<C: ConnectionTrait>(
             stmt.values_panic([
                 new.org_id.into(),
                 new.pool_id.into(),
-                code.clone().into(),
+                code.as_ref().into(),
                 CouponStatus::Available.into(),
                 new.value.into(),
                 balance.into(),

@@ -114,7 +114,7 @@ pub async fn claim<C: ConnectionTrait>(
     }
 }
 
-fn held(lease: &Lease) -> sea_orm::Condition {
+pub(super) fn held(lease: &Lease) -> sea_orm::Condition {
     sea_orm::Condition::all()
         .add(imports::Column::Id.eq(lease.job_id))
         .add(imports::Column::LeaseOwner.eq(lease.owner.clone()))

@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use crate::store::entity::{coupons, customers, imports, orgs, pools};
 use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, TransactionTrait};
+use serde_json::Value;
 
 use super::{
     Error, Result,
@@ -236,8 +237,9 @@ pub(super) fn chunk_stamp(pool: &pools::Model, tz: chrono_tz::Tz, now: DateTime<
     }
 }
 
-/// Finds and locks the customers these identifiers name, then reads their facts; with a total
-/// limit, also locks the pool's series counter (the lock order of every issue).
+/// Finds the customers these identifiers name; when a rule reads what they received, locks
+/// them and reads their facts. With a total limit, also locks the pool's series counter (the
+/// lock order of every issue).
 pub(super) async fn read_facts(
     txn: &DatabaseTransaction,
     pool: &pools::Model,
@@ -246,7 +248,15 @@ pub(super) async fn read_facts(
     now: DateTime<Utc>,
 ) -> std::result::Result<ChunkFacts, DbErr> {
     let customers = store::customers::find_many(txn, pool.org_id, identifiers).await?;
-    let mut ids: Vec<i64> = customers.customers.values().map(|c| c.id).collect();
+    let reads_customers = rules.depends_on_history()
+        || rules.specific_customers_only
+        || !rules.exclude_if_issued_from.is_empty();
+    // With no such rule, nothing read about a customer can change the decision, so locking
+    // thousands of rows would only write their locks.
+    let mut ids: Vec<i64> = match reads_customers {
+        true => customers.customers.values().map(|c| c.id).collect(),
+        false => Vec::new(),
+    };
     ids.sort_unstable();
     ids.dedup();
     store::customers::lock_many(txn, &ids).await?;
@@ -340,13 +350,31 @@ pub(super) async fn announce(
     issued_before: u64,
     claimed: &[coupons::Model],
 ) -> std::result::Result<(), DbErr> {
+    // With no subscriber, the chunk's thousands of webhook bodies are not built at all.
+    let subscribed = webhooks::subscribed(txn, org.id, WebhookEvent::CouponIssued).await?;
+    if !subscribed.is_empty() {
+        let occurrences = issued_occurrences(facts, claimed);
+        let event = WebhookEvent::CouponIssued;
+        webhooks::enqueue_to(txn, org.id, &subscribed, event, occurrences).await?;
+    }
+    let issued_after = issued_before + claimed.len() as u64;
+    let crossed = (issued_before + 1..=issued_after)
+        .find(|&total| issuance::limit_notification_due(rules, total));
+    if let (Some(max_total), Some(total)) = (rules.max_total, crossed) {
+        issual_limit_near(txn, org, pool, max_total, total).await?;
+    }
+    Ok(())
+}
+
+/// Each claimed coupon's `coupon.issued` occurrence and webhook data, with its holder.
+fn issued_occurrences(facts: &ChunkFacts, claimed: &[coupons::Model]) -> Vec<(String, Value)> {
     let holders: HashMap<i64, &customers::Model> = facts
         .customers
         .customers
         .values()
         .map(|c| (c.id, c))
         .collect();
-    let occurrences = claimed
+    claimed
         .iter()
         .map(|c| {
             let holder = c.customer_id.and_then(|id| holders.get(&id).copied());
@@ -355,13 +383,5 @@ pub(super) async fn announce(
                 webhooks::coupon_data(c, holder),
             )
         })
-        .collect();
-    webhooks::enqueue_many(txn, org.id, WebhookEvent::CouponIssued, occurrences).await?;
-    let issued_after = issued_before + claimed.len() as u64;
-    let crossed = (issued_before + 1..=issued_after)
-        .find(|&total| issuance::limit_notification_due(rules, total));
-    if let (Some(max_total), Some(total)) = (rules.max_total, crossed) {
-        issual_limit_near(txn, org, pool, max_total, total).await?;
-    }
-    Ok(())
+        .collect()
 }

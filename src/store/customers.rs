@@ -199,9 +199,11 @@ pub async fn find_many<C: ConnectionTrait>(
                 .filter(super::any_of(backend, column, ty, values))
                 .all(db)
                 .await?;
+            let wanted: HashSet<&CustomerIdentifier> = chunk.iter().copied().collect();
             for row in rows {
-                for id in chunk.iter().filter(|id| names(id, &row)) {
-                    named.add((*id).clone(), row.clone());
+                let id = same_kind_of(chunk[0], &row).filter(|id| wanted.contains(id));
+                if let Some(id) = id {
+                    named.add(id, row);
                 }
             }
         }
@@ -243,12 +245,15 @@ fn identifier_value(id: &CustomerIdentifier) -> sea_orm::Value {
     }
 }
 
-fn names(id: &CustomerIdentifier, row: &customers::Model) -> bool {
-    match id {
-        CustomerIdentifier::ExternalId(v) => row.external_id == *v,
-        CustomerIdentifier::Email(v) => row.email.as_deref() == Some(v),
-        CustomerIdentifier::Mobile(v) => row.mobile.as_deref() == Some(v),
-        CustomerIdentifier::UserId(v) => row.id == *v,
+/// The identifier of the same kind as `kind` that names `row`, if it has one.
+fn same_kind_of(kind: &CustomerIdentifier, row: &customers::Model) -> Option<CustomerIdentifier> {
+    match kind {
+        CustomerIdentifier::ExternalId(_) => {
+            Some(CustomerIdentifier::ExternalId(row.external_id.clone()))
+        }
+        CustomerIdentifier::Email(_) => row.email.clone().map(CustomerIdentifier::Email),
+        CustomerIdentifier::Mobile(_) => row.mobile.clone().map(CustomerIdentifier::Mobile),
+        CustomerIdentifier::UserId(_) => Some(CustomerIdentifier::UserId(row.id)),
     }
 }
 

@@ -253,9 +253,10 @@ pub(super) async fn read_facts(
         || !rules.exclude_if_issued_from.is_empty();
     // With no such rule, nothing read about a customer can change the decision, so locking
     // thousands of rows would only write their locks.
-    let mut ids: Vec<i64> = match reads_customers {
-        true => customers.customers.values().map(|c| c.id).collect(),
-        false => Vec::new(),
+    let mut ids: Vec<i64> = if reads_customers {
+        customers.customers.values().map(|c| c.id).collect()
+    } else {
+        Vec::new()
     };
     ids.sort_unstable();
     ids.dedup();

@@ -161,6 +161,25 @@ both_databases! {
         assert!(mine.iter().all(|code| !taken.contains(code)), "{mine:?}");
     }
 
+    async fn a_source_change_keeps_source_and_pattern_consistent(app) {
+        let id = pool(&app, uploaded("Empty")).await["id"].as_i64().unwrap();
+        let path = format!("/v1/pools/{id}");
+        // A source that makes codes needs a pattern: refused, and nothing changed.
+        let resp = app.patch(&path, json!({"source": "generated"})).await;
+        assert_eq!(expect_problem(resp, 422, "validation_failed").await["field"], "pattern");
+        assert_eq!(json(app.get(&path).await).await["source"], "uploaded");
+        let resp = app.post(&format!("{path}/generate"), json!({"count": 5})).await;
+        expect_problem(resp, 409, "wrong_source").await;
+        // With one, the pool generates.
+        let resp = app.patch(&path, json!({"source": "generated", "pattern": "SW-####"})).await;
+        assert_eq!(resp.status(), 200);
+        // Back to uploaded before any code exists: the pattern goes with the old source.
+        let back = json(app.patch(&path, json!({"source": "uploaded"})).await).await;
+        assert_eq!((back["source"].as_str(), back["pattern"].as_str()), (Some("uploaded"), None), "{back}");
+        let resp = app.patch(&path, json!({"pattern": "SW-####"})).await;
+        assert_eq!(expect_problem(resp, 422, "validation_failed").await["field"], "pattern");
+    }
+
     async fn bulk_generation_keeps_to_one_percent_of_the_space(app) {
         let p = pool(&app, json!({"name": "Bulk", "source": "bulk", "pattern": "B####", "discount_type": "free_shipping"})).await;
         let id = p["id"].as_i64().unwrap();

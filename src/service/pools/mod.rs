@@ -272,6 +272,27 @@ pub fn parse_pattern(text: &str, codes: &CodeOptions) -> Result<Pattern> {
     })?)
 }
 
+/// After a change of source or pattern, the pair as creation would accept it: uploaded and
+/// remote pools keep no pattern (a pattern left from the old source is dropped, a new one is
+/// refused); every other source needs one that suits it.
+fn settle_pattern(row: &mut pools::ActiveModel) -> Result<()> {
+    let source = *row.source.as_ref();
+    let pattern = row.pattern.as_ref().clone();
+    if matches!(source, PoolSource::Uploaded | PoolSource::Remote) {
+        if row.pattern.is_set() && pattern.is_some() {
+            return Err(Error::invalid(
+                "pattern",
+                "uploaded and remote pools have no pattern",
+            ));
+        }
+        row.pattern = Set(None);
+        return Ok(());
+    }
+    let text = pattern.ok_or_else(|| Error::invalid("pattern", "this source needs a pattern"))?;
+    let parsed = parse_pattern(&text, row.code_options.as_ref())?;
+    check_source(source, Some(&parsed))
+}
+
 fn check_source(source: PoolSource, parsed: Option<&Pattern>) -> Result<()> {
     let Some(p) = parsed else { return Ok(()) };
     match source {
@@ -362,6 +383,9 @@ pub async fn update(
         )
         .await?;
         row.pattern = Set(Some(v));
+    }
+    if freezes {
+        settle_pattern(&mut row)?;
     }
     let new_value = input.value.or(old_value);
     pool::validate_update_criterion(

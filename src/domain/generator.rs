@@ -89,9 +89,7 @@ impl SortedCodes {
             spans.push((text.len() as u32, code.len() as u32));
             text.push_str(&code);
         }
-        let at =
-            |(start, len): (u32, u32)| &text.as_bytes()[start as usize..(start + len) as usize];
-        spans.sort_unstable_by(|a, b| at(*a).cmp(at(*b)));
+        spans.sort_unstable_by(|&a, &b| span(&text, a).cmp(span(&text, b)));
         SortedCodes { text, spans }
     }
 
@@ -106,12 +104,16 @@ impl SortedCodes {
     /// The codes from the `from`-th in sorted order, in slices of at most `size`.
     pub fn chunks(&self, from: usize, size: usize) -> impl Iterator<Item = Vec<&str>> + '_ {
         let spans = self.spans.get(from..).unwrap_or_default();
-        spans.chunks(size).map(|chunk| {
-            let code =
-                |&(start, len): &(u32, u32)| &self.text[start as usize..(start + len) as usize];
-            chunk.iter().map(code).collect()
-        })
+        let text = &self.text;
+        spans
+            .chunks(size)
+            .map(move |chunk| chunk.iter().map(|&at| span(text, at)).collect())
     }
+}
+
+/// The code at `(start, length)` of a batch's buffer.
+fn span(text: &str, (start, len): (u32, u32)) -> &str {
+    &text[start as usize..(start + len) as usize]
 }
 
 struct Codes<'a> {

@@ -71,6 +71,15 @@ impl IssuanceRules {
         self.max_per_customer.is_some() || self.min_days_between.is_some() || self.aggregated
     }
 
+    /// Whether any rule reads more about a customer than their row: what they received (from
+    /// this pool or the excluding ones) or whether they are on the allow list. Only then does
+    /// issuing need those facts read, under the customer's lock.
+    pub fn reads_customer_facts(&self) -> bool {
+        self.depends_on_history()
+            || self.specific_customers_only
+            || !self.exclude_if_issued_from.is_empty()
+    }
+
     /// Refuses limits of zero, settings that could never take effect and malformed pool ids or
     /// level names, naming the field.
     pub fn validate(&self) -> Result<(), Invalid> {
@@ -551,6 +560,31 @@ mod tests {
             }
             .depends_on_history()
         );
+    }
+
+    #[test]
+    fn allow_lists_and_exclusions_read_customer_facts_too() {
+        let level_only = IssuanceRules {
+            allowed_levels: vec!["gold".into()],
+            max_total: Some(5),
+            ..Default::default()
+        };
+        assert!(!level_only.reads_customer_facts());
+        let listed = IssuanceRules {
+            specific_customers_only: true,
+            ..Default::default()
+        };
+        assert!(listed.reads_customer_facts());
+        let excluding = IssuanceRules {
+            exclude_if_issued_from: vec![7],
+            ..Default::default()
+        };
+        assert!(excluding.reads_customer_facts());
+        let limited = IssuanceRules {
+            max_per_customer: Some(1),
+            ..Default::default()
+        };
+        assert!(limited.reads_customer_facts());
     }
 
     #[test]

@@ -248,12 +248,9 @@ pub(super) async fn read_facts(
     now: DateTime<Utc>,
 ) -> std::result::Result<ChunkFacts, DbErr> {
     let customers = store::customers::find_many(txn, pool.org_id, identifiers).await?;
-    let reads_customers = rules.depends_on_history()
-        || rules.specific_customers_only
-        || !rules.exclude_if_issued_from.is_empty();
     // With no such rule, nothing read about a customer can change the decision, so locking
     // thousands of rows would only write their locks.
-    let mut ids: Vec<i64> = if reads_customers {
+    let mut ids: Vec<i64> = if rules.reads_customer_facts() {
         customers.customers.values().map(|c| c.id).collect()
     } else {
         Vec::new()

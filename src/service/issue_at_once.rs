@@ -47,12 +47,7 @@ fn applies(pool: &pools::Model, holder: &Holder) -> bool {
     let rules = &pool.issuance;
     let from_stock = !matches!(pool.source, PoolSource::Common | PoolSource::Remote);
     let level_known = matches!(holder, Holder::Customer(_)) || rules.allowed_levels.is_empty();
-    from_stock
-        && level_known
-        && !rules.depends_on_history()
-        && !rules.specific_customers_only
-        && rules.exclude_if_issued_from.is_empty()
-        && rules.max_total.is_none()
+    from_stock && level_known && !rules.reads_customer_facts() && rules.max_total.is_none()
 }
 
 /// What came of an attempt to issue at once. Unless issued, nothing was written.

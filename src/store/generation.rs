@@ -24,6 +24,7 @@ use crate::{
 /// What became of taking a round of positions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Taken {
+    /// The round is the job's: its positions are past the cursor and named in its params.
     Taken,
     /// Another job moved the cursor first; read it again and take the next range.
     CursorMoved,

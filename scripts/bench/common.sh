@@ -62,12 +62,25 @@ checkout_pool() {
         json_field id
 }
 
-# issue_coupons POOL: coupon RDM-cK issued to customer cK, for every customer of the org (set-up
-# in SQL, not measured).
+# issue_coupons POOL: coupon RDM-cK issued to customer cK, for every customer of the org, and a
+# history as a store in service has: coupon OLD-cK redeemed by cK last month (set-up in SQL, not
+# measured). Without the history the redemptions table is empty when the statements are first
+# planned, and every count of a coupon's redemptions stays a sequential scan of a table that
+# grows by a thousand rows a second through the run (autovacuum re-analyzes it only after
+# the bench).
 issue_coupons() {
     psql "$COUPOND_DATABASE_URL" -qc "INSERT INTO coupons (org_id, pool_id, code, status, customer_id, value,
             redemption_count, issued_at, last_status_change_at)
         SELECT org_id, $1, 'RDM-' || external_id, 1, id, 500, 0, now(), now()
         FROM customers WHERE org_id = $BENCH_ORG_ID" >/dev/null
+    psql "$COUPOND_DATABASE_URL" -qc "WITH old AS (INSERT INTO coupons (org_id, pool_id, code, status,
+            customer_id, value, redemption_count, issued_at, last_status_change_at)
+          SELECT org_id, $1, 'OLD-' || external_id, 2, id, 500, 1, now() - interval '40 days',
+            now() - interval '30 days'
+          FROM customers WHERE org_id = $BENCH_ORG_ID RETURNING id, org_id, pool_id, customer_id)
+        INSERT INTO redemptions (org_id, coupon_id, pool_id, customer_id, store_id, zone, basket_total,
+            currency, discount, active, redeemed_at, recorded_at)
+        SELECT org_id, id, pool_id, customer_id, 's1', 'north', 2500, 'EUR', 500, true,
+            now() - interval '30 days', now() - interval '30 days' FROM old" >/dev/null
     psql "$COUPOND_DATABASE_URL" -qc "ANALYZE" >/dev/null
 }

@@ -217,6 +217,10 @@ both_databases! {
         let codes = join_all((0..16).map(|_| code(&app, &body))).await;
         assert!(codes.iter().all(|c| *c == codes[0]), "{codes:?}");
         assert_eq!(stats(&app, p).await["issued"], 1);
+        // The customer seen first by these calls was created once, and holds the code.
+        let held = json(app.get("/v1/customers/fresh-customer/coupons").await).await;
+        assert_eq!(held["items"].as_array().map(Vec::len), Some(1), "{held}");
+        assert_eq!(held["items"][0]["code"], codes[0].as_str());
     }
 
     async fn a_retry_the_rules_would_now_refuse_gets_the_first_code(app) {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{TimeDelta, Utc};
 use common::{
     TestApp, expect_problem,
-    fixtures::{customer, events, pool, uploaded_pool},
+    fixtures::{customer, events, outbox, pool, uploaded_pool},
     json,
     receiver::{Receiver, Reply},
 };
@@ -208,6 +208,22 @@ both_databases! {
         refusal(send(forged).await.unwrap(), 401, "invalid_signature").await;
         let signed = signature::sign(SECRET, "msg_1", ts, body.as_bytes()).unwrap();
         assert_eq!(send(signed).await.unwrap().status(), 200);
+    }
+
+    async fn a_customer_the_callback_creates_is_announced_with_its_id(app) {
+        let receiver = Receiver::start(|_, _| Reply::status(204)).await;
+        let subscribed = app.post("/v1/webhooks", json!({"url": receiver.url, "events": ["coupon.issued"]})).await;
+        assert_eq!(subscribed.status(), 201);
+        let p = uploaded_pool(&app, 3, json!({})).await;
+        let key = remote_key(&app, p, json!({})).await;
+        let first = code(&app, &antavo(&key, "new-in-the-callback")).await;
+        let created = json(app.get("/v1/customers/new-in-the-callback").await).await;
+        let rows = outbox(&app, "webhook").await;
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        let body = &rows[0].payload["body"];
+        assert_eq!(body["data"]["coupon"]["code"], first.as_str());
+        assert_eq!(body["data"]["customer"]["id"], created["id"]);
+        assert_eq!(body["data"]["customer"]["external_id"], "new-in-the-callback");
     }
 
     async fn concurrent_retries_get_one_code(app) {

@@ -127,6 +127,7 @@ async fn issue_to(
             let holder = Holder::ExternalId {
                 org_id: org.id,
                 external_id,
+                create: false,
             };
             issue_at_once::try_issue(db, org, pool, holder, key_record(keyed)).await?
         }

@@ -28,8 +28,13 @@ pub enum Holder<'a> {
     /// A customer already read.
     Customer(&'a customers::Model),
     /// The org's customer with this external id, read by the claiming statement itself (one
-    /// statement fewer); when there is none, nothing is issued and the caller's look-up says so.
-    ExternalId { org_id: i64, external_id: &'a str },
+    /// statement fewer). When there is none, the statement creates it if `create`; else nothing
+    /// is issued and the caller's look-up says so.
+    ExternalId {
+        org_id: i64,
+        external_id: &'a str,
+        create: bool,
+    },
 }
 
 impl Holder<'_> {
@@ -56,8 +61,8 @@ pub enum Attempt {
     Issued(Issued),
     /// The pool's rules read more than the pool and a customer read already.
     NotApplicable,
-    /// The stock is empty or the external id names no customer: the full path mints a code,
-    /// says `pool_exhausted` or names the missing customer.
+    /// The stock is empty, the external id names no customer or a concurrent request created
+    /// it: the full path mints a code, says `pool_exhausted` or names the missing customer.
     NotClaimed,
 }
 
@@ -96,9 +101,11 @@ pub async fn try_issue(
             Holder::ExternalId {
                 org_id,
                 external_id,
+                create,
             } => Who::ExternalId {
                 org_id,
                 external_id,
+                create,
             },
         },
         now,

@@ -63,7 +63,6 @@ pub async fn serve(db: &DatabaseConnection, caches: &Caches, call: Call<'_>) -> 
         }
         Err(e) => return Err(Error::invalid("customer", e.reason)),
     };
-    let customer = store::customers::ensure(db, org.id, &external_id).await?;
     let earlier = Earlier {
         keyed: Keyed {
             org_id: org.id,
@@ -74,7 +73,54 @@ pub async fn serve(db: &DatabaseConnection, caches: &Caches, call: Call<'_>) -> 
         call: &parsed,
         since: Utc::now() - call.retry_window,
     };
-    code_for(db, &org, &pool, &customer, &earlier).await
+    let first = match at_once(db, &org, &pool, &external_id, &earlier).await? {
+        First::Answered(code) => return Ok(code),
+        other => other,
+    };
+    let customer = store::customers::ensure(db, org.id, &external_id).await?;
+    code_for(db, &org, &pool, &customer, &earlier, first).await
+}
+
+/// What the one-statement attempt at a call came to.
+#[derive(Debug, PartialEq, Eq)]
+enum First {
+    /// A new code, and the answer recorded.
+    Answered(String),
+    /// It did not apply (the pool's rules read more, or it mints codes) or found no code in
+    /// stock: the full path takes the call from the start.
+    Untried,
+    /// The rules refused, or an answer is recorded already: an earlier call's answer, if there
+    /// is one, wins over the refusal.
+    Contested,
+}
+
+/// The common case, a call not seen before, in one statement: the customer found or created,
+/// a code claimed and the answer recorded, without looking for an earlier answer first.
+/// Recording is a unique violation (`RaceLost`, nothing written) when an answer is recorded
+/// already or a concurrent twin records first.
+async fn at_once(
+    db: &DatabaseConnection,
+    org: &orgs::Model,
+    pool: &pools::Model,
+    external_id: &str,
+    earlier: &Earlier<'_>,
+) -> Result<First> {
+    let record = KeyRecord {
+        keyed: &earlier.keyed,
+        status: 200,
+        answer: Answer::Code,
+    };
+    let holder = issue_at_once::Holder::ExternalId {
+        org_id: org.id,
+        external_id,
+        create: true,
+    };
+    match issue_at_once::try_issue(db, org, pool, holder, Some(record)).await {
+        Ok(issue_at_once::Attempt::Issued(issued)) => Ok(First::Answered(issued.coupon.code)),
+        Ok(_) => Ok(First::Untried),
+        Err(e) if e.is_caller_error() || matches!(e, Error::RaceLost) => Ok(First::Contested),
+        Err(e) => Err(e),
+    }
 }
 
 /// Where an earlier answer to this call would be recorded.
@@ -115,6 +161,7 @@ async fn code_for(
     pool: &pools::Model,
     customer: &customers::Model,
     earlier: &Earlier<'_>,
+    first: First,
 ) -> Result<String> {
     let call = Issue {
         org,
@@ -136,9 +183,11 @@ async fn code_for(
     let mut fetched = issuance::prefetch(db, org, pool, customer, 1).await?;
     // A refusal may be the rules seeing the code an earlier call got (a per-customer limit,
     // an empty pool): that call's answer, if there is one, wins over it.
-    match call.first_answer(db, &mut fetched).await {
-        Err(e) if e.is_caller_error() || matches!(e, Error::RaceLost) => {}
-        other => return other,
+    if first == First::Untried {
+        match call.first_answer(db, &mut fetched).await {
+            Err(e) if e.is_caller_error() || matches!(e, Error::RaceLost) => {}
+            other => return other,
+        }
     }
     // A twin in its first answer records without the customer's lock, so the look under the
     // lock can miss it and lose the race to record too; once the twin committed, a second look
@@ -158,26 +207,15 @@ struct Issue<'a> {
 }
 
 impl Issue<'_> {
-    /// The common case, a call not seen before, in the fewest statements: issue and record the
-    /// answer without looking for an earlier one. Recording is a unique violation
-    /// (`RaceLost`, the issue undone) when an answer is recorded already or a concurrent twin
-    /// records first; then [`Issue::answer_again`] decides.
+    /// A call not seen before, taken for new: issue and record the answer without looking for
+    /// an earlier one. Recording is a unique violation (`RaceLost`, the issue undone) when an
+    /// answer is recorded already or a concurrent twin records first; then
+    /// [`Issue::answer_again`] decides.
     async fn first_answer(
         &self,
         db: &DatabaseConnection,
         fetched: &mut issuance::Fetched,
     ) -> Result<String> {
-        let record = KeyRecord {
-            keyed: &self.earlier.keyed,
-            status: 200,
-            answer: Answer::Code,
-        };
-        let holder = issue_at_once::Holder::Customer(self.customer);
-        if let issue_at_once::Attempt::Issued(issued) =
-            issue_at_once::try_issue(db, self.org, self.pool, holder, Some(record)).await?
-        {
-            return Ok(issued.coupon.code);
-        }
         let txn = db.begin().await?;
         let code = self.issue_and_record(&txn, fetched).await?;
         txn.commit().await?;

@@ -86,9 +86,14 @@ impl Answer {
 pub enum Who<'a> {
     /// The customer with this id.
     Id(i64),
-    /// The org's customer with this external id, looked up by the claiming statement; when
-    /// there is none, nothing is claimed.
-    ExternalId { org_id: i64, external_id: &'a str },
+    /// The org's customer with this external id, looked up by the claiming statement. When
+    /// there is none, it is created if `create` (a loyalty platform names customers we may not
+    /// have seen), else nothing is claimed; a concurrent creation also leaves nothing claimed.
+    ExternalId {
+        org_id: i64,
+        external_id: &'a str,
+        create: bool,
+    },
 }
 
 /// An issue to write at once: the pool, the customer, and the coupon's dates.
@@ -131,6 +136,12 @@ pub async fn claim_recorded(
         Who::ExternalId {
             org_id,
             external_id,
+            create: true,
+        } => customers::ensure(&txn, org_id, external_id).await?.id,
+        Who::ExternalId {
+            org_id,
+            external_id,
+            create: false,
         } => match customers::by_external_id(&txn, org_id, external_id).await? {
             Some(c) => c.id,
             None => return Ok(None),
@@ -181,22 +192,40 @@ async fn claim_recorded_postgres(
         ]);
     }
     let who = match issue.who {
-        Who::Id(_) => "SELECT CAST($2 AS bigint) AS id".to_string(),
-        Who::ExternalId { org_id, .. } => {
+        Who::Id(_) => "who AS (SELECT CAST($2 AS bigint) AS id)".to_string(),
+        Who::ExternalId { org_id, create, .. } => {
             values.push(org_id.into());
             let org = values.len();
-            format!("SELECT id FROM customers WHERE org_id = ${org} AND external_id = $2")
+            let found =
+                format!("SELECT id FROM customers WHERE org_id = ${org} AND external_id = $2");
+            if create {
+                CREATED_WHO
+                    .replace("{found}", &found)
+                    .replace("{org}", &format!("${org}"))
+            } else {
+                format!("who AS ({found})")
+            }
         }
     };
     let claim = issuance::claim_sql(DbBackend::Postgres, true);
-    let sql =
-        format!("WITH who AS ({who}), claimed AS ({claim}), {RECORDED}{key} SELECT * FROM claimed");
+    let sql = format!("WITH {who}, claimed AS ({claim}), {RECORDED}{key} SELECT * FROM claimed");
     let stmt = Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
     match db.query_one_raw(stmt).await? {
         Some(row) => Ok(Some(coupons::Model::from_query_result(&row, "")?)),
         None => Ok(None),
     }
 }
+
+/// `who` for a customer created when the org has none (`{found}` looks it up, `{org}` is the
+/// org's parameter, `$3` the claim's time): a data-modifying statement cannot sit inside
+/// `who`, so the look-up and the insert come before it.
+const CREATED_WHO: &str = "\
+found AS ({found}), \
+made AS (\
+    INSERT INTO customers (org_id, external_id, transaction_count, created_at, updated_at) \
+    SELECT {org}, $2, 0, $3, $3 WHERE NOT EXISTS (SELECT 1 FROM found) \
+    ON CONFLICT (org_id, external_id) DO NOTHING RETURNING id), \
+who AS (SELECT id FROM found UNION ALL SELECT id FROM made)";
 
 /// After the claim of [`issuance::claim_available`] (`claimed`, its seven values): the event
 /// of [`events::record_announced`] and its fan-out, reading the claimed row. `jsonb_set`

@@ -171,13 +171,6 @@ bench_org() {
 # Runs wrk and prints one summary line; sets BENCH_RPS, BENCH_P50, BENCH_P99 and BENCH_CPU (CPU
 # per request of the server and of every PostgreSQL process on this machine, and WAL written
 # per request) for the caller.
-# Writes out what the set-up left dirty (a million customers, a stocked pool: gigabytes of WAL),
-# so the checkpoint it would trigger does not land in a timed job (batch-issue, bulk-generate).
-# The wrk windows do not start with one: right after a checkpoint every page is written to the
-# WAL whole on its first change, and a 15 s window that starts there measures that burst, which
-# a server meets once per checkpoint_timeout (issue p99 148 ms against 30-40 ms without).
-bench_checkpoint() { _bench_psql "CHECKPOINT" >/dev/null; }
-
 bench_wrk() {
     [ $# -eq 4 ] || bench_die "usage: bench_wrk URL_PATH LUA_SCRIPT DURATION CONNECTIONS"
     local path=$1 script=$2 duration=$3 connections=$4

@@ -293,6 +293,26 @@ both_databases! {
         expect_problem(resp, 422, "validation_failed").await;
     }
 
+    async fn a_replayed_receipt_keeps_the_codes_expiry(app) {
+        let pool = common::fixtures::pool(&app, json!({"name": "D", "source": "uploaded", "discount_type": "amount",
+            "value": 500, "currency": "EUR", "expiry": {"mode": "days_from_issual", "days": 30}})).await;
+        let codes = app.post(&format!("/v1/pools/{pool}/codes"), json!({"codes": ["D1", "D2"]})).await;
+        assert_eq!(json(codes).await["accepted"], 2);
+        let created = product(&app, json!({"name": "Dated", "price_points": 10, "visible": true, "pool_id": pool})).await;
+        let p = created["id"].as_i64().unwrap();
+        customer(&app, "dee", json!({})).await;
+        credit(&app, "dee", 10, "seed").await;
+        let first = exchange(&app, p, "dee", "dated").await;
+        assert_eq!(first.status(), 201);
+        let first = json(first).await;
+        let expires_at: chrono::DateTime<chrono::Utc> = first["expires_at"].as_str().unwrap().parse().unwrap();
+        assert!(expires_at > chrono::Utc::now() + chrono::TimeDelta::days(29), "{first}");
+        let again = exchange(&app, p, "dee", "dated").await;
+        assert_eq!(again.status(), 201);
+        assert_eq!(json(again).await, first);
+        assert_eq!(balance(&app, "dee").await, 0);
+    }
+
     async fn generated_pools_sell_their_remaining_capacity(app) {
         let pool = common::fixtures::pool(&app, json!({"name": "G", "source": "generated",
             "pattern": "GEN-##", "discount_type": "free_shipping", "issuance": {"max_total": 40}})).await;

@@ -1,8 +1,8 @@
 //! Customers' points: every change is a ledger entry plus the same move of the cached balance,
 //! in one transaction. The points endpoint, the workflow `credit_points` action and refunds of
 //! market exchanges come through [`apply_in`]; an exchange debits its balance with its claim
-//! (`store::market::pay_and_claim`) and writes its ledger entry with its other rows
-//! (`store::market::record_exchange`), in the same transaction.
+//! and writes its ledger entry with its other rows (`store::market::exchange`), in the same
+//! transaction.
 
 use crate::store::entity::{customers, points_ledger};
 use chrono::{DateTime, Utc};

@@ -97,99 +97,56 @@ pub async fn available_counts<C: ConnectionTrait>(
     Ok(rows.into_iter().collect())
 }
 
-/// What [`pay_and_claim`] did.
-#[derive(Debug, Clone)]
-pub enum Payment {
-    /// The balance is below the price (or the customer never had points): nothing changed.
-    Refused,
-    /// The price was debited: the balance after it, and the code claimed, or None when the pool
-    /// had no code available (the caller mints one or rolls back).
-    Debited {
-        balance: i64,
-        coupon: Option<coupons::Model>,
-    },
-}
-
-/// Debits `price` from the customer's balance, unless that would take it below zero, and then
-/// hands the pool's next available code to the customer, as
-/// [`super::issuance::claim_available`] does. On PostgreSQL one statement: the claim's locking
-/// subquery reads the debit's result, so no code is locked before the debit is done (one
-/// customer's concurrent exchanges queue on their balance row holding no code) and none when it
-/// is refused. SQLite runs the two statements in turn.
-pub async fn pay_and_claim<C: ConnectionTrait>(
-    db: &C,
-    (org_id, customer_id): (i64, i64),
-    price: i64,
-    pool_id: i64,
-    s: Stamp,
-) -> Result<Payment, DbErr> {
-    if db.get_database_backend() != DbBackend::Postgres {
-        let Some(balance) = super::points::move_balance(db, org_id, customer_id, -price).await?
-        else {
-            return Ok(Payment::Refused);
-        };
-        let coupon = super::issuance::claim_available(db, pool_id, s).await?;
-        return Ok(Payment::Debited { balance, coupon });
-    }
-    let sql = "WITH d AS ( \
-            UPDATE points_balances SET balance = balance - $1 \
-            WHERE customer_id = $2 AND balance >= $1 RETURNING balance \
-        ), c AS ( \
-            UPDATE coupons SET status = $3, customer_id = $2, issued_at = $4, expires_at = $5, \
-                redeemable_from = $6, last_status_change_at = $4 \
-            WHERE id = (SELECT id FROM coupons \
-                WHERE pool_id = $7 AND status = $8 AND EXISTS (SELECT 1 FROM d) \
-                ORDER BY code LIMIT 1 FOR UPDATE SKIP LOCKED) \
-            RETURNING coupons.* \
-        ) \
-        SELECT d.balance AS paid_balance, c.* FROM d LEFT JOIN c ON true";
-    let stmt = Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        sql,
-        [
-            price.into(),
-            customer_id.into(),
-            CouponStatus::Issued.into(),
-            s.now.into(),
-            s.expires_at.into(),
-            s.redeemable_from.into(),
-            pool_id.into(),
-            CouponStatus::Available.into(),
-        ],
-    );
-    let Some(row) = db.query_one_raw(stmt).await? else {
-        return Ok(Payment::Refused);
-    };
-    let coupon = match row.try_get::<Option<i64>>("", "id")? {
-        Some(_) => Some(coupons::Model::from_query_result(&row, "")?),
-        None => None,
-    };
-    Ok(Payment::Debited {
-        balance: row.try_get("", "paid_balance")?,
-        coupon,
-    })
-}
-
-/// The rows of one exchange, written together once its code is claimed and its price debited:
-/// the exchange, its ledger entry, the coupon's `coupon_issue` event and the idempotency key
-/// with the receipt.
+/// An exchange to write: its rows (the exchange, its ledger entry, the coupon's `coupon_issue`
+/// event, the idempotency key with the receipt) and the webhook event whose subscriptions are
+/// read with them.
 pub struct NewExchange<'a> {
     pub org_id: i64,
     pub product_id: i64,
     pub customer_id: i64,
-    pub coupon: &'a coupons::Model,
+    /// The price, debited from the customer's balance.
     pub points: i64,
     /// The ledger entry's reason.
     pub reason: &'a str,
     pub now: DateTime<Utc>,
     pub keyed: &'a Keyed,
-    /// The receipt stored for retries; its `exchange_id` is set to the new row's id.
+    /// The receipt stored for retries, without what writing the exchange decides: its
+    /// `exchange_id`, `coupon_id`, `code`, `expires_at` and `balance` are set from the rows.
     pub receipt: serde_json::Value,
-    /// The webhook event whose subscriptions are read with the rows.
     pub event: WebhookEvent,
 }
 
-/// What [`record_exchange`] wrote and read.
+/// Where the code of an exchange comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum Code<'a> {
+    /// The pool's next available code, claimed as [`super::issuance::claim_available`] does,
+    /// with these dates.
+    Claimed { pool_id: i64, stamp: Stamp },
+    /// A code already issued to the customer (minted for an exchange whose pool had none in
+    /// stock), paid for with the balance left after the debit.
+    Given {
+        coupon: &'a coupons::Model,
+        balance: i64,
+    },
+}
+
+/// What [`exchange`] did.
+#[derive(Debug, Clone)]
+pub enum Exchanged {
+    /// The balance is below the price (or the customer never had points): nothing changed.
+    Refused,
+    /// The price was debited but the pool had no code available: nothing else was written (the
+    /// caller mints one or rolls back).
+    NoCode { balance: i64 },
+    /// Paid, and the exchange's rows written.
+    Recorded {
+        balance: i64,
+        coupon: coupons::Model,
+        recorded: RecordedExchange,
+    },
+}
+
+/// What writing an exchange's rows gave back.
 #[derive(Debug, Clone)]
 pub struct RecordedExchange {
     pub exchange_id: i64,
@@ -197,79 +154,179 @@ pub struct RecordedExchange {
     pub subscribed: Vec<i64>,
 }
 
-/// Writes an exchange's rows and reads the org's subscriptions to its event: one statement on
-/// PostgreSQL (data-modifying CTEs), five on SQLite, which has none. The ledger entry's
-/// reference and key are `exchange:<id>`. A unique violation means the idempotency key was
-/// recorded first by another request.
-pub async fn record_exchange<C: ConnectionTrait>(
+/// Writes an exchange. A claimed code is paid for first: `points` come off the balance unless
+/// that would take it below zero, and only then is a code claimed and the rows written. On
+/// PostgreSQL that is one statement: the claim's locking subquery reads the debit's result,
+/// so no code is locked before the debit is done (one customer's concurrent exchanges queue on
+/// their balance row holding no code) and none when it is refused. SQLite, which has no
+/// data-modifying CTEs, runs the steps in turn. The ledger entry's reference and key are
+/// `exchange:<id>`. A unique violation means the idempotency key was recorded first by
+/// another request.
+pub async fn exchange<C: ConnectionTrait>(
     db: &C,
-    e: NewExchange<'_>,
-) -> Result<RecordedExchange, DbErr> {
+    e: &NewExchange<'_>,
+    code: Code<'_>,
+) -> Result<Exchanged, DbErr> {
     if db.get_database_backend() != DbBackend::Postgres {
-        return record_exchange_stepwise(db, e).await;
+        return exchange_stepwise(db, e, code).await;
     }
-    let sql = "WITH x AS ( \
-            INSERT INTO market_exchanges (org_id, product_id, customer_id, coupon_id, points, created_at) \
-            VALUES ($1, $2, $3, $4, $5, $6) RETURNING id \
-        ), l AS ( \
-            INSERT INTO points_ledger (org_id, customer_id, delta, reason, idempotency_key, reference, created_at) \
-            SELECT $1, $3, $7, $8, 'exchange:' || x.id, 'exchange:' || x.id, $6 FROM x \
-        ), e AS ( \
-            INSERT INTO coupon_events (org_id, coupon_id, pool_id, customer_id, kind, created_at) \
-            VALUES ($1, $4, $9, $3, $10, $6) \
-        ), k AS ( \
-            INSERT INTO idempotency_keys (org_id, operation, key, request_hash, status, response, created_at) \
-            SELECT $1, $11, $12, $13, 201, \
-                CAST(CAST($14 AS jsonb) || jsonb_build_object('exchange_id', x.id) AS json), $6 FROM x \
-        ) \
-        SELECT x.id, w.id AS webhook_id FROM x \
-        LEFT JOIN webhooks w ON w.org_id = $1 \
-            AND CAST(w.events AS jsonb) @> jsonb_build_array(CAST($15 AS text)) \
-        ORDER BY w.id";
-    let stmt = Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        sql,
-        [
-            e.org_id.into(),
-            e.product_id.into(),
-            e.customer_id.into(),
-            e.coupon.id.into(),
-            e.points.into(),
-            e.now.into(),
-            (-e.points).into(),
-            e.reason.into(),
-            e.coupon.pool_id.into(),
-            EventKind::Issue.as_str().into(),
-            e.keyed.operation.into(),
-            e.keyed.key.as_str().into(),
-            e.keyed.request_hash.as_str().into(),
-            e.receipt.into(),
-            e.event.as_str().into(),
-        ],
-    );
-    let rows = db.query_all_raw(stmt).await?;
-    let first = rows.first().ok_or_else(|| DbErr::RecordNotInserted)?;
+    let mut values: Vec<sea_orm::Value> = vec![
+        e.org_id.into(),
+        e.customer_id.into(),
+        e.product_id.into(),
+        e.points.into(),
+        (-e.points).into(),
+        e.reason.into(),
+        e.now.into(),
+        EventKind::Issue.as_str().into(),
+        e.keyed.operation.into(),
+        e.keyed.key.as_str().into(),
+        e.keyed.request_hash.as_str().into(),
+        e.receipt.clone().into(),
+        e.event.as_str().into(),
+    ];
+    let head = match code {
+        Code::Claimed { pool_id, stamp } => {
+            values.extend([
+                CouponStatus::Issued.into(),
+                stamp.now.into(),
+                stamp.expires_at.into(),
+                stamp.redeemable_from.into(),
+                pool_id.into(),
+                CouponStatus::Available.into(),
+            ]);
+            PAID_AND_CLAIMED
+        }
+        Code::Given { coupon, balance } => {
+            values.extend([
+                balance.into(),
+                coupon.id.into(),
+                coupon.pool_id.into(),
+                coupon.code.as_str().into(),
+                coupon.expires_at.into(),
+            ]);
+            GIVEN
+        }
+    };
+    let sql = format!("WITH {head}, {RECORDED}");
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .await?;
+    let Some(first) = rows.first() else {
+        return Ok(Exchanged::Refused);
+    };
+    let balance = first.try_get("", "paid_balance")?;
+    let Some(exchange_id) = first.try_get::<Option<i64>>("", "exchange_id")? else {
+        return Ok(Exchanged::NoCode { balance });
+    };
+    let coupon = match code {
+        Code::Claimed { .. } => coupons::Model::from_query_result(first, "")?,
+        Code::Given { coupon, .. } => coupon.clone(),
+    };
     let mut subscribed = Vec::new();
     for row in &rows {
         if let Some(id) = row.try_get::<Option<i64>>("", "webhook_id")? {
             subscribed.push(id);
         }
     }
-    Ok(RecordedExchange {
-        exchange_id: first.try_get("", "id")?,
+    let recorded = RecordedExchange {
+        exchange_id,
         subscribed,
+    };
+    Ok(Exchanged::Recorded {
+        balance,
+        coupon,
+        recorded,
     })
 }
 
-async fn record_exchange_stepwise<C: ConnectionTrait>(
+/// `d`, the debit, and `c`, the claim that reads it, after [`RECORDED`]'s thirteen values:
+/// issued, the stamp's time, expiry and redeemable-from, the pool, available.
+const PAID_AND_CLAIMED: &str = "\
+d AS (\
+    UPDATE points_balances SET balance = balance - $4 \
+    WHERE customer_id = $2 AND balance >= $4 RETURNING balance), \
+c AS (\
+    UPDATE coupons SET status = $14, customer_id = $2, issued_at = $15, expires_at = $16, \
+    redeemable_from = $17, last_status_change_at = $15 \
+    WHERE id = (SELECT id FROM coupons \
+        WHERE pool_id = $18 AND status = $19 AND EXISTS (SELECT 1 FROM d) \
+        ORDER BY code LIMIT 1 FOR UPDATE SKIP LOCKED) \
+    RETURNING coupons.*)";
+
+/// `d` and `c` for a code given (and a balance already debited), after [`RECORDED`]'s thirteen
+/// values: the balance, the coupon's id, pool, code and expiry.
+const GIVEN: &str = "\
+d AS (SELECT CAST($14 AS bigint) AS balance), \
+c AS (SELECT CAST($15 AS bigint) AS id, CAST($16 AS bigint) AS pool_id, CAST($17 AS text) AS code, \
+    CAST($18 AS timestamptz) AS expires_at)";
+
+/// The exchange's rows from `d` (the balance after paying) and `c` (the code): nothing when
+/// either is empty. Its values: org, customer, product, points, their debit, the ledger's
+/// reason, now, the event's kind, the key's operation, key and request hash, the receipt, and
+/// the webhook event. The receipt gets the rows' parts as the stepwise path sets them.
+const RECORDED: &str = "\
+x AS (\
+    INSERT INTO market_exchanges (org_id, product_id, customer_id, coupon_id, points, created_at) \
+    SELECT $1, $3, $2, c.id, $4, $7 FROM c, d RETURNING id), \
+l AS (\
+    INSERT INTO points_ledger (org_id, customer_id, delta, reason, idempotency_key, reference, created_at) \
+    SELECT $1, $2, $5, $6, 'exchange:' || x.id, 'exchange:' || x.id, $7 FROM x), \
+e AS (\
+    INSERT INTO coupon_events (org_id, coupon_id, pool_id, customer_id, kind, created_at) \
+    SELECT $1, c.id, c.pool_id, $2, $8, $7 FROM c, x), \
+k AS (\
+    INSERT INTO idempotency_keys (org_id, operation, key, request_hash, status, response, created_at) \
+    SELECT $1, $9, $10, $11, 201, CAST(CAST($12 AS jsonb) || jsonb_build_object(\
+        'exchange_id', x.id, 'coupon_id', c.id, 'code', c.code, 'expires_at', c.expires_at, \
+        'balance', d.balance) AS json), $7 FROM x, c, d) \
+SELECT d.balance AS paid_balance, x.id AS exchange_id, w.id AS webhook_id, c.* FROM d \
+LEFT JOIN c ON true LEFT JOIN x ON true \
+LEFT JOIN webhooks w ON x.id IS NOT NULL AND w.org_id = $1 \
+    AND CAST(w.events AS jsonb) @> jsonb_build_array(CAST($13 AS text)) \
+ORDER BY w.id";
+
+async fn exchange_stepwise<C: ConnectionTrait>(
     db: &C,
-    mut e: NewExchange<'_>,
+    e: &NewExchange<'_>,
+    code: Code<'_>,
+) -> Result<Exchanged, DbErr> {
+    let (balance, coupon) = match code {
+        Code::Claimed { pool_id, stamp } => {
+            let debit = super::points::move_balance(db, e.org_id, e.customer_id, -e.points);
+            let Some(balance) = debit.await? else {
+                return Ok(Exchanged::Refused);
+            };
+            match super::issuance::claim_available(db, pool_id, stamp).await? {
+                Some(coupon) => (balance, coupon),
+                None => return Ok(Exchanged::NoCode { balance }),
+            }
+        }
+        Code::Given { coupon, balance } => (balance, coupon.clone()),
+    };
+    let recorded = record_stepwise(db, e, &coupon, balance).await?;
+    Ok(Exchanged::Recorded {
+        balance,
+        coupon,
+        recorded,
+    })
+}
+
+async fn record_stepwise<C: ConnectionTrait>(
+    db: &C,
+    e: &NewExchange<'_>,
+    coupon: &coupons::Model,
+    balance: i64,
 ) -> Result<RecordedExchange, DbErr> {
     let exchange = market_exchanges::ActiveModel {
         org_id: Set(e.org_id),
         product_id: Set(e.product_id),
         customer_id: Set(e.customer_id),
-        coupon_id: Set(e.coupon.id),
+        coupon_id: Set(coupon.id),
         points: Set(e.points),
         refunded_at: Set(None),
         created_at: Set(e.now),
@@ -287,9 +344,14 @@ async fn record_exchange_stepwise<C: ConnectionTrait>(
         idempotency_key: &reference,
     };
     super::points::append(db, entry).await?;
-    super::events::record(db, e.coupon, Some(e.customer_id), EventKind::Issue, None).await?;
-    e.receipt["exchange_id"] = exchange.id.into();
-    super::idempotency::record(db, e.keyed, 201, e.receipt).await?;
+    super::events::record(db, coupon, Some(e.customer_id), EventKind::Issue, None).await?;
+    let mut receipt = e.receipt.clone();
+    receipt["exchange_id"] = exchange.id.into();
+    receipt["coupon_id"] = coupon.id.into();
+    receipt["code"] = coupon.code.clone().into();
+    receipt["expires_at"] = serde_json::to_value(coupon.expires_at).unwrap_or_default();
+    receipt["balance"] = balance.into();
+    super::idempotency::record(db, e.keyed, 201, receipt).await?;
     let subscribed = super::webhooks::subscribed(db, e.org_id, e.event).await?;
     Ok(RecordedExchange {
         exchange_id: exchange.id,

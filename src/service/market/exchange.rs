@@ -9,8 +9,8 @@
 //! concurrent exchanges queue on their balance row holding no code (which other buyers' claims
 //! would skip) while they wait to pay.
 //!
-//! On PostgreSQL a steady exchange is five statements: the customer, BEGIN, the debit with the
-//! claim, the exchange's rows with the idempotency key (one statement), COMMIT. The API key,
+//! On PostgreSQL a steady exchange is four statements: the customer, BEGIN, the debit with the
+//! claim and the exchange's rows with the idempotency key (one statement), COMMIT. The API key,
 //! the product and its pool with the org come from [`Caches`].
 
 use crate::store::entity::{coupons, customers, market_products, orgs, pools};
@@ -34,7 +34,7 @@ use crate::{
         self,
         idempotency::Keyed,
         issuance::Stamp,
-        market::{NewExchange, Payment},
+        market::{Code, Exchanged, NewExchange},
     },
 };
 
@@ -124,76 +124,97 @@ async fn exchange_in(
             ));
         }
     };
-    let (coupon, balance) = pay_and_claim(txn, org, pool, customer, product, stamp).await?;
-    let mut receipt = Receipt {
-        exchange_id: 0,
-        product_id: product.id,
-        coupon_id: coupon.id,
-        code: coupon.code.clone(),
-        expires_at: coupon.expires_at,
-        points: product.price_points,
-        balance,
-        created_at: now,
-    };
-    let recorded = store::market::record_exchange(
-        txn,
-        NewExchange {
-            org_id: org.id,
-            product_id: product.id,
-            customer_id: customer.id,
-            coupon: &coupon,
-            points: product.price_points,
-            reason: &format!("market: {}", product.name),
-            now,
-            keyed,
-            receipt: serde_json::to_value(&receipt).map_err(Error::internal)?,
-            event: WebhookEvent::CouponIssued,
-        },
-    )
-    .await
-    .map_err(idempotency::race_or)?;
-    receipt.exchange_id = recorded.exchange_id;
-    issuance::announce_issued(txn, &coupon, customer, &recorded.subscribed).await?;
-    Ok(receipt)
-}
-
-/// Debits the price and claims a code of the pool ([`store::market::pay_and_claim`]); a pool
-/// that makes codes on issue mints one when none is available. A balance below the price is
-/// 409 `insufficient_points`, a pool without codes 409 `out_of_stock`.
-async fn pay_and_claim(
-    txn: &DatabaseTransaction,
-    org: &orgs::Model,
-    pool: &pools::Model,
-    customer: &customers::Model,
-    product: &market_products::Model,
-    stamp: Stamp,
-) -> Result<(coupons::Model, i64)> {
     let price = product.price_points;
     market::validate_delta(-price)?;
-    let payment =
-        store::market::pay_and_claim(txn, (org.id, customer.id), price, pool.id, stamp).await?;
-    match payment {
-        Payment::Refused => Err(points::insufficient(price)),
-        Payment::Debited {
+    let exchange = NewExchange {
+        org_id: org.id,
+        product_id: product.id,
+        customer_id: customer.id,
+        points: price,
+        reason: &format!("market: {}", product.name),
+        now,
+        keyed,
+        receipt: serde_json::to_value(Receipt {
+            exchange_id: 0,
+            product_id: product.id,
+            coupon_id: 0,
+            code: String::new(),
+            expires_at: None,
+            points: price,
+            balance: 0,
+            created_at: now,
+        })
+        .map_err(Error::internal)?,
+        event: WebhookEvent::CouponIssued,
+    };
+    let claimed = Code::Claimed {
+        pool_id: pool.id,
+        stamp,
+    };
+    let (balance, coupon, recorded) = match write(txn, &exchange, claimed).await? {
+        Exchanged::Refused => return Err(points::insufficient(price)),
+        Exchanged::Recorded {
             balance,
-            coupon: Some(coupon),
-        } => Ok((coupon, balance)),
-        Payment::Debited {
-            balance,
-            coupon: None,
-        } => {
-            let coupon = issuance::mint_or_exhausted(txn, pool, stamp)
-                .await
-                .map_err(|e| {
-                    if e.code() == RefusalCode::PoolExhausted.as_str() {
-                        Error::conflict("out_of_stock", "the product has no codes left")
-                    } else {
-                        e
-                    }
-                })?;
-            Ok((coupon, balance))
+            coupon,
+            recorded,
+        } => (balance, coupon, recorded),
+        Exchanged::NoCode { balance } => {
+            let coupon = mint(txn, pool, stamp).await?;
+            match write(
+                txn,
+                &exchange,
+                Code::Given {
+                    coupon: &coupon,
+                    balance,
+                },
+            )
+            .await?
+            {
+                Exchanged::Recorded { recorded, .. } => (balance, coupon, recorded),
+                _ => return Err(Error::internal("a given code was not recorded")),
+            }
         }
-    }
+    };
+    issuance::announce_issued(txn, &coupon, customer, &recorded.subscribed).await?;
+    Ok(Receipt {
+        exchange_id: recorded.exchange_id,
+        product_id: product.id,
+        coupon_id: coupon.id,
+        code: coupon.code,
+        expires_at: coupon.expires_at,
+        points: price,
+        balance,
+        created_at: now,
+    })
+}
+
+/// [`store::market::exchange`]; its unique violation is a lost race for the idempotency key.
+async fn write(
+    txn: &DatabaseTransaction,
+    exchange: &NewExchange<'_>,
+    code: Code<'_>,
+) -> Result<Exchanged> {
+    store::market::exchange(txn, exchange, code)
+        .await
+        .map_err(idempotency::race_or)
+}
+
+/// A code for a pool that makes codes on issue and had none in stock; a pool without codes is
+/// 409 `out_of_stock`.
+async fn mint(
+    txn: &DatabaseTransaction,
+    pool: &pools::Model,
+    stamp: Stamp,
+) -> Result<coupons::Model> {
+    issuance::mint_or_exhausted(txn, pool, stamp)
+        .await
+        .map_err(|e| {
+            if e.code() == RefusalCode::PoolExhausted.as_str() {
+                Error::conflict("out_of_stock", "the product has no codes left")
+            } else {
+                e
+            }
+        })
 }
 
 /// The product's own per-customer maximum, counted under the customer's row lock.

@@ -9,6 +9,8 @@
 //! transaction that issues the code. A call is first taken for new and only records; when an
 //! answer is there already (the record is a unique violation), the call is undone and the
 //! answer looked up under the customer's row lock, so concurrent retries also end with one code.
+//! On PostgreSQL a call taken for new is one statement when the pool's rules allow the issue at
+//! once: the customer found or created, the code claimed, the answer recorded.
 
 use crate::store::entity::{api_keys, customers, orgs, pools};
 use chrono::{DateTime, TimeDelta, Utc};

@@ -107,7 +107,7 @@ pub struct NewExchange<'a> {
     /// The price, debited from the customer's balance.
     pub points: i64,
     /// The ledger entry's reason.
-    pub reason: &'a str,
+    pub reason: String,
     pub now: DateTime<Utc>,
     pub keyed: &'a Keyed,
     /// The receipt stored for retries, without what writing the exchange decides: its
@@ -176,7 +176,7 @@ pub async fn exchange<C: ConnectionTrait>(
         e.product_id.into(),
         e.points.into(),
         (-e.points).into(),
-        e.reason.into(),
+        e.reason.as_str().into(),
         e.now.into(),
         EventKind::Issue.as_str().into(),
         e.keyed.operation.into(),
@@ -339,7 +339,7 @@ async fn record_stepwise<C: ConnectionTrait>(
         org_id: e.org_id,
         customer_id: e.customer_id,
         delta: -e.points,
-        reason: e.reason,
+        reason: &e.reason,
         reference: Some(&reference),
         idempotency_key: &reference,
     };

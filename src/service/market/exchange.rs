@@ -34,7 +34,7 @@ use crate::{
         self,
         idempotency::Keyed,
         issuance::Stamp,
-        market::{Code, Exchanged, NewExchange},
+        market::{Code, Exchanged, NewExchange, RecordedExchange},
     },
 };
 
@@ -126,55 +126,8 @@ async fn exchange_in(
     };
     let price = product.price_points;
     market::validate_delta(-price)?;
-    let exchange = NewExchange {
-        org_id: org.id,
-        product_id: product.id,
-        customer_id: customer.id,
-        points: price,
-        reason: &format!("market: {}", product.name),
-        now,
-        keyed,
-        receipt: serde_json::to_value(Receipt {
-            exchange_id: 0,
-            product_id: product.id,
-            coupon_id: 0,
-            code: String::new(),
-            expires_at: None,
-            points: price,
-            balance: 0,
-            created_at: now,
-        })
-        .map_err(Error::internal)?,
-        event: WebhookEvent::CouponIssued,
-    };
-    let claimed = Code::Claimed {
-        pool_id: pool.id,
-        stamp,
-    };
-    let (balance, coupon, recorded) = match write(txn, &exchange, claimed).await? {
-        Exchanged::Refused => return Err(points::insufficient(price)),
-        Exchanged::Recorded {
-            balance,
-            coupon,
-            recorded,
-        } => (balance, coupon, recorded),
-        Exchanged::NoCode { balance } => {
-            let coupon = mint(txn, pool, stamp).await?;
-            match write(
-                txn,
-                &exchange,
-                Code::Given {
-                    coupon: &coupon,
-                    balance,
-                },
-            )
-            .await?
-            {
-                Exchanged::Recorded { recorded, .. } => (balance, coupon, recorded),
-                _ => return Err(Error::internal("a given code was not recorded")),
-            }
-        }
-    };
+    let exchange = new_exchange(org, product, customer, keyed, now)?;
+    let (balance, coupon, recorded) = pay(txn, pool, &exchange, stamp).await?;
     issuance::announce_issued(txn, &coupon, customer, &recorded.subscribed).await?;
     Ok(Receipt {
         exchange_id: recorded.exchange_id,
@@ -186,6 +139,70 @@ async fn exchange_in(
         balance,
         created_at: now,
     })
+}
+
+/// The exchange's rows, with the receipt as far as it is known before a code is taken.
+fn new_exchange<'a>(
+    org: &orgs::Model,
+    product: &market_products::Model,
+    customer: &customers::Model,
+    keyed: &'a Keyed,
+    now: DateTime<Utc>,
+) -> Result<NewExchange<'a>> {
+    let receipt = Receipt {
+        exchange_id: 0,
+        product_id: product.id,
+        coupon_id: 0,
+        code: String::new(),
+        expires_at: None,
+        points: product.price_points,
+        balance: 0,
+        created_at: now,
+    };
+    Ok(NewExchange {
+        org_id: org.id,
+        product_id: product.id,
+        customer_id: customer.id,
+        points: product.price_points,
+        reason: format!("market: {}", product.name),
+        now,
+        keyed,
+        receipt: serde_json::to_value(receipt).map_err(Error::internal)?,
+        event: WebhookEvent::CouponIssued,
+    })
+}
+
+/// Pays and takes the pool's next code, or mints one when the pool makes codes and has none in
+/// stock, and writes the exchange: the balance after paying, the code and what was written. A
+/// balance below the price is 409 `insufficient_points`.
+async fn pay(
+    txn: &DatabaseTransaction,
+    pool: &pools::Model,
+    exchange: &NewExchange<'_>,
+    stamp: Stamp,
+) -> Result<(i64, coupons::Model, RecordedExchange)> {
+    let claimed = Code::Claimed {
+        pool_id: pool.id,
+        stamp,
+    };
+    let balance = match write(txn, exchange, claimed).await? {
+        Exchanged::Refused => return Err(points::insufficient(exchange.points)),
+        Exchanged::Recorded {
+            balance,
+            coupon,
+            recorded,
+        } => return Ok((balance, coupon, recorded)),
+        Exchanged::NoCode { balance } => balance,
+    };
+    let coupon = mint(txn, pool, stamp).await?;
+    let given = Code::Given {
+        coupon: &coupon,
+        balance,
+    };
+    match write(txn, exchange, given).await? {
+        Exchanged::Recorded { recorded, .. } => Ok((balance, coupon, recorded)),
+        _ => Err(Error::internal("a given code was not recorded")),
+    }
 }
 
 /// [`store::market::exchange`]; its unique violation is a lost race for the idempotency key.

@@ -80,7 +80,8 @@ pub async fn serve(db: &DatabaseConnection, caches: &Caches, call: Call<'_>) -> 
         other => other,
     };
     let customer = store::customers::ensure(db, org.id, &external_id).await?;
-    code_for(db, &org, &pool, &customer, &earlier, first).await
+    let take_for_new = first == First::Untried;
+    code_for(db, &org, &pool, &customer, &earlier, take_for_new).await
 }
 
 /// What the one-statement attempt at a call came to.
@@ -156,14 +157,16 @@ impl Earlier<'_> {
     }
 }
 
-/// The code an earlier call got, if this one retries it, or a new one.
+/// The code an earlier call got, if this one retries it, or a new one. `take_for_new`: the
+/// call is first taken for new ([`Issue::first_answer`]), unless the one-statement attempt
+/// was already refused or lost the race to record.
 async fn code_for(
     db: &DatabaseConnection,
     org: &orgs::Model,
     pool: &pools::Model,
     customer: &customers::Model,
     earlier: &Earlier<'_>,
-    first: First,
+    take_for_new: bool,
 ) -> Result<String> {
     let call = Issue {
         org,
@@ -185,7 +188,7 @@ async fn code_for(
     let mut fetched = issuance::prefetch(db, org, pool, customer, 1).await?;
     // A refusal may be the rules seeing the code an earlier call got (a per-customer limit,
     // an empty pool): that call's answer, if there is one, wins over it.
-    if first == First::Untried {
+    if take_for_new {
         match call.first_answer(db, &mut fetched).await {
             Err(e) if e.is_caller_error() || matches!(e, Error::RaceLost) => {}
             other => return other,

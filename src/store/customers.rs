@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use crate::store::entity::customers;
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect, Set, Statement,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect, Set,
     sea_query::{ArrayType, OnConflict, Query},
 };
 
@@ -63,59 +63,16 @@ pub async fn upsert<C: ConnectionTrait>(
 }
 
 /// Creates the customer if the org does not know it yet (a loyalty platform owns its
-/// customers and may name one we have not seen); returns it either way. On PostgreSQL the
-/// look-up and the insert are one statement, so a customer seen for the first time costs one
-/// round trip, as a known one does.
+/// customers and may name one we have not seen); returns it either way.
 pub async fn ensure<C: ConnectionTrait>(
     db: &C,
     org_id: i64,
     external_id: &str,
 ) -> Result<customers::Model, DbErr> {
-    let now = Utc::now();
-    let found = match db.get_database_backend() {
-        DbBackend::Postgres => found_or_made(db, org_id, external_id, now).await?,
-        _ => match by_external_id(db, org_id, external_id).await? {
-            Some(known) => Some(known),
-            None => insert_new(db, org_id, external_id, now).await?,
-        },
-    };
-    if let Some(customer) = found {
-        return Ok(customer);
+    if let Some(known) = by_external_id(db, org_id, external_id).await? {
+        return Ok(known);
     }
-    // A concurrent request created it between the look-up and the insert.
-    by_external_id(db, org_id, external_id)
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound(format!("customer {external_id}")))
-}
-
-/// The customer, or a new one when the statement's snapshot has none; nothing when a
-/// concurrent request inserted it after that snapshot was taken.
-async fn found_or_made<C: ConnectionTrait>(
-    db: &C,
-    org_id: i64,
-    external_id: &str,
-    now: DateTime<Utc>,
-) -> Result<Option<customers::Model>, DbErr> {
-    let statement = Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "WITH found AS (SELECT * FROM customers WHERE org_id = $1 AND external_id = $2), \
-         made AS (INSERT INTO customers (org_id, external_id, transaction_count, created_at, updated_at) \
-           SELECT $1, $2, 0, $3, $3 WHERE NOT EXISTS (SELECT 1 FROM found) \
-           ON CONFLICT (org_id, external_id) DO NOTHING RETURNING *) \
-         SELECT * FROM found UNION ALL SELECT * FROM made",
-        [org_id.into(), external_id.into(), now.into()],
-    );
-    let row = db.query_one_raw(statement).await?;
-    row.map(|r| customers::Model::from_query_result(&r, ""))
-        .transpose()
-}
-
-async fn insert_new<C: ConnectionTrait>(
-    db: &C,
-    org_id: i64,
-    external_id: &str,
-    now: DateTime<Utc>,
-) -> Result<Option<customers::Model>, DbErr> {
+    let now = Utc::now();
     let mut insert = Query::insert();
     insert
         .into_table(customers::Entity)
@@ -139,9 +96,13 @@ async fn insert_new<C: ConnectionTrait>(
                 .to_owned(),
         )
         .returning_all();
-    let row = db.query_one(&insert).await?;
-    row.map(|r| customers::Model::from_query_result(&r, ""))
-        .transpose()
+    if let Some(row) = db.query_one(&insert).await? {
+        return customers::Model::from_query_result(&row, "");
+    }
+    // A concurrent request created it between the look-up and the insert.
+    by_external_id(db, org_id, external_id)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("customer {external_id}")))
 }
 
 /// The org's customer with this coupond user id.
